@@ -1,0 +1,142 @@
+namespace RenderFarm.Contracts;
+
+/// <summary>A worker began rendering an item attempt.</summary>
+/// <param name="ItemId">The item.</param>
+/// <param name="JobId">Its job.</param>
+/// <param name="Attempt">Which attempt started.</param>
+/// <param name="WorkerId">The worker now holding the item's lease.</param>
+/// <param name="StartedAt">Worker clock at start.</param>
+public sealed record ItemStarted(
+    Guid ItemId,
+    Guid JobId,
+    int Attempt,
+    string WorkerId,
+    DateTimeOffset StartedAt)
+{
+    public const string WireName = MessageNames.ItemStarted;
+}
+
+/// <summary>A denoising step finished. Workers rate-limit these; consumers must not expect every step.</summary>
+/// <param name="ItemId">The item.</param>
+/// <param name="JobId">Its job.</param>
+/// <param name="Attempt">The attempt reporting.</param>
+/// <param name="Step">Steps done, 1-based.</param>
+/// <param name="TotalSteps">Steps in all.</param>
+/// <param name="PreviewKey">Artifact key of a low-resolution preview, when the worker made one.</param>
+/// <param name="Timestamp">Worker clock when the step finished.</param>
+public sealed record ItemProgressed(
+    Guid ItemId,
+    Guid JobId,
+    int Attempt,
+    int Step,
+    int TotalSteps,
+    string? PreviewKey,
+    DateTimeOffset Timestamp)
+{
+    public const string WireName = MessageNames.ItemProgressed;
+}
+
+/// <summary>An item's image is in the artifact store. Sent only after the upload succeeded.</summary>
+/// <param name="ItemId">The item.</param>
+/// <param name="JobId">Its job.</param>
+/// <param name="Attempt">The attempt that rendered it; with ItemId, the idempotency key.</param>
+/// <param name="ArtifactKey">Where the PNG is.</param>
+/// <param name="WorkerId">Who rendered it.</param>
+/// <param name="Elapsed">Time from start to upload.</param>
+public sealed record ItemRendered(
+    Guid ItemId,
+    Guid JobId,
+    int Attempt,
+    string ArtifactKey,
+    string WorkerId,
+    TimeSpan Elapsed)
+{
+    public const string WireName = MessageNames.ItemRendered;
+}
+
+/// <summary>An item attempt failed.</summary>
+/// <param name="ItemId">The item.</param>
+/// <param name="JobId">Its job.</param>
+/// <param name="Attempt">The attempt that failed.</param>
+/// <param name="WorkerId">Who tried.</param>
+/// <param name="Reason">What went wrong, fit to show a user.</param>
+/// <param name="Retryable">
+/// False when another attempt would fail the same way (bad input, model missing everywhere);
+/// true for faults of the moment (out of memory, device lost, storage unavailable).
+/// </param>
+public sealed record ItemFailed(
+    Guid ItemId,
+    Guid JobId,
+    int Attempt,
+    string WorkerId,
+    string Reason,
+    bool Retryable)
+{
+    public const string WireName = MessageNames.ItemFailed;
+}
+
+/// <summary>A job was canceled; its unfinished items will not be rendered.</summary>
+/// <param name="JobId">The job.</param>
+/// <param name="CanceledAt">When the coordinator recorded it.</param>
+/// <param name="Reason">Why, when the client said.</param>
+public sealed record JobCanceled(
+    Guid JobId,
+    DateTimeOffset CanceledAt,
+    string? Reason)
+{
+    public const string WireName = MessageNames.JobCanceled;
+}
+
+/// <summary>
+/// What a worker is and what it is doing, sent on a fixed interval. The coordinator places work from it and
+/// renews the leases of the current items; a worker that stops sending loses its leases.
+/// </summary>
+/// <param name="WorkerId">Stable identity of the worker process.</param>
+/// <param name="Host">Machine name.</param>
+/// <param name="DeviceName">Accelerator name (e.g. NVIDIA H100), or CPU.</param>
+/// <param name="MemoryTotalBytes">Device memory in all (see <see cref="PlacementProperties.MemoryTotalBytes"/>).</param>
+/// <param name="MemoryFreeBytes">Device memory free now (see <see cref="PlacementProperties.MemoryFreeBytes"/>).</param>
+/// <param name="MemoryBudgetBytes">Device memory the engine may use (see <see cref="PlacementProperties.MemoryBudgetBytes"/>).</param>
+/// <param name="ExecutionProviders">ONNX Runtime providers available.</param>
+/// <param name="LoadedModels">Models loaded now; placement prefers these workers.</param>
+/// <param name="CurrentItemIds">Items being rendered; their leases are renewed by this heartbeat.</param>
+/// <param name="State">Where the worker is in its life cycle.</param>
+/// <param name="Strategy">The engine's memory strategy in force (e.g. full residency or sequential offload).</param>
+/// <param name="Pool">Pool the worker serves (see <see cref="PlacementProperties.Pool"/>).</param>
+/// <param name="Timestamp">Worker clock when sent.</param>
+public sealed record WorkerHeartbeat(
+    string WorkerId,
+    string Host,
+    string DeviceName,
+    long MemoryTotalBytes,
+    long MemoryFreeBytes,
+    long MemoryBudgetBytes,
+    IReadOnlyList<string> ExecutionProviders,
+    IReadOnlyList<string> LoadedModels,
+    IReadOnlyList<Guid> CurrentItemIds,
+    WorkerState State,
+    string Strategy,
+    string Pool,
+    DateTimeOffset Timestamp)
+{
+    public const string WireName = MessageNames.WorkerHeartbeat;
+}
+
+/// <summary>
+/// A worker's life cycle as it reports it. The numeric values are wire format (serializers may write either
+/// names or numbers), so members are never renumbered; a test pins them.
+/// </summary>
+public enum WorkerState
+{
+    /// <summary>Probing the device and loading its first model; takes no work yet.</summary>
+    Starting = 0,
+
+    /// <summary>Ready and rendering nothing.</summary>
+    Idle = 1,
+
+    /// <summary>Rendering; may still take work if its memory budget allows.</summary>
+    Busy = 2,
+
+    /// <summary>Finishing current items and taking no new ones, before shutdown.</summary>
+    Draining = 3,
+}

@@ -1,0 +1,80 @@
+namespace RenderFarm.Domain.Requests;
+
+/// <summary>
+/// A job as the client asked for it (the body of <c>POST /v1/jobs</c>, the CLI's flags). Raw input: nothing
+/// here is trusted until <see cref="JobRequestValidator"/> has passed it. Property names map one to one onto
+/// the camelCase JSON fields that validation errors name.
+/// </summary>
+public sealed record JobRequest
+{
+    public required string Prompt { get; init; }
+
+    public string? NegativePrompt { get; init; }
+
+    public required int Width { get; init; }
+
+    public required int Height { get; init; }
+
+    public required int Steps { get; init; }
+
+    public required double GuidanceScale { get; init; }
+
+    public required string Sampler { get; init; }
+
+    /// <summary>Seed of item 0; item i uses Seed + i unless the sweep names seeds. Null: the host picks one.</summary>
+    public long? Seed { get; init; }
+
+    /// <summary>Images per sweep combination (or in total, without a sweep). Null means 1.</summary>
+    public int? Count { get; init; }
+
+    /// <summary>Model name; null means the host's default model.</summary>
+    public string? Model { get; init; }
+
+    /// <summary>One of <see cref="Contracts.RenderModes"/>; null means txt2img.</summary>
+    public string? Mode { get; init; }
+
+    /// <summary>Artifact key of the init image (img2img, inpaint).</summary>
+    public string? InitImage { get; init; }
+
+    /// <summary>Artifact key of the mask (inpaint).</summary>
+    public string? Mask { get; init; }
+
+    /// <summary>How much of the init image is replaced, in (0, 1]; null means <see cref="GenerationDefaults.Strength"/>.</summary>
+    public double? Strength { get; init; }
+
+    public SweepRequest? Sweep { get; init; }
+
+    /// <summary>Higher runs first; null means <see cref="GenerationDefaults.Priority"/>.</summary>
+    public int? Priority { get; init; }
+}
+
+/// <summary>
+/// Axes of a parameter sweep. Each axis that is given replaces the single value of the request; the job
+/// renders the cross product of all axes (times <see cref="JobRequest.Count"/>).
+/// </summary>
+public sealed record SweepRequest
+{
+    public IReadOnlyList<string>? Prompts { get; init; }
+
+    /// <summary>Explicit seeds; when given, they replace the Seed + i rule.</summary>
+    public IReadOnlyList<long>? Seeds { get; init; }
+
+    public IReadOnlyList<double>? GuidanceScales { get; init; }
+
+    public IReadOnlyList<int>? Steps { get; init; }
+
+    public IReadOnlyList<string>? Samplers { get; init; }
+}
+
+/// <summary>Values used where the request leaves a field out.</summary>
+public static class GenerationDefaults
+{
+    public const int Count = 1;
+
+    public const string Mode = Contracts.RenderModes.Txt2Img;
+
+    // diffusers' img2img default: enough change to matter, enough of the init image to recognise it.
+    public const double Strength = 0.8;
+
+    public const int Priority = 0;
+}

@@ -1,0 +1,350 @@
+using System.Globalization;
+using RenderFarm.Contracts;
+using RenderFarm.Domain.Items;
+
+namespace RenderFarm.Domain.Requests;
+
+/// <summary>
+/// The one set of rules every job passes before it is accepted, whether it came from the HTTP API, the CLI
+/// or a host driving the engine directly. Pure: the host supplies the limits and the models it can serve.
+/// </summary>
+/// <remarks>
+/// Every rule runs (no stopping at the first error) so a client sees all its mistakes at once. Sweep axes are
+/// validated entry by entry and the item count is computed arithmetically, so a million-item sweep costs
+/// the length of its axes, not the size of its cross product.
+/// </remarks>
+public sealed class JobRequestValidator
+{
+    /// <summary>Bad entries reported per sweep axis; past this a summary stands for the rest, so a hostile request cannot make a huge response.</summary>
+    public const int MaxErrorsPerAxis = 10;
+
+    private readonly ValidationLimits _limits;
+    private readonly IReadOnlySet<string>? _knownModels;
+
+    /// <param name="limits">Bounds to enforce; null means <see cref="ValidationLimits.Default"/>.</param>
+    /// <param name="knownModels">Models the farm can serve; null skips the check (e.g. the CLI before it has asked a coordinator).</param>
+    public JobRequestValidator(ValidationLimits? limits = null, IReadOnlySet<string>? knownModels = null)
+    {
+        _limits = limits ?? ValidationLimits.Default;
+        _knownModels = knownModels;
+    }
+
+    public ValidationLimits Limits => _limits;
+
+    /// <summary>Checks every rule and returns the broken ones; an empty list means the request is valid.</summary>
+    public IReadOnlyList<ValidationError> Validate(JobRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        var errors = new List<ValidationError>();
+
+        ValidatePrompt(errors, "prompt", request.Prompt, required: true);
+        ValidatePrompt(errors, "negativePrompt", request.NegativePrompt, required: false);
+        ValidateSize(errors, request.Width, request.Height);
+        ValidateSteps(errors, "steps", request.Steps);
+        ValidateGuidance(errors, "guidanceScale", request.GuidanceScale);
+        ValidateSampler(errors, "sampler", request.Sampler);
+        ValidateModel(errors, request.Model);
+        ValidateSeed(errors, "seed", request.Seed);
+        ValidateMode(errors, request);
+        ValidatePriority(errors, request.Priority);
+        var countValid = ValidateCount(errors, request);
+        var sweepValid = ValidateSweep(errors, request.Sweep);
+
+        if (countValid && sweepValid)
+        {
+            ValidateItemTotal(errors, request);
+        }
+
+        return errors;
+    }
+
+    /// <summary>True when <see cref="Validate"/> finds nothing wrong.</summary>
+    public bool IsValid(JobRequest request) => Validate(request).Count == 0;
+
+    private void ValidatePrompt(List<ValidationError> errors, string field, string? prompt, bool required)
+    {
+        if (prompt is null || string.IsNullOrWhiteSpace(prompt))
+        {
+            if (required)
+            {
+                errors.Add(new(field, $"{field} is required: describe the image to render."));
+            }
+            else if (prompt is not null && prompt.Length > 0)
+            {
+                errors.Add(new(field, $"{field} is only whitespace: remove it or write what the image should avoid."));
+            }
+
+            return;
+        }
+
+        if (prompt.Length > _limits.MaxPromptLength)
+        {
+            errors.Add(new(field, string.Create(CultureInfo.InvariantCulture,
+                $"{field} is {prompt.Length} characters long; shorten it to at most {_limits.MaxPromptLength} characters (the text encoder reads only the first 77 tokens anyway).")));
+        }
+    }
+
+    private void ValidateSize(List<ValidationError> errors, int width, int height)
+    {
+        var widthOk = ValidateDimension(errors, "width", width);
+        var heightOk = ValidateDimension(errors, "height", height);
+        if (!widthOk || !heightOk)
+        {
+            return;
+        }
+
+        var pixels = (long)width * height;
+        if (pixels > _limits.MaxPixels)
+        {
+            errors.Add(new("width", string.Create(CultureInfo.InvariantCulture,
+                $"width × height is {width}×{height} = {pixels} pixels, over the limit of {_limits.MaxPixels}; reduce width or height (e.g. {MaxSquareSide()}×{MaxSquareSide()}).")));
+        }
+    }
+
+    private int MaxSquareSide()
+    {
+        var side = (long)Math.Sqrt(_limits.MaxPixels);
+        return (int)Math.Max(ValidationLimits.MinDimension, side / ValidationLimits.DimensionMultiple * ValidationLimits.DimensionMultiple);
+    }
+
+    private static bool ValidateDimension(List<ValidationError> errors, string field, int value)
+    {
+        if (value < ValidationLimits.MinDimension)
+        {
+            errors.Add(new(field, string.Create(CultureInfo.InvariantCulture,
+                $"{field} is {value}; use at least {ValidationLimits.MinDimension} pixels.")));
+            return false;
+        }
+
+        if (value % ValidationLimits.DimensionMultiple != 0)
+        {
+            var down = value / ValidationLimits.DimensionMultiple * ValidationLimits.DimensionMultiple;
+            errors.Add(new(field, string.Create(CultureInfo.InvariantCulture,
+                $"{field} is {value}, not a multiple of {ValidationLimits.DimensionMultiple}; use {down} or {down + ValidationLimits.DimensionMultiple}.")));
+            return false;
+        }
+
+        return true;
+    }
+
+    private static void ValidateSteps(List<ValidationError> errors, string field, int steps)
+    {
+        if (steps is < ValidationLimits.MinSteps or > ValidationLimits.MaxSteps)
+        {
+            errors.Add(new(field, string.Create(CultureInfo.InvariantCulture,
+                $"{field} is {steps}; use between {ValidationLimits.MinSteps} and {ValidationLimits.MaxSteps} (20–50 is typical).")));
+        }
+    }
+
+    private static void ValidateGuidance(List<ValidationError> errors, string field, double guidance)
+    {
+        if (!double.IsFinite(guidance))
+        {
+            errors.Add(new(field, string.Create(CultureInfo.InvariantCulture,
+                $"{field} is not a finite number; use a value between {ValidationLimits.MinGuidanceScale} and {ValidationLimits.MaxGuidanceScale} (7.5 is typical).")));
+        }
+        else if (guidance is < ValidationLimits.MinGuidanceScale or > ValidationLimits.MaxGuidanceScale)
+        {
+            errors.Add(new(field, string.Create(CultureInfo.InvariantCulture,
+                $"{field} is {guidance}; use a value between {ValidationLimits.MinGuidanceScale} and {ValidationLimits.MaxGuidanceScale} (7.5 is typical; above ~30 images burn out).")));
+        }
+    }
+
+    private static void ValidateSampler(List<ValidationError> errors, string field, string? sampler)
+    {
+        if (!KnownSamplers.Contains(sampler))
+        {
+            errors.Add(new(field, $"{field} '{sampler}' is not a known sampler; use one of: {string.Join(", ", KnownSamplers.All)}."));
+        }
+    }
+
+    private void ValidateModel(List<ValidationError> errors, string? model)
+    {
+        if (model is null)
+        {
+            return;
+        }
+
+        if (string.IsNullOrWhiteSpace(model))
+        {
+            errors.Add(new("model", "model is empty; name a model or leave the field out to use the default model."));
+        }
+        else if (_knownModels is not null && !_knownModels.Contains(model))
+        {
+            var known = _knownModels.Count == 0 ? "(none installed)" : string.Join(", ", _knownModels.Order(StringComparer.Ordinal));
+            errors.Add(new("model", $"model '{model}' is not available; use one of: {known}, or leave the field out to use the default model."));
+        }
+    }
+
+    private static void ValidateSeed(List<ValidationError> errors, string field, long? seed)
+    {
+        if (seed is < 0)
+        {
+            errors.Add(new(field, string.Create(CultureInfo.InvariantCulture,
+                $"{field} is {seed}; use a seed between 0 and {ValidationLimits.MaxSeed}, or leave it out for a random one.")));
+        }
+        else if (seed > ValidationLimits.MaxSeed)
+        {
+            errors.Add(new(field, string.Create(CultureInfo.InvariantCulture,
+                $"{field} is {seed}, larger than JSON clients can carry exactly; use a seed between 0 and {ValidationLimits.MaxSeed}.")));
+        }
+    }
+
+    private static void ValidateMode(List<ValidationError> errors, JobRequest request)
+    {
+        var mode = request.Mode ?? GenerationDefaults.Mode;
+        if (!RenderModes.All.Contains(mode, StringComparer.Ordinal))
+        {
+            errors.Add(new("mode", $"mode '{mode}' is not known; use one of: {string.Join(", ", RenderModes.All)}."));
+            return;
+        }
+
+        var usesInitImage = mode is RenderModes.Img2Img or RenderModes.Inpaint;
+        if (usesInitImage)
+        {
+            if (string.IsNullOrWhiteSpace(request.InitImage))
+            {
+                errors.Add(new("initImage", $"initImage is required for mode {mode}; upload the image and pass its artifact key."));
+            }
+
+            if (request.Strength is { } strength && !(double.IsFinite(strength) && strength > 0 && strength <= 1))
+            {
+                errors.Add(new("strength", string.Create(CultureInfo.InvariantCulture,
+                    $"strength is {strength}; use a value greater than 0 and at most 1 (0.8 keeps the composition; 1 replaces the image entirely).")));
+            }
+        }
+        else
+        {
+            if (request.InitImage is not null)
+            {
+                errors.Add(new("initImage", $"initImage is only used by {RenderModes.Img2Img} and {RenderModes.Inpaint}; remove it or set mode."));
+            }
+
+            if (request.Strength is not null)
+            {
+                errors.Add(new("strength", $"strength is only used by {RenderModes.Img2Img} and {RenderModes.Inpaint}; remove it or set mode."));
+            }
+        }
+
+        if (mode == RenderModes.Inpaint)
+        {
+            if (string.IsNullOrWhiteSpace(request.Mask))
+            {
+                errors.Add(new("mask", "mask is required for mode inpaint; upload a mask (white = repaint) and pass its artifact key."));
+            }
+        }
+        else if (request.Mask is not null)
+        {
+            errors.Add(new("mask", $"mask is only used by {RenderModes.Inpaint}; remove it or set mode to {RenderModes.Inpaint}."));
+        }
+    }
+
+    private static void ValidatePriority(List<ValidationError> errors, int? priority)
+    {
+        if (priority is < ValidationLimits.MinPriority or > ValidationLimits.MaxPriority)
+        {
+            errors.Add(new("priority", string.Create(CultureInfo.InvariantCulture,
+                $"priority is {priority}; use a value between {ValidationLimits.MinPriority} and {ValidationLimits.MaxPriority} (higher runs first).")));
+        }
+    }
+
+    private bool ValidateCount(List<ValidationError> errors, JobRequest request)
+    {
+        if (request.Count is not { } count)
+        {
+            return true;
+        }
+
+        if (count < 1)
+        {
+            errors.Add(new("count", string.Create(CultureInfo.InvariantCulture,
+                $"count is {count}; use at least 1, or leave it out for one image.")));
+            return false;
+        }
+
+        if (count > _limits.MaxCount)
+        {
+            errors.Add(new("count", string.Create(CultureInfo.InvariantCulture,
+                $"count is {count}, over the limit of {_limits.MaxCount}; lower it, or use a sweep over seeds for larger batches.")));
+            return false;
+        }
+
+        if (count > 1 && request.Sweep?.Seeds is not null)
+        {
+            // Explicit seeds make every repetition byte-identical, so a count on top would only render duplicates.
+            errors.Add(new("count", "count cannot be combined with sweep.seeds (each repeat would render the same image); remove count or list more seeds."));
+            return false;
+        }
+
+        return true;
+    }
+
+    private bool ValidateSweep(List<ValidationError> errors, SweepRequest? sweep)
+    {
+        if (sweep is null)
+        {
+            return true;
+        }
+
+        var before = errors.Count;
+        ValidateAxis(errors, "sweep.prompts", sweep.Prompts, (field, p) => ValidatePrompt(errors, field, p, required: true));
+        ValidateAxis(errors, "sweep.seeds", sweep.Seeds, (field, s) => ValidateSeed(errors, field, s));
+        ValidateAxis(errors, "sweep.guidanceScales", sweep.GuidanceScales, (field, g) => ValidateGuidance(errors, field, g));
+        ValidateAxis(errors, "sweep.steps", sweep.Steps, (field, s) => ValidateSteps(errors, field, s));
+        ValidateAxis(errors, "sweep.samplers", sweep.Samplers, (field, s) => ValidateSampler(errors, field, s));
+        return errors.Count == before;
+    }
+
+    private static void ValidateAxis<T>(List<ValidationError> errors, string field, IReadOnlyList<T>? values, Action<string, T> validateEntry)
+    {
+        if (values is null)
+        {
+            return;
+        }
+
+        if (values.Count == 0)
+        {
+            errors.Add(new(field, $"{field} is empty, which would render nothing; list at least one value or leave the field out."));
+            return;
+        }
+
+        var bad = 0;
+        for (var i = 0; i < values.Count; i++)
+        {
+            var before = errors.Count;
+            validateEntry(string.Create(CultureInfo.InvariantCulture, $"{field}[{i}]"), values[i]);
+            if (errors.Count == before)
+            {
+                continue;
+            }
+
+            bad++;
+            if (bad == MaxErrorsPerAxis)
+            {
+                errors.Add(new(field, string.Create(CultureInfo.InvariantCulture,
+                    $"{field} has more bad entries after index {i}; fix the ones listed and check the rest the same way.")));
+                return;
+            }
+        }
+    }
+
+    private void ValidateItemTotal(List<ValidationError> errors, JobRequest request)
+    {
+        var total = SweepExpansion.CountItems(request);
+        var field = request.Sweep is null ? "count" : "sweep";
+        if (total > _limits.MaxSweepItems)
+        {
+            errors.Add(new(field, string.Create(CultureInfo.InvariantCulture,
+                $"the job expands into {(total == long.MaxValue ? "more than 2^63" : total.ToString(CultureInfo.InvariantCulture))} items, over the limit of {_limits.MaxSweepItems}; shorten the sweep axes (or count) or split the job.")));
+            return;
+        }
+
+        // Implicit seeds run from seed to seed + total − 1; the last one must still be a valid seed.
+        if (request.Sweep?.Seeds is null && request.Seed is { } seed and >= 0 and <= ValidationLimits.MaxSeed
+            && seed > ValidationLimits.MaxSeed - (total - 1))
+        {
+            errors.Add(new("seed", string.Create(CultureInfo.InvariantCulture,
+                $"seed {seed} plus {total} items passes the largest seed {ValidationLimits.MaxSeed}; use a seed of at most {ValidationLimits.MaxSeed - (total - 1)}.")));
+        }
+    }
+}
