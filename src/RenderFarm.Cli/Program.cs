@@ -1,1 +1,4 @@
-namespace RenderFarm.Cli; internal static class Program { private static int Main() => 0; }
+using System.CommandLine;
+using RenderFarm.Cli;
+
+return await CliApp.Create().Parse(args).InvokeAsync(new InvocationConfiguration(), CancellationToken.None);

@@ -1,0 +1,47 @@
+using Microsoft.ML.OnnxRuntime;
+
+namespace RenderFarm.Diffusion.Models;
+
+/// <summary>Which execution provider runs the sessions.</summary>
+public enum ExecutionProviderPreference
+{
+    /// <summary>CUDA when the native runtime offers it, CPU otherwise.</summary>
+    Auto,
+    Cpu,
+    /// <summary>CUDA or fail: for workers that must not silently fall back to a CPU that is 100× slower.</summary>
+    Cuda,
+}
+
+/// <summary>How the engine creates ONNX Runtime sessions.</summary>
+public sealed record ExecutionOptions
+{
+    public ExecutionProviderPreference Provider { get; init; } = ExecutionProviderPreference.Auto;
+    public int CudaDeviceId { get; init; }
+    /// <summary>Intra-op threads per session; 0 lets ONNX Runtime use every core.</summary>
+    public int IntraOpThreads { get; init; }
+
+    public static ExecutionOptions Default { get; } = new();
+}
+
+/// <summary>What the native runtime in this process can actually run.</summary>
+public static class ExecutionProviders
+{
+    public const string Cpu = "CPUExecutionProvider";
+    public const string Cuda = "CUDAExecutionProvider";
+
+    /// <summary>Providers of the loaded native build (the CPU package lists only the CPU provider).</summary>
+    public static IReadOnlyList<string> Available { get; } = OrtEnv.Instance().GetAvailableProviders();
+
+    public static bool CudaAvailable => Available.Contains(Cuda);
+
+    /// <summary>The provider a session will use for <paramref name="preference"/>, or an error naming the fix.</summary>
+    public static string Resolve(ExecutionProviderPreference preference) => preference switch
+    {
+        ExecutionProviderPreference.Cpu => Cpu,
+        ExecutionProviderPreference.Auto => CudaAvailable ? Cuda : Cpu,
+        ExecutionProviderPreference.Cuda when CudaAvailable => Cuda,
+        _ => throw new InvalidOperationException(
+            "CUDA was requested but this ONNX Runtime build offers only " + string.Join(", ", Available) +
+            ". Build the worker with -p:OrtFlavor=Gpu (the CUDA image does) or choose the CPU provider."),
+    };
+}

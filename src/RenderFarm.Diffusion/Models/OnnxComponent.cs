@@ -1,0 +1,131 @@
+using Microsoft.ML.OnnxRuntime;
+using Microsoft.ML.OnnxRuntime.Tensors;
+
+namespace RenderFarm.Diffusion.Models;
+
+/// <summary>
+/// One ONNX model file (text encoder, UNet, VAE half) with an explicit session lifetime: a memory policy decides when
+/// it is loaded and released, so sessions are never created behind the policy's back.
+/// </summary>
+public sealed class OnnxComponent : IDisposable
+{
+    private readonly ExecutionOptions _options;
+    private readonly IReadOnlyList<TensorRequirement> _inputs;
+    private readonly IReadOnlyList<TensorRequirement> _outputs;
+    private InferenceSession? _session;
+
+    public OnnxComponent(string path, ExecutionOptions options, IReadOnlyList<TensorRequirement> inputs, IReadOnlyList<TensorRequirement> outputs)
+    {
+        Path = path;
+        _options = options;
+        _inputs = inputs;
+        _outputs = outputs;
+    }
+
+    public string Path { get; }
+    public bool IsLoaded => _session is not null;
+    /// <summary>The provider the session runs on; known once loaded.</summary>
+    public string? Provider { get; private set; }
+
+    /// <summary>The loaded session; loads it on first use.</summary>
+    public InferenceSession Session => _session ?? Load();
+
+    public InferenceSession Load()
+    {
+        if (_session is not null)
+        {
+            return _session;
+        }
+
+        if (!File.Exists(Path))
+        {
+            throw new ModelFormatException($"'{Path}' does not exist. Re-export the model or point --model at a complete folder.");
+        }
+
+        var provider = ExecutionProviders.Resolve(_options.Provider);
+        using var sessionOptions = new SessionOptions
+        {
+            GraphOptimizationLevel = GraphOptimizationLevel.ORT_ENABLE_ALL,
+            ExecutionMode = ExecutionMode.ORT_SEQUENTIAL,
+            LogSeverityLevel = OrtLoggingLevel.ORT_LOGGING_LEVEL_ERROR,
+        };
+        if (_options.IntraOpThreads > 0)
+        {
+            sessionOptions.IntraOpNumThreads = _options.IntraOpThreads;
+        }
+
+        if (provider == ExecutionProviders.Cuda)
+        {
+            sessionOptions.AppendExecutionProvider_CUDA(_options.CudaDeviceId);
+        }
+
+        InferenceSession session;
+        try
+        {
+            session = new InferenceSession(Path, sessionOptions);
+        }
+        catch (OnnxRuntimeException ex)
+        {
+            throw new ModelFormatException($"ONNX Runtime cannot load '{Path}': {ex.Message}", ex);
+        }
+
+        try
+        {
+            Check(session.InputMetadata, _inputs, "input");
+            Check(session.OutputMetadata, _outputs, "output");
+        }
+        catch
+        {
+            session.Dispose();
+            throw;
+        }
+
+        Provider = provider;
+        _session = session;
+        return session;
+    }
+
+    public void Unload()
+    {
+        _session?.Dispose();
+        _session = null;
+    }
+
+    public NodeMetadata Input(string name) => Session.InputMetadata[name];
+    public NodeMetadata Output(string name) => Session.OutputMetadata[name];
+
+    public void Dispose() => Unload();
+
+    private void Check(IReadOnlyDictionary<string, NodeMetadata> actual, IReadOnlyList<TensorRequirement> required, string kind)
+    {
+        foreach (var requirement in required)
+        {
+            if (!actual.TryGetValue(requirement.Name, out var meta))
+            {
+                throw new ModelFormatException(
+                    $"'{Path}' has no {kind} '{requirement.Name}' (it has: {string.Join(", ", actual.Keys)}). " +
+                    "The engine expects the tensor names of diffusers/Optimum's ONNX export; re-export the model with that tool.");
+            }
+
+            if (!requirement.ElementTypes.Contains(meta.ElementDataType))
+            {
+                throw new ModelFormatException(
+                    $"'{Path}' {kind} '{requirement.Name}' is {meta.ElementDataType}; expected one of " +
+                    $"{string.Join(", ", requirement.ElementTypes)}.");
+            }
+
+            if (meta.Dimensions.Length != requirement.Rank)
+            {
+                throw new ModelFormatException(
+                    $"'{Path}' {kind} '{requirement.Name}' has rank {meta.Dimensions.Length}; expected rank {requirement.Rank}.");
+            }
+        }
+    }
+}
+
+/// <summary>A tensor a component must declare: its name, accepted element types and rank.</summary>
+public sealed record TensorRequirement(string Name, IReadOnlyList<TensorElementType> ElementTypes, int Rank)
+{
+    public static IReadOnlyList<TensorElementType> FloatingPoint { get; } = [TensorElementType.Float, TensorElementType.Float16];
+    public static TensorRequirement Floating(string name, int rank) => new(name, FloatingPoint, rank);
+}

@@ -1,0 +1,60 @@
+using RenderFarm.Diffusion.Imaging;
+using RenderFarm.Diffusion.Schedulers;
+
+namespace RenderFarm.Diffusion.Pipelines;
+
+public enum GenerationMode
+{
+    TextToImage,
+    ImageToImage,
+    /// <summary>img2img inside a mask; outside it the latent is re-noised from the source every step and the source pixels are kept.</summary>
+    Inpaint,
+}
+
+/// <summary>One image of a batch: its own prompt, negative prompt and seed.</summary>
+public sealed record ImageSpec(string Prompt, string NegativePrompt, ulong Seed);
+
+/// <summary>
+/// A batch of images that share size, steps, sampler and guidance, so one UNet call denoises them all.
+/// Farm-level rules (limits, allowed values) are checked by the domain before a request gets here; the engine only
+/// guards its own invariants.
+/// </summary>
+public sealed record GenerationRequest
+{
+    public required IReadOnlyList<ImageSpec> Images { get; init; }
+    public int Width { get; init; } = 512;
+    public int Height { get; init; } = 512;
+    public int Steps { get; init; } = 20;
+    public double GuidanceScale { get; init; } = 7.5;
+    public string Sampler { get; init; } = SamplerNames.EulerAncestral;
+    /// <summary>DDIM's η (0 = deterministic DDIM).</summary>
+    public double Eta { get; init; }
+    public GenerationMode Mode { get; init; } = GenerationMode.TextToImage;
+    /// <summary>Source image for img2img and inpaint; resized to Width×Height if it differs.</summary>
+    public RgbImage? InitImage { get; init; }
+    /// <summary>Inpaint mask: white (luminance ≥ 128) is repainted, black is kept.</summary>
+    public RgbImage? Mask { get; init; }
+    /// <summary>img2img/inpaint: the fraction of the schedule that is re-run (1 = start from pure noise).</summary>
+    public double Strength { get; init; } = 0.75;
+    /// <summary>Render a cheap preview every N steps (0 = never): it costs a pass over the latent.</summary>
+    public int PreviewInterval { get; init; }
+
+    /// <summary>Convenience for one prompt rendered <paramref name="count"/> times with seeds seed, seed+1, …</summary>
+    public static IReadOnlyList<ImageSpec> Seeds(string prompt, string negativePrompt, ulong seed, int count) =>
+        Enumerable.Range(0, count).Select(i => new ImageSpec(prompt, negativePrompt, seed + (ulong)i)).ToArray();
+}
+
+/// <summary>Reported once per denoising step.</summary>
+public readonly record struct GenerationProgress(int Step, int TotalSteps, RgbImage? Preview);
+
+/// <summary>One finished image with the parameters that reproduce it.</summary>
+public sealed record GeneratedImage(int Index, RgbImage Image, GenerationParameters Parameters)
+{
+    /// <summary>PNG bytes carrying <see cref="Parameters"/> in the <c>parameters</c> chunk.</summary>
+    public byte[] ToPng() => PngCodec.Encode(Image, Parameters.Format());
+}
+
+/// <summary>A prompt that did not fit CLIP's 77 tokens: what was cut.</summary>
+public sealed record PromptTruncation(int ImageIndex, bool Negative, string DroppedText);
+
+public sealed record GenerationResult(IReadOnlyList<GeneratedImage> Images, IReadOnlyList<PromptTruncation> Truncations);
