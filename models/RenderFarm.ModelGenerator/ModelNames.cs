@@ -1,0 +1,26 @@
+namespace RenderFarm.ModelGenerator;
+
+/// <summary>Tensor and dynamic-axis names of the diffusers/Optimum Stable Diffusion ONNX export, which both generated models share.</summary>
+public static class ModelNames
+{
+    public const string InputIds = "input_ids";
+    public const string LastHiddenState = "last_hidden_state";
+    public const string PoolerOutput = "pooler_output";
+    public const string Sample = "sample";
+    public const string Timestep = "timestep";
+    public const string EncoderHiddenStates = "encoder_hidden_states";
+    public const string OutSample = "out_sample";
+    public const string LatentSample = "latent_sample";
+
+    public const string Batch = "batch";
+    public const string LatentHeight = "latent_height";
+    public const string LatentWidth = "latent_width";
+    public const string ImageHeight = "image_height";
+    public const string ImageWidth = "image_width";
+
+    public const string TextEncoderFile = "text_encoder/model.onnx";
+    public const string UnetFile = "unet/model.onnx";
+    public const string VaeDecoderFile = "vae_decoder/model.onnx";
+    public const string VaeEncoderFile = "vae_encoder/model.onnx";
+    public const string ManifestFile = "renderfarm-model.json";
+}
