@@ -96,55 +96,20 @@ public sealed class StableDiffusionPipeline : IDisposable
             }
         }
 
-        var modelBatch = useGuidance ? 2 * batch : batch;
-        var stepNoise = new float[latents.Length];
-        var guided = new float[latents.Length];
-        var renoised = latentMask is null ? null : new float[latents.Length];
-        using var unet = Unet.Bind(modelBatch, latentHeight, latentWidth, hidden, hiddenWidth);
-        using var runOptions = new RunOptions();
-        using var abort = cancellationToken.Register(() => runOptions.Terminate = true);
+        var inpaint = latentMask is null ? null : new InpaintState(sourceLatents!, noise, latentMask);
+        using var loop = new DenoisingLoop(Unet, scheduler, latents, latentHeight, latentWidth, hidden, hiddenWidth, request.GuidanceScale, generators, inpaint);
+        using var abort = cancellationToken.Register(loop.Terminate);
         var total = scheduler.Timesteps.Count;
         for (var step = startIndex; step < total; step++)
         {
             cancellationToken.ThrowIfCancellationRequested();
-            var input = unet.Input.Data.AsSpan();
-            scheduler.ScaleModelInput(latents, input[..latents.Length], step);
-            if (useGuidance)
-            {
-                // Row order matches diffusers: unconditional half first, then the conditional half.
-                input[..latents.Length].CopyTo(input[latents.Length..]);
-            }
-
             try
             {
-                unet.Run(scheduler.Timesteps[step], runOptions);
+                loop.RunStep(step);
             }
             catch (OnnxRuntimeException) when (cancellationToken.IsCancellationRequested)
             {
                 throw new OperationCanceledException(cancellationToken);
-            }
-
-            ReadOnlySpan<float> prediction = unet.Output.Data;
-            if (useGuidance)
-            {
-                var uncond = prediction[..latents.Length];
-                TensorPrimitives.Subtract(prediction[latents.Length..], uncond, guided);
-                TensorPrimitives.MultiplyAdd(guided, (float)request.GuidanceScale, uncond, guided);
-                prediction = guided;
-            }
-
-            if (scheduler.NeedsNoise(step))
-            {
-                for (var i = 0; i < batch; i++)
-                {
-                    generators[i].FillNormal(stepNoise.AsSpan(i * imageLength, imageLength));
-                }
-            }
-
-            scheduler.Step(prediction, step, latents, stepNoise);
-            if (latentMask is not null)
-            {
-                KeepUnmasked(scheduler, sourceLatents!, noise, latentMask, step + 1, latents, renoised!);
             }
 
             if (progress is not null)
@@ -255,26 +220,6 @@ public sealed class StableDiffusionPipeline : IDisposable
     {
         var p = mask.Pixels.AsSpan(pixel * 3, 3);
         return (p[0] * 299 + p[1] * 587 + p[2] * 114) / 1000 >= 128;
-    }
-
-    /// <summary>
-    /// Outside the mask the latent follows the source, noised to the level the sample has just reached (the clean source
-    /// after the last step), as the reference inpainting scripts do, so the repainted region is denoised in context.
-    /// </summary>
-    private static void KeepUnmasked(IScheduler scheduler, float[] source, float[] noise, float[] mask, int nextStep, Span<float> latents, float[] renoised)
-    {
-        if (nextStep < scheduler.Timesteps.Count)
-        {
-            scheduler.AddNoise(source, noise, nextStep, renoised);
-        }
-        else
-        {
-            source.CopyTo(renoised, 0);
-        }
-
-        // latents = renoised + mask * (latents - renoised)
-        TensorPrimitives.Subtract(latents, renoised, latents);
-        TensorPrimitives.MultiplyAdd(latents, mask, renoised, latents);
     }
 
     /// <summary>Pixels outside the mask are the source's own: a VAE round trip is lossy, and users expect those pixels untouched.</summary>
