@@ -51,7 +51,7 @@ public sealed class SweepExpansion
     /// <param name="request">A request that passed validation.</param>
     /// <param name="seedIfUnset">Seed to use when the request names none; the host draws it, keeping the domain deterministic.</param>
     /// <param name="modelIfUnset">The host's default model, used when the request names none.</param>
-    /// <exception cref="ArgumentException">The request expands into no items or more than <see cref="int.MaxValue"/>² (it was not validated).</exception>
+    /// <exception cref="ArgumentException">The request expands into no items or too many to address, or its seeds leave the valid range (it was not validated).</exception>
     public static SweepExpansion For(JobRequest request, long seedIfUnset, string modelIfUnset)
     {
         ArgumentNullException.ThrowIfNull(request);
@@ -62,7 +62,25 @@ public sealed class SweepExpansion
             throw new ArgumentException("The request expands into no items or too many to address; validate it first.", nameof(request));
         }
 
-        return new SweepExpansion(request, request.Seed ?? seedIfUnset, request.Model ?? modelIfUnset);
+        var baseSeed = request.Seed ?? seedIfUnset;
+        if (request.Sweep?.Seeds is null && (baseSeed < 0 || baseSeed > MaxBaseSeed(count)))
+        {
+            throw new ArgumentOutOfRangeException(nameof(seedIfUnset), baseSeed,
+                $"Item seeds would leave 0..{ValidationLimits.MaxSeed}; draw the seed from 0..{nameof(MaxBaseSeed)}(count).");
+        }
+
+        return new SweepExpansion(request, baseSeed, request.Model ?? modelIfUnset);
+    }
+
+    /// <summary>
+    /// Largest base seed for a job of <paramref name="itemCount"/> items whose seeds follow the seed + i rule,
+    /// so the last item's seed is still at most <see cref="ValidationLimits.MaxSeed"/>. Hosts draw random
+    /// seeds from 0 to this value.
+    /// </summary>
+    public static long MaxBaseSeed(long itemCount)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(itemCount);
+        return ValidationLimits.MaxSeed - (itemCount - 1);
     }
 
     /// <summary>

@@ -37,18 +37,37 @@ public sealed class JobRequestValidator
         ArgumentNullException.ThrowIfNull(request);
         var errors = new List<ValidationError>();
 
-        ValidatePrompt(errors, "prompt", request.Prompt, required: true);
+        // A sweep axis replaces its single-valued field, so that field is only checked when no axis stands in for it;
+        // a client sweeping prompts need not invent a top-level prompt.
+        var sweep = request.Sweep;
+        if (sweep?.Prompts is null)
+        {
+            ValidatePrompt(errors, "prompt", request.Prompt, required: true);
+        }
+
         ValidatePrompt(errors, "negativePrompt", request.NegativePrompt, required: false);
         ValidateSize(errors, request.Width, request.Height);
-        ValidateSteps(errors, "steps", request.Steps);
-        ValidateGuidance(errors, "guidanceScale", request.GuidanceScale);
-        ValidateSampler(errors, "sampler", request.Sampler);
+        if (sweep?.Steps is null)
+        {
+            ValidateSteps(errors, "steps", request.Steps);
+        }
+
+        if (sweep?.GuidanceScales is null)
+        {
+            ValidateGuidance(errors, "guidanceScale", request.GuidanceScale);
+        }
+
+        if (sweep?.Samplers is null)
+        {
+            ValidateSampler(errors, "sampler", request.Sampler);
+        }
+
         ValidateModel(errors, request.Model);
         ValidateSeed(errors, "seed", request.Seed);
         ValidateMode(errors, request);
         ValidatePriority(errors, request.Priority);
         var countValid = ValidateCount(errors, request);
-        var sweepValid = ValidateSweep(errors, request.Sweep);
+        var sweepValid = ValidateSweep(errors, sweep);
 
         if (countValid && sweepValid)
         {
@@ -341,10 +360,10 @@ public sealed class JobRequestValidator
 
         // Implicit seeds run from seed to seed + total − 1; the last one must still be a valid seed.
         if (request.Sweep?.Seeds is null && request.Seed is { } seed and >= 0 and <= ValidationLimits.MaxSeed
-            && seed > ValidationLimits.MaxSeed - (total - 1))
+            && seed > SweepExpansion.MaxBaseSeed(total))
         {
             errors.Add(new("seed", string.Create(CultureInfo.InvariantCulture,
-                $"seed {seed} plus {total} items passes the largest seed {ValidationLimits.MaxSeed}; use a seed of at most {ValidationLimits.MaxSeed - (total - 1)}.")));
+                $"seed {seed} plus {total} items passes the largest seed {ValidationLimits.MaxSeed}; use a seed of at most {SweepExpansion.MaxBaseSeed(total)}.")));
         }
     }
 }

@@ -73,6 +73,20 @@ public class JobRequestValidatorTests
         Validator.Validate(request).ShouldBeEmpty();
     }
 
+    [Fact]
+    public void Sweep_axes_stand_in_for_their_single_fields()
+    {
+        var request = Valid() with
+        {
+            Prompt = null!,
+            Steps = 0,
+            GuidanceScale = double.NaN,
+            Sampler = null!,
+            Sweep = new SweepRequest { Prompts = ["a"], Steps = [20], GuidanceScales = [7], Samplers = ["lcm"] },
+        };
+        Validator.Validate(request).ShouldBeEmpty();
+    }
+
     [Theory]
     [InlineData("")]
     [InlineData("   ")]
