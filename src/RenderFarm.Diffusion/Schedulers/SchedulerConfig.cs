@@ -20,6 +20,10 @@ public sealed record SchedulerConfig
     /// <summary><c>epsilon</c> (SD 1.x) or <c>v_prediction</c> (SD 2.x 768).</summary>
     [JsonPropertyName("prediction_type")] public string PredictionType { get; init; } = "epsilon";
     [JsonPropertyName("clip_sample")] public bool ClipSample { get; init; }
+    /// <summary>LCM only: the length of the distillation schedule its timesteps are drawn from.</summary>
+    [JsonPropertyName("original_inference_steps")] public int OriginalInferenceSteps { get; init; } = 50;
+    /// <summary>LCM only: multiplies the timestep in the boundary-condition scalings c_skip and c_out.</summary>
+    [JsonPropertyName("timestep_scaling")] public double TimestepScaling { get; init; } = 10.0;
 
     /// <summary>Stable Diffusion 1.x's published scheduler configuration.</summary>
     public static SchedulerConfig StableDiffusion1 { get; } = new();
