@@ -89,6 +89,9 @@ internal sealed class GraphBuilder
         graph.Output.Add(ValueInfo(name, type, shape));
     }
 
+    /// <summary>Number of float values in <see cref="Weight"/> initializers (the model's parameters).</summary>
+    public long ParameterCount { get; private set; }
+
     public string Weight(string name, ReadOnlySpan<float> data, params long[] dims)
     {
         long count = dims.Aggregate(1L, (a, b) => a * b);
@@ -106,6 +109,7 @@ internal sealed class GraphBuilder
         };
         tensor.Dims.Add(dims);
         graph.Initializer.Add(tensor);
+        ParameterCount += count;
         return tensor.Name;
     }
 
@@ -212,9 +216,13 @@ internal sealed class GraphBuilder
         return model;
     }
 
+    /// <summary>The name <paramref name="hint"/> gets inside the current scopes, before any de-duplication.</summary>
+    public string ScopedName(string hint) =>
+        scopes.Count == 0 ? hint : string.Join('/', scopes.Reverse()) + "/" + hint;
+
     public string Unique(string hint)
     {
-        string name = scopes.Count == 0 ? hint : string.Join('/', scopes.Reverse()) + "/" + hint;
+        string name = ScopedName(hint);
         if (names.Add(name))
         {
             return name;
