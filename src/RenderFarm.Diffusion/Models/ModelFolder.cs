@@ -18,7 +18,10 @@ public sealed class ModelFolder
     }
 
     public string Root { get; }
-    /// <summary>From <c>renderfarm-model.json</c> if present, else the folder name.</summary>
+    /// <summary>
+    /// The folder's name: the identifier the farm addresses models by (API <c>model</c>, worker model cache, PNG
+    /// <c>Model:</c>), so one model has one name everywhere.
+    /// </summary>
     public string Name { get; }
     public SchedulerConfig Scheduler { get; }
     /// <summary>VAE latent scaling (0.18215 for SD 1.x/2.x); from <c>vae_decoder/config.json</c> when the export has one.</summary>
@@ -63,20 +66,7 @@ public sealed class ModelFolder
         return new ModelFolder(root, ReadName(root), ReadScheduler(root), ReadScalingFactor(root));
     }
 
-    private static string ReadName(string root)
-    {
-        var path = Path.Combine(root, "renderfarm-model.json");
-        if (File.Exists(path))
-        {
-            using var doc = ParseJson(path);
-            if (doc.RootElement.TryGetProperty("name", out var name) && name.ValueKind == JsonValueKind.String)
-            {
-                return name.GetString()!;
-            }
-        }
-
-        return Path.GetFileName(root.TrimEnd(Path.DirectorySeparatorChar));
-    }
+    private static string ReadName(string root) => Path.GetFileName(root.TrimEnd(Path.DirectorySeparatorChar));
 
     private static SchedulerConfig ReadScheduler(string root)
     {
