@@ -1,0 +1,35 @@
+namespace RenderFarm.Messaging;
+
+/// <summary>
+/// Queue names the hosts agree on. Everything else is named by <c>ConfigureEndpoints</c> from the consumer
+/// type (kebab case with the <see cref="Prefix"/>), so only queues that one host sends to and another
+/// consumes from need a constant here.
+/// </summary>
+/// <remarks>
+/// Routing in short: the coordinator <em>sends</em> <c>RenderWorkUnit</c> and <c>CancelJob</c> commands;
+/// workers <em>publish</em> events (<c>ItemStarted</c>, <c>ItemProgressed</c>, <c>ItemRendered</c>,
+/// <c>ItemFailed</c>, <c>WorkerHeartbeat</c>), which reach the coordinator's consumer endpoints through the
+/// exchanges named by <c>MessageNames</c>. Workers never need to know a coordinator queue name.
+/// </remarks>
+public static class QueueNames
+{
+    /// <summary>Prefix of every queue the farm declares, so the farm's queues stand apart on a shared broker.</summary>
+    public const string Prefix = "renderfarm";
+
+    /// <summary>
+    /// The queue every worker competes on for <c>RenderWorkUnit</c>s. A worker's render consumer is
+    /// configured on this endpoint name; the coordinator sends to <see cref="RenderAddress"/>.
+    /// </summary>
+    public const string Render = Prefix + "-render";
+
+    /// <summary>Send address of <see cref="Render"/>, transport-neutral (MassTransit's <c>queue:</c> short address).</summary>
+    public static Uri RenderAddress { get; } = QueueAddress(Render);
+
+    /// <summary>The transport-neutral send address of a queue, for <c>ISendEndpointProvider.GetSendEndpoint</c>.</summary>
+    /// <param name="queueName">A queue name, such as <see cref="Render"/>.</param>
+    public static Uri QueueAddress(string queueName)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(queueName);
+        return new Uri("queue:" + queueName);
+    }
+}
