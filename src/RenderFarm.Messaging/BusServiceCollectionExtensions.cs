@@ -8,6 +8,12 @@ namespace RenderFarm.Messaging;
 /// <summary>Registers the farm's MassTransit bus: one wiring for the coordinator, the workers and the embedded farm.</summary>
 public static class BusServiceCollectionExtensions
 {
+    /// <summary>How long a host waits for the bus to connect and bind its endpoints before start fails.</summary>
+    public static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(60);
+
+    /// <summary>How long a host waits on shutdown for consumers in flight before the bus stops regardless.</summary>
+    public static readonly TimeSpan StopTimeout = TimeSpan.FromSeconds(30);
+
     /// <summary>
     /// Adds MassTransit on the transport chosen by <see cref="BusOptions"/> (section <c>Bus</c>), with
     /// System.Text.Json envelopes whose message types and exchange names come from
@@ -33,6 +39,16 @@ public static class BusServiceCollectionExtensions
             .PostConfigure(options => options.RabbitMq ??= RabbitMqFromEnvironment(configuration))
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<BusOptions>, BusOptionsValidator>();
+
+        // A host that reports started has its endpoints bound: otherwise events published during start-up
+        // reach exchanges with no queue bound yet and are dropped. A broker that stays unreachable fails the
+        // start after StartTimeout instead of leaving a host that looks healthy and moves nothing.
+        services.AddOptions<MassTransitHostOptions>().Configure(host =>
+        {
+            host.WaitUntilStarted = true;
+            host.StartTimeout ??= StartTimeout;
+            host.StopTimeout ??= StopTimeout;
+        });
 
         // The transport decides which MassTransit registration to call, so it is read now; everything
         // else is read (and validated) from IOptions when the bus is built.
