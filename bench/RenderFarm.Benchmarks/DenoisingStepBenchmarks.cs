@@ -1,4 +1,6 @@
 using BenchmarkDotNet.Attributes;
+using BenchmarkDotNet.Configs;
+using BenchmarkDotNet.Jobs;
 using Microsoft.ML.OnnxRuntime;
 using RenderFarm.Diffusion.Models;
 using RenderFarm.Diffusion.Pipelines;
@@ -15,8 +17,7 @@ namespace RenderFarm.Benchmarks;
 /// of the same UNet on the same inputs with preallocated outputs: the difference is the engine's overhead per step.
 /// </summary>
 [MemoryDiagnoser]
-// A 1024² step of the tiny model takes tens of seconds on two cores: one invocation per iteration, few iterations.
-[SimpleJob(launchCount: 1, warmupCount: 1, iterationCount: 5, invocationCount: 1)]
+[Config(typeof(SlowStepConfig))]
 public class DenoisingStepBenchmarks
 {
     private const int Steps = 20;
@@ -91,4 +92,11 @@ public class DenoisingStepBenchmarks
         _runOptions.Dispose();
         _pipeline.Dispose();
     }
+}
+
+/// <summary>A 1024² step of the tiny model takes tens of seconds on two cores: one invocation per iteration, few iterations.</summary>
+public sealed class SlowStepConfig : ManualConfig
+{
+    public SlowStepConfig() =>
+        AddJob(Job.Default.WithLaunchCount(1).WithWarmupCount(1).WithIterationCount(5).WithInvocationCount(1).WithUnrollFactor(1));
 }
