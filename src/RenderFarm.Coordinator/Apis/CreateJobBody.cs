@@ -1,0 +1,47 @@
+namespace RenderFarm.Coordinator.Apis;
+
+/// <summary>
+/// The body of <c>POST /v1/jobs</c>: the fields of <see cref="Domain.Requests.JobRequest"/> as JSON (camelCase),
+/// all optional at the JSON level so that a missing field is reported by name like every other mistake.
+/// </summary>
+/// <param name="Prompt">Text the image should show (optional when <c>sweep.prompts</c> is given).</param>
+/// <param name="NegativePrompt">Text the image should avoid.</param>
+/// <param name="Width">Pixels, a multiple of 8.</param>
+/// <param name="Height">Pixels, a multiple of 8.</param>
+/// <param name="Steps">Denoising steps, 1..1000 (optional when <c>sweep.steps</c> is given).</param>
+/// <param name="GuidanceScale">Classifier-free guidance, 0..50 (optional when <c>sweep.guidanceScales</c> is given).</param>
+/// <param name="Sampler">Sampler name, e.g. <c>euler_a</c> (optional when <c>sweep.samplers</c> is given).</param>
+/// <param name="Seed">Seed of item 0; item i uses seed + i. Random when left out.</param>
+/// <param name="Count">Images per sweep combination; 1 when left out.</param>
+/// <param name="Model">Model name; the coordinator's default when left out.</param>
+/// <param name="Mode"><c>txt2img</c> (default), <c>img2img</c> or <c>inpaint</c>.</param>
+/// <param name="InitImage">Base64 PNG (a <c>data:image/png;base64,</c> prefix is allowed) for img2img and inpaint.</param>
+/// <param name="Mask">Base64 PNG mask (white = repaint) for inpaint.</param>
+/// <param name="Strength">How much of the init image is replaced, in (0, 1].</param>
+/// <param name="Sweep">Axes whose cross product the job renders.</param>
+/// <param name="Priority">-100..100, higher runs first.</param>
+public sealed record CreateJobBody(
+    string? Prompt = null,
+    string? NegativePrompt = null,
+    int? Width = null,
+    int? Height = null,
+    int? Steps = null,
+    double? GuidanceScale = null,
+    string? Sampler = null,
+    long? Seed = null,
+    int? Count = null,
+    string? Model = null,
+    string? Mode = null,
+    string? InitImage = null,
+    string? Mask = null,
+    double? Strength = null,
+    SweepBody? Sweep = null,
+    int? Priority = null);
+
+/// <summary>Sweep axes; each one given replaces its single-valued field.</summary>
+public sealed record SweepBody(
+    IReadOnlyList<string>? Prompts = null,
+    IReadOnlyList<long>? Seeds = null,
+    IReadOnlyList<double>? GuidanceScales = null,
+    IReadOnlyList<int>? Steps = null,
+    IReadOnlyList<string>? Samplers = null);

@@ -1,0 +1,66 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using RenderFarm.Coordinator.Monitoring;
+using RenderFarm.Storage;
+
+namespace RenderFarm.Coordinator.Apis;
+
+/// <summary><c>/v1/images</c>: rendered PNGs.</summary>
+internal static class ImagesApi
+{
+    /// <summary>Long enough to start a download on a slow link; short enough that a leaked link soon stops working.</summary>
+    public static readonly TimeSpan DownloadUrlLifetime = TimeSpan.FromMinutes(15);
+
+    public static RouteGroupBuilder MapImagesApi(this IEndpointRouteBuilder app)
+    {
+        ArgumentNullException.ThrowIfNull(app);
+        var api = app.MapGroup(CoordinatorRoutes.Images).WithTags("Images");
+        api.MapGet("/{jobId:guid}/{index:long}", GetImage)
+            .WithName("GetImage")
+            .WithSummary("Get a rendered image")
+            .WithDescription("Redirects (302) to a short-lived presigned URL when the store has URLs (S3); otherwise streams the PNG.")
+            .Produces(StatusCodes.Status200OK, contentType: "image/png")
+            .Produces(StatusCodes.Status302Found)
+            .ProducesProblem(StatusCodes.Status404NotFound);
+        return api;
+    }
+
+    public static async Task<Results<RedirectHttpResult, FileStreamHttpResult, NotFound<ProblemDetails>>> GetImage(
+        Guid jobId,
+        long index,
+        [FromServices] IMonitoringApi monitoring,
+        [FromServices] IArtifactStore store,
+        CancellationToken cancellationToken)
+    {
+        var image = await monitoring.GetImageAsync(jobId, index, cancellationToken);
+        if (image is null)
+        {
+            return TypedResults.NotFound(new ProblemDetails
+            {
+                Status = StatusCodes.Status404NotFound,
+                Title = "No such image.",
+                Detail = $"Job {jobId} has no finished image at index {index} (the job or item is unknown, or the item has not succeeded yet).",
+            });
+        }
+
+        if (await store.GetDownloadUrlAsync(image.ArtifactKey, DownloadUrlLifetime, cancellationToken) is { } url)
+        {
+            return TypedResults.Redirect(url.AbsoluteUri);
+        }
+
+        try
+        {
+            var stream = await store.OpenReadAsync(image.ArtifactKey, cancellationToken);
+            return TypedResults.Stream(stream, "image/png", fileDownloadName: $"{index:D6}.png");
+        }
+        catch (ArtifactNotFoundException)
+        {
+            return TypedResults.NotFound(new ProblemDetails
+            {
+                Status = StatusCodes.Status404NotFound,
+                Title = "Image missing from the store.",
+                Detail = $"Item {index} of job {jobId} is recorded as rendered, but the store has no object under {image.ArtifactKey}.",
+            });
+        }
+    }
+}

@@ -1,0 +1,164 @@
+using MassTransit;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using RenderFarm.Contracts;
+using RenderFarm.Coordinator.Jobs;
+using RenderFarm.Coordinator.Options;
+using RenderFarm.Coordinator.Persistence;
+using RenderFarm.Domain.States;
+using RenderFarm.Messaging;
+
+namespace RenderFarm.Coordinator.Dispatch;
+
+/// <summary>
+/// Drains the outbox onto the bus: claims a batch of due rows, sends what they describe, and deletes them in
+/// the same transaction.
+/// </summary>
+/// <remarks>
+/// Why our own outbox: MassTransit's EF outbox is not served here, and the pattern is small. State and the
+/// messages it owes commit together; a row is deleted only by the transaction that sent it. A crash after the
+/// send but before the commit sends the row again on restart (at-least-once); consumers are idempotent on
+/// (item id, attempt), so a duplicate unit costs a wasted render at worst, never a second image. On PostgreSQL
+/// the claim uses <c>FOR UPDATE SKIP LOCKED</c>, so several coordinators drain one outbox without blocking each other.
+/// </remarks>
+internal sealed partial class OutboxDispatcher(
+    IServiceScopeFactory scopes,
+    IDatabaseDialect dialect,
+    IBus bus,
+    OutboxSignal signal,
+    TimeProvider clock,
+    IOptions<OutboxDispatcherOptions> options,
+    ILogger<OutboxDispatcher> logger) : BackgroundService
+{
+    // After an error (database or broker down) wait this long, doubling to the cap, so a long outage costs a
+    // few log lines rather than a hot loop.
+    private static readonly TimeSpan ErrorBackoffInitial = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan ErrorBackoffMax = TimeSpan.FromSeconds(30);
+
+    // Ranges of one job closer than this are read with one query.
+    private const long MergeGap = 64;
+
+    private readonly OutboxDispatcherOptions _options = options.Value;
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var backoff = ErrorBackoffInitial;
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                var claimed = await DispatchBatchAsync(stoppingToken);
+                backoff = ErrorBackoffInitial;
+                if (claimed < _options.BatchSize)
+                {
+                    await signal.WaitAsync(_options.PollInterval, stoppingToken);
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                LogDispatchFailed(ex, backoff);
+                await Task.Delay(backoff, clock, stoppingToken);
+                backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, ErrorBackoffMax.Ticks));
+            }
+        }
+    }
+
+    /// <summary>Sends one batch; returns how many rows it claimed.</summary>
+    internal async Task<int> DispatchBatchAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<CoordinatorDbContext>();
+        await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
+        var rows = await dialect.ClaimOutboxAsync(db, clock.GetUtcNow().UtcDateTime, _options.BatchSize, cancellationToken);
+        if (rows.Count == 0)
+        {
+            await tx.CommitAsync(cancellationToken);
+            return 0;
+        }
+
+        var units = await BuildUnitsAsync(db, rows.Where(r => r.Kind == OutboxKind.WorkUnit).ToList(), cancellationToken);
+        if (units.Count > 0)
+        {
+            var endpoint = await bus.GetSendEndpoint(QueueNames.RenderAddress);
+            await endpoint.SendBatch(units, cancellationToken);
+        }
+
+        foreach (var cancel in rows.Where(r => r.Kind == OutboxKind.JobCanceled))
+        {
+            await bus.Publish(new JobCanceled(cancel.JobId, new DateTimeOffset(cancel.CreatedAt, TimeSpan.Zero), cancel.Payload), cancellationToken);
+        }
+
+        await tx.CommitAsync(cancellationToken);
+        LogDispatched(rows.Count, units.Count, units.Sum(u => u.Items.Count));
+        return rows.Count;
+    }
+
+    private static async Task<List<RenderWorkUnit>> BuildUnitsAsync(CoordinatorDbContext db, List<OutboxRow> rows, CancellationToken cancellationToken)
+    {
+        var units = new List<RenderWorkUnit>(rows.Count);
+        foreach (var job in rows.GroupBy(r => r.JobId))
+        {
+            var ordered = job.OrderBy(r => r.FirstIndex).ToList();
+            var items = new Dictionary<long, ItemRow>();
+            foreach (var (from, to) in MergeRanges(ordered))
+            {
+                var jobId = job.Key;
+                var page = await db.Items.AsNoTracking()
+                    .Where(i => i.JobId == jobId && i.Index >= from && i.Index < to && i.State == ItemState.Queued)
+                    .ToListAsync(cancellationToken);
+                foreach (var item in page)
+                {
+                    items[item.Index] = item;
+                }
+            }
+
+            foreach (var row in ordered)
+            {
+                var unitItems = new List<RenderItem>(row.ItemCount);
+                for (var index = row.FirstIndex; index < row.FirstIndex + row.ItemCount; index++)
+                {
+                    // Items no longer queued (canceled, or already started from an earlier send) are left out.
+                    if (items.TryGetValue(index, out var item))
+                    {
+                        unitItems.Add(ItemMessages.ToRenderItem(item));
+                    }
+                }
+
+                if (unitItems.Count > 0)
+                {
+                    units.Add(new RenderWorkUnit(Guid.CreateVersion7(), job.Key, unitItems));
+                }
+            }
+        }
+
+        return units;
+    }
+
+    private static IEnumerable<(long From, long To)> MergeRanges(List<OutboxRow> ordered)
+    {
+        var from = ordered[0].FirstIndex;
+        var to = from + ordered[0].ItemCount;
+        foreach (var row in ordered.Skip(1))
+        {
+            if (row.FirstIndex > to + MergeGap)
+            {
+                yield return (from, to);
+                from = row.FirstIndex;
+            }
+
+            to = Math.Max(to, row.FirstIndex + row.ItemCount);
+        }
+
+        yield return (from, to);
+    }
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Dispatched {Rows} outbox rows as {Units} work units ({Items} items)")]
+    private partial void LogDispatched(int rows, int units, int items);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Outbox dispatch failed; the claimed rows stay in the outbox. Retrying in {Backoff}")]
+    private partial void LogDispatchFailed(Exception exception, TimeSpan backoff);
+}

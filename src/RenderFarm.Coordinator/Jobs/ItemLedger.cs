@@ -1,0 +1,244 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using RenderFarm.Contracts;
+using RenderFarm.Coordinator.Events;
+using RenderFarm.Coordinator.Options;
+using RenderFarm.Coordinator.Persistence;
+using RenderFarm.Domain.Policies;
+using RenderFarm.Domain.States;
+
+namespace RenderFarm.Coordinator.Jobs;
+
+/// <summary>
+/// Records what workers report about items. Every change is a conditional, set-based UPDATE on the item (its
+/// expected state and attempt in the WHERE clause) plus one counter UPDATE on its job, in one transaction:
+/// a duplicate or stale report matches no row and changes nothing, which is what makes completion idempotent
+/// on (item id, attempt) without a separate dedup table.
+/// </summary>
+internal sealed class ItemLedger(
+    CoordinatorDbContext db,
+    JobEventHub hub,
+    TimeProvider clock,
+    IOptions<CoordinatorOptions> options,
+    ILogger<ItemLedger> logger)
+{
+    // A concurrent writer can move the item between our read and our conditional update; re-reading a few
+    // times settles it (the other writer's commit is what we then see).
+    private const int MaxRaces = 5;
+
+    private readonly RetryPolicy _retry = options.Value.ToRetryPolicy();
+
+    private sealed record Snapshot(Guid JobId, long Index, ItemState State, int Attempt);
+
+    public async Task StartedAsync(ItemStarted message, CancellationToken cancellationToken)
+    {
+        for (var race = 0; race < MaxRaces; race++)
+        {
+            var now = Now();
+            await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
+            var item = await ReadAsync(message.ItemId, cancellationToken);
+            if (item is null || item.Attempt != message.Attempt || item.State != ItemState.Queued)
+            {
+                // Stale attempt, a redelivery, or the item finished first (events travel on separate queues).
+                if (item is { State: ItemState.Running } && item.Attempt == message.Attempt)
+                {
+                    await db.Items.Where(i => i.Id == message.ItemId && i.State == ItemState.Running && i.Attempt == message.Attempt)
+                        .ExecuteUpdateAsync(s => s.SetProperty(i => i.HeartbeatAt, now), cancellationToken);
+                    await tx.CommitAsync(cancellationToken);
+                }
+
+                return;
+            }
+
+            var changed = await db.Items
+                .Where(i => i.Id == message.ItemId && i.State == ItemState.Queued && i.Attempt == message.Attempt)
+                .ExecuteUpdateAsync(s => s
+                    .SetProperty(i => i.State, ItemState.Running)
+                    .SetProperty(i => i.WorkerId, message.WorkerId)
+                    .SetProperty(i => i.StartedAt, now)
+                    .SetProperty(i => i.HeartbeatAt, now)
+                    .SetProperty(i => i.StepsDone, 0), cancellationToken);
+            if (changed == 0)
+            {
+                continue;
+            }
+
+            await JobCounters.MoveAsync(db, item.JobId, ItemState.Queued, ItemState.Running, 1, now, cancellationToken);
+            var jobState = await JobCounters.DeriveAsync(db, item.JobId, now, cancellationToken);
+            await tx.CommitAsync(cancellationToken);
+
+            hub.Publish(new JobEvent(JobEventTypes.ItemStarted, item.JobId, item.Index, message.ItemId, message.Attempt, message.WorkerId));
+            PublishJobState(item.JobId, jobState);
+            return;
+        }
+
+        logger.LogWarning("Item {ItemId} kept changing under ItemStarted; giving up on this delivery", message.ItemId);
+    }
+
+    public async Task RenderedAsync(ItemRendered message, CancellationToken cancellationToken)
+    {
+        for (var race = 0; race < MaxRaces; race++)
+        {
+            var now = Now();
+            await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
+            var item = await ReadAsync(message.ItemId, cancellationToken);
+            // A final item already has its one image or its one failure: duplicates change nothing. A success
+            // of an older attempt is still a good image (same key, same bytes), so it is taken.
+            if (item is null || ItemStateMachine.IsFinal(item.State) || message.Attempt > item.Attempt)
+            {
+                return;
+            }
+
+            var from = item.State;
+            var attempt = item.Attempt;
+            var changed = await db.Items
+                .Where(i => i.Id == message.ItemId && i.State == from && i.Attempt == attempt)
+                .ExecuteUpdateAsync(s => s
+                    .SetProperty(i => i.State, ItemState.Succeeded)
+                    .SetProperty(i => i.ArtifactKey, message.ArtifactKey)
+                    .SetProperty(i => i.WorkerId, message.WorkerId)
+                    .SetProperty(i => i.FinishedAt, now)
+                    .SetProperty(i => i.RetryAt, (DateTime?)null)
+                    .SetProperty(i => i.Error, (string?)null)
+                    .SetProperty(i => i.StepsDone, i => i.Steps), cancellationToken);
+            if (changed == 0)
+            {
+                continue;
+            }
+
+            await JobCounters.MoveAsync(db, item.JobId, from, ItemState.Succeeded, 1, now, cancellationToken);
+            var jobState = await JobCounters.DeriveAsync(db, item.JobId, now, cancellationToken);
+            await tx.CommitAsync(cancellationToken);
+
+            hub.Publish(new JobEvent(JobEventTypes.ItemDone, item.JobId, item.Index, message.ItemId, message.Attempt, message.WorkerId,
+                Url: CoordinatorRoutes.ImageUrl(item.JobId, item.Index)));
+            PublishJobState(item.JobId, jobState);
+            return;
+        }
+
+        logger.LogWarning("Item {ItemId} kept changing under ItemRendered; giving up on this delivery", message.ItemId);
+    }
+
+    public async Task FailedAsync(ItemFailed message, CancellationToken cancellationToken)
+    {
+        for (var race = 0; race < MaxRaces; race++)
+        {
+            var now = Now();
+            await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
+            var item = await ReadAsync(message.ItemId, cancellationToken);
+            if (item is null || item.Attempt != message.Attempt || item.State is not (ItemState.Queued or ItemState.Running))
+            {
+                return;
+            }
+
+            var from = item.State;
+            var to = _retry.StateAfterFailure(message.Attempt, message.Retryable);
+            DateTime? retryAt = to == ItemState.Retrying ? _retry.RetryAt(message.Attempt, new DateTimeOffset(now)).UtcDateTime : null;
+            DateTime? finishedAt = to == ItemState.Failed ? now : null;
+            var changed = await db.Items
+                .Where(i => i.Id == message.ItemId && i.State == from && i.Attempt == message.Attempt)
+                .ExecuteUpdateAsync(s => s
+                    .SetProperty(i => i.State, to)
+                    .SetProperty(i => i.Error, message.Reason)
+                    .SetProperty(i => i.WorkerId, message.WorkerId)
+                    .SetProperty(i => i.RetryAt, retryAt)
+                    .SetProperty(i => i.HeartbeatAt, (DateTime?)null)
+                    .SetProperty(i => i.FinishedAt, finishedAt), cancellationToken);
+            if (changed == 0)
+            {
+                continue;
+            }
+
+            await JobCounters.MoveAsync(db, item.JobId, from, to, 1, now, cancellationToken);
+            var jobState = await JobCounters.DeriveAsync(db, item.JobId, now, cancellationToken);
+            await tx.CommitAsync(cancellationToken);
+
+            hub.Publish(new JobEvent(to == ItemState.Retrying ? JobEventTypes.ItemRetrying : JobEventTypes.ItemFailed,
+                item.JobId, item.Index, message.ItemId, message.Attempt, message.WorkerId, Error: message.Reason));
+            PublishJobState(item.JobId, jobState);
+            return;
+        }
+
+        logger.LogWarning("Item {ItemId} kept changing under ItemFailed; giving up on this delivery", message.ItemId);
+    }
+
+    /// <summary>Upserts the worker's row and renews the leases of the items it says it is rendering.</summary>
+    public async Task HeartbeatAsync(WorkerHeartbeat message, CancellationToken cancellationToken)
+    {
+        var now = Now();
+        List<string> providers = [.. message.ExecutionProviders];
+        List<string> models = [.. message.LoadedModels];
+        List<Guid> current = [.. message.CurrentItemIds];
+
+        for (var race = 0; race < MaxRaces; race++)
+        {
+            var updated = await db.Workers.Where(w => w.Id == message.WorkerId).ExecuteUpdateAsync(s => s
+                .SetProperty(w => w.Host, message.Host)
+                .SetProperty(w => w.DeviceName, message.DeviceName)
+                .SetProperty(w => w.MemoryTotalBytes, message.MemoryTotalBytes)
+                .SetProperty(w => w.MemoryFreeBytes, message.MemoryFreeBytes)
+                .SetProperty(w => w.MemoryBudgetBytes, message.MemoryBudgetBytes)
+                .SetProperty(w => w.ExecutionProviders, providers)
+                .SetProperty(w => w.LoadedModels, models)
+                .SetProperty(w => w.CurrentItemIds, current)
+                .SetProperty(w => w.State, message.State)
+                .SetProperty(w => w.Strategy, message.Strategy)
+                .SetProperty(w => w.Pool, message.Pool)
+                .SetProperty(w => w.LastHeartbeatAt, now), cancellationToken);
+            if (updated > 0)
+            {
+                break;
+            }
+
+            db.Workers.Add(new WorkerRow
+            {
+                Id = message.WorkerId,
+                Host = message.Host,
+                DeviceName = message.DeviceName,
+                MemoryTotalBytes = message.MemoryTotalBytes,
+                MemoryFreeBytes = message.MemoryFreeBytes,
+                MemoryBudgetBytes = message.MemoryBudgetBytes,
+                ExecutionProviders = providers,
+                LoadedModels = models,
+                CurrentItemIds = current,
+                State = message.State,
+                Strategy = message.Strategy,
+                Pool = message.Pool,
+                FirstSeenAt = now,
+                LastHeartbeatAt = now,
+            });
+            try
+            {
+                await db.SaveChangesAsync(cancellationToken);
+                break;
+            }
+            catch (DbUpdateException)
+            {
+                // Another coordinator inserted the same worker first: update its row instead.
+                db.ChangeTracker.Clear();
+            }
+        }
+
+        if (current.Count > 0)
+        {
+            var workerId = message.WorkerId;
+            await db.Items.Where(i => current.Contains(i.Id) && i.State == ItemState.Running && i.WorkerId == workerId)
+                .ExecuteUpdateAsync(s => s.SetProperty(i => i.HeartbeatAt, now), cancellationToken);
+        }
+    }
+
+    private Task<Snapshot?> ReadAsync(Guid itemId, CancellationToken cancellationToken) =>
+        db.Items.AsNoTracking().Where(i => i.Id == itemId)
+            .Select(i => new Snapshot(i.JobId, i.Index, i.State, i.Attempt))
+            .FirstOrDefaultAsync(cancellationToken);
+
+    private void PublishJobState(Guid jobId, JobState? state)
+    {
+        if (state is { } s)
+        {
+            hub.Publish(new JobEvent(JobStateMachine.IsFinal(s) ? JobEventTypes.JobDone : JobEventTypes.JobState, jobId, State: s.ToString()));
+        }
+    }
+
+    private DateTime Now() => clock.GetUtcNow().UtcDateTime;
+}

@@ -1,0 +1,252 @@
+using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using RenderFarm.Coordinator.Apis;
+using RenderFarm.Coordinator.Dispatch;
+using RenderFarm.Coordinator.Options;
+using RenderFarm.Coordinator.Persistence;
+using RenderFarm.Domain.Items;
+using RenderFarm.Domain.Requests;
+using RenderFarm.Domain.States;
+
+namespace RenderFarm.Coordinator.Jobs;
+
+/// <summary>The outcome of a submission.</summary>
+internal abstract record SubmissionResult
+{
+    private SubmissionResult()
+    {
+    }
+
+    /// <summary>Accepted (or, with <paramref name="Replayed"/>, the job an earlier request with the same key created).</summary>
+    public sealed record Accepted(Guid JobId, bool Replayed) : SubmissionResult;
+
+    /// <summary>Rejected; errors keyed by camelCase field path.</summary>
+    public sealed record Invalid(IDictionary<string, string[]> Errors) : SubmissionResult;
+
+    /// <summary>The idempotency key was used before with a different request.</summary>
+    public sealed record KeyReused(Guid JobId) : SubmissionResult;
+}
+
+/// <summary>Where init images and masks go before their job is written.</summary>
+internal interface IJobInputs
+{
+    /// <summary>Stores an uploaded PNG of a job and returns its artifact key.</summary>
+    Task<string> SaveAsync(Guid jobId, string name, byte[] png, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// Accepts a job: validates it with the domain's rules, stores its input images, and writes the job, its items
+/// and the outbox rows of its work units in one transaction. Items are written page by page straight from
+/// <see cref="SweepExpansion.Pages"/>, so a million-item sweep never sits in memory at once.
+/// </summary>
+internal sealed class JobSubmission(
+    CoordinatorDbContext db,
+    IDatabaseDialect dialect,
+    IJobInputs inputs,
+    OutboxSignal signal,
+    TimeProvider clock,
+    IOptions<CoordinatorOptions> options)
+{
+    internal static readonly JsonSerializerOptions RequestJson = new(JsonSerializerDefaults.Web);
+
+    private readonly CoordinatorOptions _options = options.Value;
+
+    public async Task<SubmissionResult> SubmitAsync(CreateJobBody body, string requestHash, string? idempotencyKey, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(body);
+        if (idempotencyKey is not null && await FindKeyAsync(idempotencyKey, requestHash, cancellationToken) is { } earlier)
+        {
+            return earlier;
+        }
+
+        var errors = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        var request = ToRequest(body, errors);
+        var knownModels = new HashSet<string>(_options.EffectiveModels, StringComparer.Ordinal);
+        var missing = errors.Keys.ToHashSet(StringComparer.Ordinal);
+        foreach (var error in new JobRequestValidator(_options.ToValidationLimits(), knownModels).Validate(request))
+        {
+            // A missing field was already reported as missing; the validator's view of its stand-in value adds nothing.
+            if (!missing.Contains(error.Field))
+            {
+                Add(errors, error.Field, error.Message);
+            }
+        }
+
+        var images = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        foreach (var (field, value) in new[] { ("initImage", request.InitImage), ("mask", request.Mask) })
+        {
+            if (value is null || errors.ContainsKey(field))
+            {
+                continue;
+            }
+
+            if (PngImage.TryDecode(value, out var png, out _, out _, out var problem))
+            {
+                images[field] = png;
+            }
+            else
+            {
+                Add(errors, field, $"{field} {problem}");
+            }
+        }
+
+        if (errors.Count > 0)
+        {
+            return new SubmissionResult.Invalid(errors.ToDictionary(e => e.Key, e => e.Value.ToArray(), StringComparer.Ordinal));
+        }
+
+        var jobId = Guid.CreateVersion7();
+        if (images.TryGetValue("initImage", out var init))
+        {
+            request = request with { InitImage = await inputs.SaveAsync(jobId, "init", init, cancellationToken) };
+        }
+
+        if (images.TryGetValue("mask", out var mask))
+        {
+            request = request with { Mask = await inputs.SaveAsync(jobId, "mask", mask, cancellationToken) };
+        }
+
+        var total = SweepExpansion.CountItems(request);
+        var expansion = SweepExpansion.For(request, Random.Shared.NextInt64(0, SweepExpansion.MaxBaseSeed(total) + 1), _options.EffectiveModels[0]);
+
+        try
+        {
+            await WriteAsync(jobId, request, expansion, idempotencyKey, requestHash, cancellationToken);
+        }
+        catch (DbUpdateException) when (idempotencyKey is not null)
+        {
+            // A concurrent request with the same key committed first; answer with its job.
+            db.ChangeTracker.Clear();
+            if (await FindKeyAsync(idempotencyKey, requestHash, cancellationToken) is { } winner)
+            {
+                return winner;
+            }
+
+            throw;
+        }
+
+        signal.Notify();
+        return new SubmissionResult.Accepted(jobId, Replayed: false);
+    }
+
+    private async Task WriteAsync(Guid jobId, JobRequest request, SweepExpansion expansion, string? idempotencyKey, string requestHash, CancellationToken cancellationToken)
+    {
+        var now = clock.GetUtcNow().UtcDateTime;
+        await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
+        db.Jobs.Add(new JobRow
+        {
+            Id = jobId,
+            State = JobState.Queued,
+            CreatedAt = now,
+            UpdatedAt = now,
+            Model = expansion.Model,
+            Width = request.Width,
+            Height = request.Height,
+            Mode = request.Mode ?? GenerationDefaults.Mode,
+            Priority = request.Priority ?? GenerationDefaults.Priority,
+            BaseSeed = expansion.BaseSeed,
+            Request = JsonSerializer.Serialize(request with { Seed = expansion.BaseSeed, Model = expansion.Model }, RequestJson),
+            TotalItems = expansion.Count,
+            QueuedItems = expansion.Count,
+        });
+        if (idempotencyKey is not null)
+        {
+            db.IdempotencyKeys.Add(new IdempotencyKeyRow { Key = idempotencyKey, JobId = jobId, RequestHash = requestHash, CreatedAt = now });
+        }
+
+        await db.SaveChangesAsync(cancellationToken);
+        db.ChangeTracker.Clear();
+
+        var planner = new WorkUnitPlanner(_options.WorkUnitSize);
+        foreach (var page in expansion.Pages(_options.InsertPageSize))
+        {
+            var rows = new ItemRow[page.Count];
+            for (var k = 0; k < rows.Length; k++)
+            {
+                rows[k] = ItemMessages.ToRow(jobId, page[k]);
+            }
+
+            await dialect.WriteItemsAsync(db, rows, cancellationToken);
+            var outbox = planner.Plan(page).Select(unit => new OutboxRow
+            {
+                Kind = OutboxKind.WorkUnit,
+                JobId = jobId,
+                FirstIndex = unit[0].Index,
+                ItemCount = unit.Count,
+                CreatedAt = now,
+                AvailableAt = now,
+            }).ToList();
+            await dialect.WriteOutboxAsync(db, outbox, cancellationToken);
+        }
+
+        await tx.CommitAsync(cancellationToken);
+    }
+
+    private async Task<SubmissionResult?> FindKeyAsync(string key, string requestHash, CancellationToken cancellationToken)
+    {
+        var row = await db.IdempotencyKeys.AsNoTracking().FirstOrDefaultAsync(k => k.Key == key, cancellationToken);
+        if (row is null)
+        {
+            return null;
+        }
+
+        return row.RequestHash == requestHash ? new SubmissionResult.Accepted(row.JobId, Replayed: true) : new SubmissionResult.KeyReused(row.JobId);
+    }
+
+    // Missing required fields are reported by name; their stand-ins (0, empty) only let the validator check the rest.
+    private static JobRequest ToRequest(CreateJobBody body, Dictionary<string, List<string>> errors)
+    {
+        var sweep = body.Sweep;
+        void Require(bool present, string field, string what)
+        {
+            if (!present)
+            {
+                Add(errors, field, $"{field} is required: {what}.");
+            }
+        }
+
+        Require(body.Width is not null, "width", "give the image width in pixels, a multiple of 8 (e.g. 512)");
+        Require(body.Height is not null, "height", "give the image height in pixels, a multiple of 8 (e.g. 512)");
+        Require(body.Steps is not null || sweep?.Steps is not null, "steps", "give the number of denoising steps (e.g. 25)");
+        Require(body.GuidanceScale is not null || sweep?.GuidanceScales is not null, "guidanceScale", "give the guidance scale (e.g. 7.5)");
+        Require(body.Sampler is not null || sweep?.Samplers is not null, "sampler", $"name a sampler ({string.Join(", ", KnownSamplers.All)})");
+
+        return new JobRequest
+        {
+            Prompt = body.Prompt ?? string.Empty,
+            NegativePrompt = body.NegativePrompt,
+            Width = body.Width ?? 0,
+            Height = body.Height ?? 0,
+            Steps = body.Steps ?? 0,
+            GuidanceScale = body.GuidanceScale ?? 0,
+            Sampler = body.Sampler ?? string.Empty,
+            Seed = body.Seed,
+            Count = body.Count,
+            Model = body.Model,
+            Mode = body.Mode,
+            InitImage = body.InitImage,
+            Mask = body.Mask,
+            Strength = body.Strength,
+            Priority = body.Priority,
+            Sweep = sweep is null ? null : new SweepRequest
+            {
+                Prompts = sweep.Prompts,
+                Seeds = sweep.Seeds,
+                GuidanceScales = sweep.GuidanceScales,
+                Steps = sweep.Steps,
+                Samplers = sweep.Samplers,
+            },
+        };
+    }
+
+    private static void Add(Dictionary<string, List<string>> errors, string field, string message)
+    {
+        if (!errors.TryGetValue(field, out var list))
+        {
+            errors[field] = list = [];
+        }
+
+        list.Add(message);
+    }
+}

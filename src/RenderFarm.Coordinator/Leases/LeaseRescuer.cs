@@ -1,0 +1,248 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using RenderFarm.Coordinator.Dispatch;
+using RenderFarm.Coordinator.Events;
+using RenderFarm.Coordinator.Jobs;
+using RenderFarm.Coordinator.Options;
+using RenderFarm.Coordinator.Persistence;
+using RenderFarm.Domain.Items;
+using RenderFarm.Domain.Policies;
+using RenderFarm.Domain.States;
+
+namespace RenderFarm.Coordinator.Leases;
+
+/// <summary>
+/// Returns lost work to the queue, on a ticker, in the manner of River's job rescuer: named defaults, validated
+/// options, pages of <see cref="LeaseRescuerOptions.BatchSize"/> items, one bulk UPDATE per page, and a log line
+/// only when something moved.
+/// </summary>
+/// <remarks>
+/// Two passes per tick, each in batched transactions:
+/// <list type="number">
+/// <item>Running items whose lease lapsed (their worker's heartbeats stopped renewing it) become
+/// <see cref="ItemState.Retrying"/> with the policy's backoff, or <see cref="ItemState.Failed"/> once out of
+/// attempts (a lapse counts as a retryable failure).</item>
+/// <item>Retrying items whose backoff has passed become <see cref="ItemState.Queued"/> with a new attempt and get
+/// new outbox rows, so the dispatcher sends them again. Reports of the old attempt are then stale and ignored.</item>
+/// </list>
+/// Rows are locked items-first, jobs-second, the same order as <see cref="ItemLedger"/>, so the two never deadlock.
+/// </remarks>
+internal sealed partial class LeaseRescuer(
+    IServiceScopeFactory scopes,
+    IDatabaseDialect dialect,
+    JobEventHub hub,
+    OutboxSignal signal,
+    TimeProvider clock,
+    IOptions<LeaseRescuerOptions> options,
+    IOptions<CoordinatorOptions> coordinatorOptions,
+    ILogger<LeaseRescuer> logger) : BackgroundService
+{
+    private readonly LeaseRescuerOptions _options = options.Value;
+    private readonly LeasePolicy _lease = coordinatorOptions.Value.ToLeasePolicy();
+    private readonly RetryPolicy _retry = coordinatorOptions.Value.ToRetryPolicy();
+    private readonly WorkUnitPlanner _planner = new(coordinatorOptions.Value.WorkUnitSize);
+
+    internal readonly record struct Result(int Retried, int Failed, int Requeued)
+    {
+        public bool Any => Retried + Failed + Requeued > 0;
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(_options.Interval, clock);
+        do
+        {
+            try
+            {
+                var result = await RunOnceAsync(stoppingToken);
+                if (result.Any)
+                {
+                    LogRescued(result.Retried, result.Failed, result.Requeued);
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                LogRescueFailed(ex);
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
+    internal async Task<Result> RunOnceAsync(CancellationToken cancellationToken)
+    {
+        int retried = 0, failed = 0, requeued = 0;
+        while (true)
+        {
+            var (r, f, n) = await RescueLapsedBatchAsync(cancellationToken);
+            retried += r;
+            failed += f;
+            if (n < _options.BatchSize)
+            {
+                break;
+            }
+        }
+
+        while (true)
+        {
+            var n = await RequeueDueBatchAsync(cancellationToken);
+            requeued += n;
+            if (n < _options.BatchSize)
+            {
+                break;
+            }
+        }
+
+        if (requeued > 0)
+        {
+            signal.Notify();
+        }
+
+        return new Result(retried, failed, requeued);
+    }
+
+    private async Task<(int Retried, int Failed, int Fetched)> RescueLapsedBatchAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<CoordinatorDbContext>();
+        var now = clock.GetUtcNow().UtcDateTime;
+        var cutoff = _lease.ExpiredIfHeartbeatBefore(new DateTimeOffset(now)).UtcDateTime;
+
+        await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
+        var lapsed = await dialect.LockLapsedLeasesAsync(db, cutoff, _options.BatchSize, cancellationToken);
+        if (lapsed.Count == 0)
+        {
+            await tx.CommitAsync(cancellationToken);
+            return (0, 0, 0);
+        }
+
+        var decided = lapsed.Select(i => (Item: i, To: _retry.StateAfterFailure(i.Attempt, retryable: true))).ToList();
+        foreach (var group in decided.GroupBy(d => (d.To, d.Item.Attempt)))
+        {
+            var ids = group.Select(d => d.Item.Id).ToList();
+            var to = group.Key.To;
+            DateTime? retryAt = to == ItemState.Retrying ? _retry.RetryAt(group.Key.Attempt, new DateTimeOffset(now)).UtcDateTime : null;
+            DateTime? finishedAt = to == ItemState.Failed ? now : null;
+            await db.Items.Where(i => ids.Contains(i.Id) && i.State == ItemState.Running)
+                .ExecuteUpdateAsync(s => s
+                    .SetProperty(i => i.State, to)
+                    .SetProperty(i => i.RetryAt, retryAt)
+                    .SetProperty(i => i.FinishedAt, finishedAt)
+                    .SetProperty(i => i.HeartbeatAt, (DateTime?)null)
+                    .SetProperty(i => i.Error, i => "The lease lapsed: worker " + (i.WorkerId ?? "?") + " stopped heartbeating while rendering this item."),
+                    cancellationToken);
+        }
+
+        var jobStates = new List<(Guid JobId, JobState State)>();
+        foreach (var job in decided.GroupBy(d => d.Item.JobId).OrderBy(g => g.Key))
+        {
+            var delta = new Dictionary<ItemState, long>
+            {
+                [ItemState.Running] = -job.Count(),
+                [ItemState.Retrying] = job.Count(d => d.To == ItemState.Retrying),
+                [ItemState.Failed] = job.Count(d => d.To == ItemState.Failed),
+            };
+            await JobCounters.ShiftAsync(db, job.Key, delta, now, cancellationToken);
+            if (await JobCounters.DeriveAsync(db, job.Key, now, cancellationToken) is { } state)
+            {
+                jobStates.Add((job.Key, state));
+            }
+        }
+
+        await tx.CommitAsync(cancellationToken);
+
+        foreach (var (item, to) in decided)
+        {
+            hub.Publish(new JobEvent(to == ItemState.Retrying ? JobEventTypes.ItemRetrying : JobEventTypes.ItemFailed,
+                item.JobId, item.Index, item.Id, item.Attempt, item.WorkerId, Error: "The lease lapsed."));
+        }
+
+        foreach (var (jobId, state) in jobStates)
+        {
+            hub.Publish(new JobEvent(JobStateMachine.IsFinal(state) ? JobEventTypes.JobDone : JobEventTypes.JobState, jobId, State: state.ToString()));
+        }
+
+        var retried = decided.Count(d => d.To == ItemState.Retrying);
+        return (retried, decided.Count - retried, lapsed.Count);
+    }
+
+    private async Task<int> RequeueDueBatchAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<CoordinatorDbContext>();
+        var now = clock.GetUtcNow().UtcDateTime;
+
+        await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
+        var due = await dialect.LockDueRetriesAsync(db, now, _options.BatchSize, cancellationToken);
+        if (due.Count == 0)
+        {
+            await tx.CommitAsync(cancellationToken);
+            return 0;
+        }
+
+        var ids = due.Select(i => i.Id).ToList();
+        await db.Items.Where(i => ids.Contains(i.Id) && i.State == ItemState.Retrying)
+            .ExecuteUpdateAsync(s => s
+                .SetProperty(i => i.State, ItemState.Queued)
+                .SetProperty(i => i.Attempt, i => i.Attempt + 1)
+                .SetProperty(i => i.RetryAt, (DateTime?)null)
+                .SetProperty(i => i.WorkerId, (string?)null)
+                .SetProperty(i => i.StartedAt, (DateTime?)null)
+                .SetProperty(i => i.StepsDone, 0), cancellationToken);
+
+        var outbox = new List<OutboxRow>();
+        foreach (var job in due.GroupBy(i => i.JobId).OrderBy(g => g.Key))
+        {
+            await JobCounters.MoveAsync(db, job.Key, ItemState.Retrying, ItemState.Queued, job.Count(), now, cancellationToken);
+            foreach (var run in ContiguousRuns(job.OrderBy(i => i.Index)))
+            {
+                foreach (var unit in _planner.Plan(run, ItemMessages.BatchKeyOf))
+                {
+                    outbox.Add(new OutboxRow
+                    {
+                        Kind = OutboxKind.WorkUnit,
+                        JobId = job.Key,
+                        FirstIndex = unit[0].Index,
+                        ItemCount = unit.Count,
+                        CreatedAt = now,
+                        AvailableAt = now,
+                    });
+                }
+            }
+        }
+
+        await dialect.WriteOutboxAsync(db, outbox, cancellationToken);
+        await tx.CommitAsync(cancellationToken);
+        return due.Count;
+    }
+
+    // A unit's outbox row is an index range, so only items with consecutive indexes may share one.
+    private static IEnumerable<List<ItemRow>> ContiguousRuns(IEnumerable<ItemRow> ordered)
+    {
+        var run = new List<ItemRow>();
+        foreach (var item in ordered)
+        {
+            if (run.Count > 0 && item.Index != run[^1].Index + 1)
+            {
+                yield return run;
+                run = [];
+            }
+
+            run.Add(item);
+        }
+
+        if (run.Count > 0)
+        {
+            yield return run;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Lease rescuer: {Retried} lapsed items will be retried, {Failed} failed out of attempts, {Requeued} retries queued again")]
+    private partial void LogRescued(int retried, int failed, int requeued);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Lease rescuer pass failed; it runs again at the next tick")]
+    private partial void LogRescueFailed(Exception exception);
+}

@@ -1,0 +1,145 @@
+using System.Globalization;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using RenderFarm.Contracts;
+using RenderFarm.Coordinator.Options;
+using RenderFarm.Coordinator.Persistence;
+using RenderFarm.Domain.Policies;
+using RenderFarm.Domain.States;
+
+namespace RenderFarm.Coordinator.Monitoring;
+
+/// <summary><see cref="IMonitoringApi"/> over the coordinator's database, with no tracking and bounded pages.</summary>
+internal sealed class MonitoringApi(CoordinatorDbContext db, TimeProvider clock, IOptions<CoordinatorOptions> options) : IMonitoringApi
+{
+    private readonly LeasePolicy _lease = options.Value.ToLeasePolicy();
+
+    public async Task<JobDetails?> GetJobAsync(Guid jobId, JobDetailsPage page, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(page);
+        var job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == jobId, cancellationToken);
+        if (job is null)
+        {
+            return null;
+        }
+
+        var limit = Math.Clamp(page.ImagesLimit, 0, JobDetailsPage.MaxImagesLimit);
+        var after = page.ImagesAfter;
+        var images = job.SucceededItems == 0 ? [] : await db.Items.AsNoTracking()
+            .Where(i => i.JobId == jobId && i.State == ItemState.Succeeded && i.Index > after)
+            .OrderBy(i => i.Index).Take(limit)
+            .Select(i => new JobImage(i.Index, i.Seed, "", i.WorkerId, i.Width, i.Height))
+            .ToListAsync(cancellationToken);
+        images = [.. images.Select(i => i with { Url = CoordinatorRoutes.ImageUrl(jobId, i.Index) })];
+
+        var running = job.RunningItems == 0 ? [] : await db.Items.AsNoTracking()
+            .Where(i => i.JobId == jobId && i.State == ItemState.Running)
+            .OrderBy(i => i.Index).Take(JobDetailsPage.ListLimit)
+            .Select(i => new RunningItem(i.Index, i.Id, i.Attempt, i.WorkerId, i.StepsDone, i.Steps))
+            .ToListAsync(cancellationToken);
+
+        var errors = job.FailedItems + job.RetryingItems + job.RunningItems + job.QueuedItems == 0 ? [] : await db.Items.AsNoTracking()
+            .Where(i => i.JobId == jobId && i.Error != null && i.State != ItemState.Succeeded && i.State != ItemState.Canceled)
+            .OrderBy(i => i.Index).Take(JobDetailsPage.ListLimit)
+            .Select(i => new ItemError(i.Index, i.Seed, i.Attempt, i.Error!, i.State == ItemState.Failed))
+            .ToListAsync(cancellationToken);
+
+        int? eligible = null;
+        string? waitingReason = null;
+        if (!JobStateMachine.IsFinal(job.State) && job.QueuedItems + job.RetryingItems > 0)
+        {
+            (eligible, waitingReason) = await ExplainWaitAsync(job.Model, cancellationToken);
+        }
+
+        return new JobDetails(
+            job.Id, job.State, Utc(job.CreatedAt), Utc(job.FinishedAt), job.Model, job.Width, job.Height, job.Mode, job.Priority,
+            job.BaseSeed, job.TotalItems, ProgressOf(job), running, images, errors, eligible, waitingReason, job.CancelReason);
+    }
+
+    public async Task<JobSummary?> GetJobSummaryAsync(Guid jobId, CancellationToken cancellationToken)
+    {
+        var job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == jobId, cancellationToken);
+        return job is null ? null : SummaryOf(job);
+    }
+
+    public async Task<PagedResult<JobSummary>> GetJobsAsync(JobState? state, int page, int pageSize, CancellationToken cancellationToken)
+    {
+        var query = db.Jobs.AsNoTracking();
+        if (state is { } s)
+        {
+            query = query.Where(j => j.State == s);
+        }
+
+        var total = await query.LongCountAsync(cancellationToken);
+        var rows = await query.OrderByDescending(j => j.CreatedAt).ThenByDescending(j => j.Id)
+            .Skip((page - 1) * pageSize).Take(pageSize).ToListAsync(cancellationToken);
+        return new PagedResult<JobSummary>([.. rows.Select(SummaryOf)], page, pageSize, total);
+    }
+
+    public async Task<IReadOnlyList<WorkerSummary>> GetWorkersAsync(CancellationToken cancellationToken)
+    {
+        var liveAfter = LiveAfter();
+        var rows = await db.Workers.AsNoTracking().OrderByDescending(w => w.LastHeartbeatAt).ToListAsync(cancellationToken);
+        return [.. rows.Select(w => new WorkerSummary(
+            w.Id, w.Host, w.DeviceName, w.MemoryTotalBytes, w.MemoryFreeBytes, w.MemoryBudgetBytes,
+            w.ExecutionProviders, w.LoadedModels, w.State, w.LastHeartbeatAt >= liveAfter, w.Strategy, w.Pool,
+            w.CurrentItemIds, Utc(w.LastHeartbeatAt), Utc(w.FirstSeenAt)))];
+    }
+
+    public async Task<ImageLocation?> GetImageAsync(Guid jobId, long index, CancellationToken cancellationToken)
+    {
+        var key = await db.Items.AsNoTracking()
+            .Where(i => i.JobId == jobId && i.Index == index && i.State == ItemState.Succeeded)
+            .Select(i => i.ArtifactKey).FirstOrDefaultAsync(cancellationToken);
+        return key is null ? null : new ImageLocation(jobId, index, key);
+    }
+
+    // Placement by memory and loaded models comes in a later issue; until then every live worker that takes
+    // work can load any model, so all of them are eligible.
+    private async Task<(int Eligible, string? Reason)> ExplainWaitAsync(string model, CancellationToken cancellationToken)
+    {
+        var liveAfter = LiveAfter();
+        var workers = await db.Workers.AsNoTracking()
+            .Select(w => new { w.State, w.LastHeartbeatAt })
+            .ToListAsync(cancellationToken);
+        var live = workers.Where(w => w.LastHeartbeatAt >= liveAfter).ToList();
+        var eligible = live.Count(w => w.State is WorkerState.Idle or WorkerState.Busy);
+        if (eligible > 0)
+        {
+            return (eligible, null);
+        }
+
+        var leaseSeconds = _lease.LeaseDuration.TotalSeconds.ToString(CultureInfo.InvariantCulture);
+        string reason;
+        if (workers.Count == 0)
+        {
+            reason = $"No worker has connected yet, so nothing can render model '{model}'. Start one (dotnet run --project src/RenderFarm.Worker) against the same RabbitMQ and S3.";
+        }
+        else if (live.Count == 0)
+        {
+            var last = workers.Max(w => w.LastHeartbeatAt);
+            var ago = (clock.GetUtcNow().UtcDateTime - last).TotalSeconds.ToString("F0", CultureInfo.InvariantCulture);
+            reason = $"No worker is connected: the last heartbeat arrived {ago} s ago, and a worker counts as connected for {leaseSeconds} s after one. The job waits until a worker comes back.";
+        }
+        else
+        {
+            reason = $"The {live.Count} connected worker(s) are starting up or draining and take no new work yet.";
+        }
+
+        return (0, reason);
+    }
+
+    private DateTime LiveAfter() => _lease.ExpiredIfHeartbeatBefore(clock.GetUtcNow()).UtcDateTime;
+
+    private static JobSummary SummaryOf(JobRow job) => new(
+        job.Id, job.State, Utc(job.CreatedAt), Utc(job.FinishedAt), job.Model, job.Width, job.Height, job.Mode, job.Priority,
+        job.TotalItems, ProgressOf(job));
+
+    private static JobProgress ProgressOf(JobRow job) => new(
+        job.TotalItems, job.SucceededItems + job.FailedItems + job.CanceledItems,
+        job.QueuedItems, job.RunningItems, job.RetryingItems, job.SucceededItems, job.FailedItems, job.CanceledItems);
+
+    private static DateTimeOffset Utc(DateTime value) => new(DateTime.SpecifyKind(value, DateTimeKind.Utc));
+
+    private static DateTimeOffset? Utc(DateTime? value) => value is { } v ? Utc(v) : null;
+}

@@ -1,0 +1,91 @@
+using RenderFarm.Contracts;
+using RenderFarm.Domain.States;
+
+namespace RenderFarm.Coordinator.Monitoring;
+
+/// <summary>How far a job's items are.</summary>
+/// <remarks><c>Total</c>: Items in the job. <c>Done</c>: Items in a final state (succeeded, failed or canceled).</remarks>
+public sealed record JobProgress(long Total, long Done, long Queued, long Running, long Retrying, long Succeeded, long Failed, long Canceled);
+
+/// <summary>A job in a list.</summary>
+public sealed record JobSummary(
+    Guid Id,
+    JobState State,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? FinishedAt,
+    string Model,
+    int Width,
+    int Height,
+    string Mode,
+    int Priority,
+    long Items,
+    JobProgress Progress);
+
+/// <summary>A rendered image of a job.</summary>
+/// <remarks><c>Url</c>: Where to fetch the PNG (this API; it streams or redirects).</remarks>
+public sealed record JobImage(long Index, long Seed, string Url, string? WorkerId, int Width, int Height);
+
+/// <summary>An item that is being rendered now.</summary>
+public sealed record RunningItem(long Index, Guid ItemId, int Attempt, string? WorkerId, int Step, int TotalSteps);
+
+/// <summary>An item's failure: final (<paramref name="Final"/>) or the reason of the attempt now being retried.</summary>
+public sealed record ItemError(long Index, long Seed, int Attempt, string Error, bool Final);
+
+/// <summary>One job in full, as <c>GET /v1/jobs/{id}</c> returns it.</summary>
+/// <remarks><c>EligibleWorkers</c>: While the job waits: connected workers (fresh heartbeat, taking work) that could take it; null once it is final. <c>WaitingReason</c>: Why nothing is happening, in plain words, when no worker can take the job; null otherwise.</remarks>
+public sealed record JobDetails(
+    Guid Id,
+    JobState State,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? FinishedAt,
+    string Model,
+    int Width,
+    int Height,
+    string Mode,
+    int Priority,
+    long Seed,
+    long Items,
+    JobProgress Progress,
+    IReadOnlyList<RunningItem> RunningItems,
+    IReadOnlyList<JobImage> Images,
+    IReadOnlyList<ItemError> Errors,
+    int? EligibleWorkers,
+    string? WaitingReason,
+    string? CancelReason);
+
+/// <summary>A page of results.</summary>
+public sealed record PagedResult<T>(IReadOnlyList<T> Items, int Page, int PageSize, long Total);
+
+/// <summary>A worker as its last heartbeat described it.</summary>
+/// <remarks><c>Live</c>: True while its last heartbeat is younger than the lease; a worker that is not live holds no leases.</remarks>
+public sealed record WorkerSummary(
+    string Id,
+    string Host,
+    string Device,
+    long MemoryTotalBytes,
+    long MemoryFreeBytes,
+    long MemoryBudgetBytes,
+    IReadOnlyList<string> Providers,
+    IReadOnlyList<string> LoadedModels,
+    WorkerState State,
+    bool Live,
+    string Strategy,
+    string Pool,
+    IReadOnlyList<Guid> CurrentItems,
+    DateTimeOffset LastHeartbeat,
+    DateTimeOffset FirstSeen);
+
+/// <summary>Where a rendered image is stored.</summary>
+public sealed record ImageLocation(Guid JobId, long Index, string ArtifactKey);
+
+/// <summary>Limits of the lists inside <see cref="JobDetails"/>, so a million-item job answers in one small page.</summary>
+/// <remarks><c>ImagesAfter</c>: Only images with an index above this (a cursor; -1 for the first page). <c>ImagesLimit</c>: Most images returned.</remarks>
+public sealed record JobDetailsPage(long ImagesAfter = -1, int ImagesLimit = JobDetailsPage.DefaultImagesLimit)
+{
+    public const int DefaultImagesLimit = 1000;
+
+    public const int MaxImagesLimit = 10_000;
+
+    /// <summary>Most running items and errors listed.</summary>
+    public const int ListLimit = 100;
+}

@@ -1,0 +1,73 @@
+using Microsoft.Extensions.Options;
+
+namespace RenderFarm.Coordinator.Options;
+
+/// <summary>The outbox dispatcher's pace, bound from <c>Coordinator:Dispatcher</c>.</summary>
+public sealed class OutboxDispatcherOptions
+{
+    public const string SectionName = "Coordinator:Dispatcher";
+
+    /// <summary>One batch is one transaction held open while its messages are sent; 100 units keep it well under a second.</summary>
+    public const int DefaultBatchSize = 100;
+
+    /// <summary>Idle wait between empty polls; a submission wakes the dispatcher at once, so this only bounds the delay for other writers (retries, other coordinators).</summary>
+    public static readonly TimeSpan DefaultPollInterval = TimeSpan.FromMilliseconds(500);
+
+    public int BatchSize { get; set; } = DefaultBatchSize;
+
+    public TimeSpan PollInterval { get; set; } = DefaultPollInterval;
+}
+
+/// <summary>The lease rescuer's pace, bound from <c>Coordinator:Rescuer</c>.</summary>
+public sealed class LeaseRescuerOptions
+{
+    public const string SectionName = "Coordinator:Rescuer";
+
+    /// <summary>Once a second: backoffs are seconds long and a lapsed lease is already 30 s stale, so finer ticks buy nothing.</summary>
+    public static readonly TimeSpan DefaultInterval = TimeSpan.FromSeconds(1);
+
+    /// <summary>Items per bulk update, as River pages its rescues.</summary>
+    public const int DefaultBatchSize = 1000;
+
+    public TimeSpan Interval { get; set; } = DefaultInterval;
+
+    public int BatchSize { get; set; } = DefaultBatchSize;
+}
+
+/// <summary>How step progress reaches the database, bound from <c>Coordinator:Progress</c>.</summary>
+public sealed class ProgressOptions
+{
+    public const string SectionName = "Coordinator:Progress";
+
+    /// <summary>A user watching a job sees steps over SSE at once; the database copy only needs to be roughly current.</summary>
+    public static readonly TimeSpan DefaultFlushInterval = TimeSpan.FromSeconds(1);
+
+    /// <summary>Running items tracked between flushes; past this, progress still streams but is not written until the next flush frees room.</summary>
+    public const int DefaultMaxPending = 50_000;
+
+    public TimeSpan FlushInterval { get; set; } = DefaultFlushInterval;
+
+    public int MaxPending { get; set; } = DefaultMaxPending;
+}
+
+internal sealed class BackgroundOptionsValidator :
+    IValidateOptions<OutboxDispatcherOptions>, IValidateOptions<LeaseRescuerOptions>, IValidateOptions<ProgressOptions>
+{
+    public ValidateOptionsResult Validate(string? name, OutboxDispatcherOptions options) => Result(
+        (options.BatchSize is >= 1 and <= 10_000, $"{OutboxDispatcherOptions.SectionName}:BatchSize must be between 1 and 10000."),
+        (options.PollInterval > TimeSpan.Zero, $"{OutboxDispatcherOptions.SectionName}:PollInterval must be positive."));
+
+    public ValidateOptionsResult Validate(string? name, LeaseRescuerOptions options) => Result(
+        (options.BatchSize is >= 1 and <= 100_000, $"{LeaseRescuerOptions.SectionName}:BatchSize must be between 1 and 100000."),
+        (options.Interval > TimeSpan.Zero, $"{LeaseRescuerOptions.SectionName}:Interval must be positive."));
+
+    public ValidateOptionsResult Validate(string? name, ProgressOptions options) => Result(
+        (options.MaxPending >= 1, $"{ProgressOptions.SectionName}:MaxPending must be at least 1."),
+        (options.FlushInterval > TimeSpan.Zero, $"{ProgressOptions.SectionName}:FlushInterval must be positive."));
+
+    private static ValidateOptionsResult Result(params (bool Ok, string Message)[] checks)
+    {
+        var failures = checks.Where(c => !c.Ok).Select(c => c.Message).ToList();
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

@@ -1,0 +1,103 @@
+using Microsoft.Extensions.Options;
+using RenderFarm.Domain.Items;
+using RenderFarm.Domain.Policies;
+using RenderFarm.Domain.Requests;
+
+namespace RenderFarm.Coordinator.Options;
+
+/// <summary>What the coordinator accepts and how it plans work, bound from the <c>Coordinator</c> section.</summary>
+public sealed class CoordinatorOptions
+{
+    public const string SectionName = "Coordinator";
+
+    /// <summary>The tiny test model the repository generates; a farm with real weights lists its own.</summary>
+    public const string DefaultModel = "tiny-sd";
+
+    /// <summary>
+    /// Items per insert page: large enough that a million-item sweep is a few hundred COPY pages, small enough
+    /// that one page (and its planned units) sits comfortably in memory. A multiple of the unit size keeps units whole.
+    /// </summary>
+    public const int DefaultInsertPageSize = 4096;
+
+    /// <summary>Models a job may name; the first is used when a job names none. Placement by VRAM comes later.</summary>
+    public List<string> Models { get; set; } = [];
+
+    /// <summary>Largest width × height of one image.</summary>
+    public long MaxPixels { get; set; } = ValidationLimits.DefaultMaxPixels;
+
+    /// <summary>Largest <c>count</c>.</summary>
+    public int MaxCount { get; set; } = ValidationLimits.DefaultMaxCount;
+
+    /// <summary>Largest number of items one job may expand into.</summary>
+    public long MaxSweepItems { get; set; } = ValidationLimits.DefaultMaxSweepItems;
+
+    /// <summary>Longest prompt in characters.</summary>
+    public int MaxPromptLength { get; set; } = ValidationLimits.DefaultMaxPromptLength;
+
+    /// <summary>Most items per work unit (see <see cref="WorkUnitPlanner"/>); 1 disables batching.</summary>
+    public int WorkUnitSize { get; set; } = WorkUnitPlanner.DefaultMaxItemsPerUnit;
+
+    /// <summary>Items written per page when a job is inserted.</summary>
+    public int InsertPageSize { get; set; } = DefaultInsertPageSize;
+
+    /// <summary>How often workers heartbeat; shown to operators and used to judge a worker live.</summary>
+    public TimeSpan HeartbeatInterval { get; set; } = LeasePolicy.DefaultHeartbeatInterval;
+
+    /// <summary>How long a running item's lease lasts after its worker's last heartbeat.</summary>
+    public TimeSpan LeaseDuration { get; set; } = LeasePolicy.DefaultLeaseDuration;
+
+    /// <summary>Attempts per item, the first included.</summary>
+    public int MaxAttempts { get; set; } = RetryPolicy.DefaultMaxAttempts;
+
+    public TimeSpan InitialBackoff { get; set; } = RetryPolicy.DefaultInitialBackoff;
+
+    public double BackoffMultiplier { get; set; } = RetryPolicy.DefaultMultiplier;
+
+    public TimeSpan MaxBackoff { get; set; } = RetryPolicy.DefaultMaxBackoff;
+
+    public IReadOnlyList<string> EffectiveModels => Models.Count > 0 ? Models : [DefaultModel];
+
+    public ValidationLimits ToValidationLimits() => new()
+    {
+        MaxPixels = MaxPixels,
+        MaxCount = MaxCount,
+        MaxSweepItems = MaxSweepItems,
+        MaxPromptLength = MaxPromptLength,
+    };
+
+    public LeasePolicy ToLeasePolicy() => new() { HeartbeatInterval = HeartbeatInterval, LeaseDuration = LeaseDuration };
+
+    public RetryPolicy ToRetryPolicy() => new()
+    {
+        MaxAttempts = MaxAttempts,
+        InitialBackoff = InitialBackoff,
+        Multiplier = BackoffMultiplier,
+        MaxBackoff = MaxBackoff,
+    };
+}
+
+internal sealed class CoordinatorOptionsValidator : IValidateOptions<CoordinatorOptions>
+{
+    public ValidateOptionsResult Validate(string? name, CoordinatorOptions options)
+    {
+        var failures = new List<string>();
+        void Check(bool ok, string message)
+        {
+            if (!ok)
+            {
+                failures.Add($"{CoordinatorOptions.SectionName}:{message}");
+            }
+        }
+
+        Check(options.EffectiveModels.All(m => !string.IsNullOrWhiteSpace(m)), $"{nameof(options.Models)} must not contain empty names.");
+        Check(options.MaxPixels >= (long)ValidationLimits.MinDimension * ValidationLimits.MinDimension, $"{nameof(options.MaxPixels)} must allow at least one 64×64 image.");
+        Check(options.MaxCount >= 1, $"{nameof(options.MaxCount)} must be at least 1.");
+        Check(options.MaxSweepItems >= 1, $"{nameof(options.MaxSweepItems)} must be at least 1.");
+        Check(options.MaxPromptLength >= 1, $"{nameof(options.MaxPromptLength)} must be at least 1.");
+        Check(options.WorkUnitSize is >= 1 and <= 1024, $"{nameof(options.WorkUnitSize)} must be between 1 and 1024.");
+        Check(options.InsertPageSize is >= 1 and <= 1_000_000, $"{nameof(options.InsertPageSize)} must be between 1 and 1000000.");
+        failures.AddRange(options.ToLeasePolicy().Validate().Select(e => $"{CoordinatorOptions.SectionName}:{e}"));
+        failures.AddRange(options.ToRetryPolicy().Validate().Select(e => $"{CoordinatorOptions.SectionName}:{e}"));
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}

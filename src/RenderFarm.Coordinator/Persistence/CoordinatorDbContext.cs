@@ -1,0 +1,142 @@
+using System.Text;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Design;
+using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
+using RenderFarm.Domain.States;
+
+namespace RenderFarm.Coordinator.Persistence;
+
+/// <summary>
+/// The coordinator's tables. One model, two providers: <see cref="PostgresCoordinatorDbContext"/> and
+/// <see cref="SqliteCoordinatorDbContext"/> each own a migration set (EF Core's "multiple context types"
+/// recipe), so each provider gets DDL written for it while the code only ever sees this type.
+/// </summary>
+public abstract class CoordinatorDbContext : DbContext
+{
+    protected CoordinatorDbContext(DbContextOptions options)
+        : base(options)
+    {
+    }
+
+    public DbSet<JobRow> Jobs => Set<JobRow>();
+
+    public DbSet<ItemRow> Items => Set<ItemRow>();
+
+    public DbSet<WorkerRow> Workers => Set<WorkerRow>();
+
+    public DbSet<OutboxRow> Outbox => Set<OutboxRow>();
+
+    public DbSet<IdempotencyKeyRow> IdempotencyKeys => Set<IdempotencyKeyRow>();
+
+    protected override void OnModelCreating(ModelBuilder modelBuilder)
+    {
+        ArgumentNullException.ThrowIfNull(modelBuilder);
+
+        modelBuilder.Entity<JobRow>(job =>
+        {
+            job.ToTable("jobs");
+            job.HasKey(j => j.Id);
+            job.HasIndex(j => new { j.State, j.CreatedAt });
+            job.HasIndex(j => j.CreatedAt);
+        });
+
+        modelBuilder.Entity<ItemRow>(item =>
+        {
+            item.ToTable("items");
+            item.HasKey(i => i.Id);
+            item.HasIndex(i => new { i.JobId, i.Index }).IsUnique();
+            // The rescuer's two scans: lapsed leases of running items, and retries whose backoff has passed.
+            item.HasIndex(i => new { i.State, i.HeartbeatAt });
+            item.HasIndex(i => new { i.State, i.RetryAt });
+            item.HasOne<JobRow>().WithMany().HasForeignKey(i => i.JobId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        modelBuilder.Entity<WorkerRow>(worker =>
+        {
+            worker.ToTable("workers");
+            worker.HasKey(w => w.Id);
+            worker.HasIndex(w => w.LastHeartbeatAt);
+        });
+
+        modelBuilder.Entity<OutboxRow>(outbox =>
+        {
+            outbox.ToTable("outbox");
+            outbox.HasKey(o => o.Id);
+            outbox.Property(o => o.Id).ValueGeneratedOnAdd();
+            outbox.HasIndex(o => o.AvailableAt);
+        });
+
+        modelBuilder.Entity<IdempotencyKeyRow>(key =>
+        {
+            key.ToTable("idempotency_keys");
+            key.HasKey(k => k.Key);
+            key.Property(k => k.Key).HasMaxLength(IdempotencyKeyRow.MaxKeyLength);
+            key.HasOne<JobRow>().WithMany().HasForeignKey(k => k.JobId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        // snake_case columns, so the few hand-written statements (COPY, SKIP LOCKED claims) read like the schema.
+        foreach (var entity in modelBuilder.Model.GetEntityTypes())
+        {
+            foreach (var property in entity.GetProperties())
+            {
+                property.SetColumnName(SnakeCase(property.Name));
+            }
+        }
+    }
+
+    internal static string SnakeCase(string name)
+    {
+        var builder = new StringBuilder(name.Length + 8);
+        for (var i = 0; i < name.Length; i++)
+        {
+            var c = name[i];
+            if (char.IsUpper(c) && i > 0)
+            {
+                builder.Append('_');
+            }
+
+            builder.Append(char.ToLowerInvariant(c));
+        }
+
+        return builder.ToString();
+    }
+
+    /// <summary>Item counters of a job, in the order <see cref="ItemCounts"/> takes them.</summary>
+    internal static ItemCounts CountsOf(JobRow job) => new(
+        job.QueuedItems, job.RunningItems, job.RetryingItems, job.SucceededItems, job.FailedItems, job.CanceledItems);
+}
+
+/// <summary>The model on PostgreSQL; migrations in <c>Persistence/Migrations/Postgres</c>.</summary>
+public sealed class PostgresCoordinatorDbContext(DbContextOptions<PostgresCoordinatorDbContext> options)
+    : CoordinatorDbContext(options);
+
+/// <summary>The model on SQLite (embedded farm); migrations in <c>Persistence/Migrations/Sqlite</c>.</summary>
+public sealed class SqliteCoordinatorDbContext(DbContextOptions<SqliteCoordinatorDbContext> options)
+    : CoordinatorDbContext(options)
+{
+    protected override void ConfigureConventions(ModelConfigurationBuilder configurationBuilder)
+    {
+        ArgumentNullException.ThrowIfNull(configurationBuilder);
+        // SQLite keeps no time zone; every time we write is UTC, so say so on the way back.
+        configurationBuilder.Properties<DateTime>().HaveConversion<UtcDateTimeConverter>();
+    }
+
+    private sealed class UtcDateTimeConverter() : ValueConverter<DateTime, DateTime>(
+        v => v.Kind == DateTimeKind.Utc ? v : v.ToUniversalTime(),
+        v => DateTime.SpecifyKind(v, DateTimeKind.Utc));
+}
+
+// dotnet-ef builds these without a host, so migrations can be added without a running database.
+internal sealed class PostgresDesignTimeFactory : IDesignTimeDbContextFactory<PostgresCoordinatorDbContext>
+{
+    public PostgresCoordinatorDbContext CreateDbContext(string[] args) =>
+        new(new DbContextOptionsBuilder<PostgresCoordinatorDbContext>()
+            .UseNpgsql("Host=localhost;Database=renderfarm_design").Options);
+}
+
+internal sealed class SqliteDesignTimeFactory : IDesignTimeDbContextFactory<SqliteCoordinatorDbContext>
+{
+    public SqliteCoordinatorDbContext CreateDbContext(string[] args) =>
+        new(new DbContextOptionsBuilder<SqliteCoordinatorDbContext>()
+            .UseSqlite("Data Source=renderfarm-design.db").Options);
+}

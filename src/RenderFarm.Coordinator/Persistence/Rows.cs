@@ -1,0 +1,204 @@
+using RenderFarm.Contracts;
+using RenderFarm.Domain.States;
+
+namespace RenderFarm.Coordinator.Persistence;
+
+// Rows are persistence shapes, not domain objects: the rules that move them live in RenderFarm.Domain
+// (state machines, policies) and in ItemLedger's set-based updates. Times are UTC DateTime because SQLite
+// can compare and order DateTime (stored as sortable text) but not DateTimeOffset.
+
+/// <summary>A job: the request as accepted and per-state item counters kept in step with every item change.</summary>
+/// <remarks>
+/// The counters let a completion derive the job's state (<see cref="JobStateMachine.Derive"/>) from one row
+/// instead of counting a million items; every statement that moves an item moves its job's counters in the
+/// same transaction.
+/// </remarks>
+public sealed class JobRow
+{
+    public Guid Id { get; set; }
+
+    public JobState State { get; set; }
+
+    public DateTime CreatedAt { get; set; }
+
+    public DateTime UpdatedAt { get; set; }
+
+    public DateTime? FinishedAt { get; set; }
+
+    public required string Model { get; set; }
+
+    public int Width { get; set; }
+
+    public int Height { get; set; }
+
+    public required string Mode { get; set; }
+
+    public int Priority { get; set; }
+
+    public long BaseSeed { get; set; }
+
+    /// <summary>The accepted request as JSON, with init image and mask replaced by their artifact keys.</summary>
+    public required string Request { get; set; }
+
+    public string? CancelReason { get; set; }
+
+    public long TotalItems { get; set; }
+
+    public long QueuedItems { get; set; }
+
+    public long RunningItems { get; set; }
+
+    public long RetryingItems { get; set; }
+
+    public long SucceededItems { get; set; }
+
+    public long FailedItems { get; set; }
+
+    public long CanceledItems { get; set; }
+}
+
+/// <summary>One image of a job, with every parameter that determines its bytes and where its attempt stands.</summary>
+public sealed class ItemRow
+{
+    public Guid Id { get; set; }
+
+    public Guid JobId { get; set; }
+
+    public long Index { get; set; }
+
+    public long Seed { get; set; }
+
+    public required string Prompt { get; set; }
+
+    public required string NegativePrompt { get; set; }
+
+    public int Width { get; set; }
+
+    public int Height { get; set; }
+
+    public int Steps { get; set; }
+
+    public double GuidanceScale { get; set; }
+
+    public required string Sampler { get; set; }
+
+    public required string Model { get; set; }
+
+    public required string Mode { get; set; }
+
+    public double? Strength { get; set; }
+
+    public string? InitImageKey { get; set; }
+
+    public string? MaskKey { get; set; }
+
+    public ItemState State { get; set; }
+
+    /// <summary>The attempt now queued or running (1-based); completions of other attempts are stale.</summary>
+    public int Attempt { get; set; }
+
+    public string? WorkerId { get; set; }
+
+    public DateTime? StartedAt { get; set; }
+
+    /// <summary>Lease clock: set when the item starts and renewed by its worker's heartbeats (coordinator time).</summary>
+    public DateTime? HeartbeatAt { get; set; }
+
+    /// <summary>When a <see cref="ItemState.Retrying"/> item may be queued again.</summary>
+    public DateTime? RetryAt { get; set; }
+
+    public DateTime? FinishedAt { get; set; }
+
+    public string? ArtifactKey { get; set; }
+
+    /// <summary>The last failure reason; kept after a successful retry only until that success clears it.</summary>
+    public string? Error { get; set; }
+
+    public int StepsDone { get; set; }
+}
+
+/// <summary>A worker as its last heartbeat described it.</summary>
+public sealed class WorkerRow
+{
+    public required string Id { get; set; }
+
+    public required string Host { get; set; }
+
+    public required string DeviceName { get; set; }
+
+    public long MemoryTotalBytes { get; set; }
+
+    public long MemoryFreeBytes { get; set; }
+
+    public long MemoryBudgetBytes { get; set; }
+
+    public List<string> ExecutionProviders { get; set; } = [];
+
+    public List<string> LoadedModels { get; set; } = [];
+
+    public List<Guid> CurrentItemIds { get; set; } = [];
+
+    public WorkerState State { get; set; }
+
+    public required string Strategy { get; set; }
+
+    public required string Pool { get; set; }
+
+    public DateTime FirstSeenAt { get; set; }
+
+    /// <summary>Coordinator clock at the last heartbeat (never the worker's, which may drift).</summary>
+    public DateTime LastHeartbeatAt { get; set; }
+}
+
+/// <summary>What an outbox row asks the dispatcher to send.</summary>
+public enum OutboxKind
+{
+    /// <summary>A <see cref="RenderWorkUnit"/> of the job's still-queued items in [FirstIndex, FirstIndex + ItemCount).</summary>
+    WorkUnit = 0,
+
+    /// <summary>A <see cref="JobCanceled"/> event for the job; <see cref="OutboxRow.Payload"/> is the reason.</summary>
+    JobCanceled = 1,
+}
+
+/// <summary>
+/// A message owed to the bus, written in the same transaction as the state that owes it and deleted once sent.
+/// </summary>
+/// <remarks>
+/// A work unit row names an index range, not the message body: the dispatcher reads the items when it sends,
+/// so the unit carries each item's current attempt, items canceled meanwhile are left out, and a million-item
+/// job costs ~40 bytes per unit here instead of a copy of every prompt.
+/// </remarks>
+public sealed class OutboxRow
+{
+    public long Id { get; set; }
+
+    public OutboxKind Kind { get; set; }
+
+    public Guid JobId { get; set; }
+
+    public long FirstIndex { get; set; }
+
+    public int ItemCount { get; set; }
+
+    public string? Payload { get; set; }
+
+    public DateTime CreatedAt { get; set; }
+
+    /// <summary>Not sent before this instant.</summary>
+    public DateTime AvailableAt { get; set; }
+}
+
+/// <summary>An <c>Idempotency-Key</c> a client sent, and the job it created.</summary>
+public sealed class IdempotencyKeyRow
+{
+    public const int MaxKeyLength = 200;
+
+    public required string Key { get; set; }
+
+    public Guid JobId { get; set; }
+
+    /// <summary>SHA-256 of the request body, so the same key with a different body is refused rather than silently answered with the first job.</summary>
+    public required string RequestHash { get; set; }
+
+    public DateTime CreatedAt { get; set; }
+}

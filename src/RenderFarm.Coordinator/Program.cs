@@ -1,0 +1,14 @@
+using RenderFarm.Coordinator.Extensions;
+using RenderFarm.Telemetry;
+
+var builder = WebApplication.CreateBuilder(args);
+builder.AddRenderFarmTelemetry("renderfarm-coordinator");
+builder.AddCoordinator();
+
+var app = builder.Build();
+app.MapRenderFarmHealth();
+app.MapCoordinatorApi();
+app.Run();
+
+/// <summary>The coordinator host; public so tests can start it with <c>WebApplicationFactory&lt;Program&gt;</c>.</summary>
+public partial class Program;
