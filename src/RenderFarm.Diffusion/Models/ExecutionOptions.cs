@@ -19,6 +19,19 @@ public sealed record ExecutionOptions
     public int CudaDeviceId { get; init; }
     /// <summary>Intra-op threads per session; 0 lets ONNX Runtime use every core.</summary>
     public int IntraOpThreads { get; init; }
+    /// <summary>
+    /// The memory a render must fit: process memory on the CPU, device memory on CUDA (null: unlimited). With a
+    /// budget the pipeline plans a strategy (or checks the requested one) against the model's memory profile and
+    /// refuses what will not fit before running, and caps ONNX Runtime's arenas (<see cref="ArenaLimitBytes"/>).
+    /// </summary>
+    public long? MemoryBudgetBytes { get; init; }
+    /// <summary>
+    /// Cap on what ONNX Runtime may allocate for these sessions (null: no cap, ONNX Runtime's defaults). On CUDA it is
+    /// the provider's <c>gpu_mem_limit</c>; on the CPU a process-wide arena with this limit that capped sessions share
+    /// (see <see cref="CpuArena"/>). An allocation past it fails the run instead of exhausting the machine. The
+    /// pipeline derives it from <see cref="MemoryBudgetBytes"/> (the budget less the runtime's own base).
+    /// </summary>
+    public long? ArenaLimitBytes { get; init; }
 
     public static ExecutionOptions Default { get; } = new();
 }

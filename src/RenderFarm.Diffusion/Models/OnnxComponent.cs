@@ -9,7 +9,7 @@ namespace RenderFarm.Diffusion.Models;
 /// </summary>
 public sealed class OnnxComponent : IDisposable
 {
-    private readonly ExecutionOptions _options;
+    private ExecutionOptions _options;
     private readonly IReadOnlyList<TensorRequirement> _inputs;
     private readonly IReadOnlyList<TensorRequirement> _outputs;
     private InferenceSession? _session;
@@ -24,6 +24,8 @@ public sealed class OnnxComponent : IDisposable
 
     public string Path { get; }
     public bool IsLoaded => _session is not null;
+    /// <summary>The options the next session is created with.</summary>
+    public ExecutionOptions Options => _options;
     /// <summary>The provider the session runs on; known once loaded.</summary>
     public string? Provider { get; private set; }
 
@@ -56,7 +58,11 @@ public sealed class OnnxComponent : IDisposable
 
         if (provider == ExecutionProviders.Cuda)
         {
-            sessionOptions.AppendExecutionProvider_CUDA(_options.CudaDeviceId);
+            AppendCuda(sessionOptions);
+        }
+        else if (_options.ArenaLimitBytes is { } limit)
+        {
+            CpuArena.Use(sessionOptions, limit);
         }
 
         InferenceSession session;
@@ -83,6 +89,37 @@ public sealed class OnnxComponent : IDisposable
         Provider = provider;
         _session = session;
         return session;
+    }
+
+    /// <summary>
+    /// Switches the options future sessions use (the memory policy moves the VAE to the CPU this way); a loaded session
+    /// with other options is released, since ONNX Runtime cannot change a session's provider or limits.
+    /// </summary>
+    public void Configure(ExecutionOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options == _options)
+        {
+            return;
+        }
+
+        Unload();
+        _options = options;
+    }
+
+    private void AppendCuda(SessionOptions sessionOptions)
+    {
+        using var cuda = new OrtCUDAProviderOptions();
+        var settings = new Dictionary<string, string> { ["device_id"] = _options.CudaDeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        if (_options.ArenaLimitBytes is { } limit)
+        {
+            settings["gpu_mem_limit"] = limit.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            // Grow by what is asked, not to the next power of two, so the limit is reached only by real need.
+            settings["arena_extend_strategy"] = "kSameAsRequested";
+        }
+
+        cuda.UpdateOptions(settings);
+        sessionOptions.AppendExecutionProvider_CUDA(cuda);
     }
 
     public void Unload()

@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using Microsoft.ML.OnnxRuntime;
+using RenderFarm.Diffusion.Memory;
 using RenderFarm.Diffusion.Models;
 using RenderFarm.Diffusion.Randomness;
 using RenderFarm.Diffusion.Schedulers;
@@ -7,14 +8,15 @@ using RenderFarm.Diffusion.Schedulers;
 namespace RenderFarm.Diffusion.Pipelines;
 
 /// <summary>
-/// The per-step work of a render: scale the input, one batched UNet call for both guidance halves, combine them,
+/// The per-step work of a render: scale the input, the UNet's prediction for both guidance halves (one batched call,
+/// or split calls and latent windows as the memory strategy says: <see cref="UnetRunner"/>), combine them,
 /// draw step noise when the sampler needs it, advance the sampler, and re-impose the source outside an inpaint mask.
 /// Every buffer is allocated in the constructor, so <see cref="RunStep"/> allocates nothing.
 /// </summary>
 internal sealed class DenoisingLoop : IDisposable
 {
     private readonly IScheduler _scheduler;
-    private readonly UnetBinding _unet;
+    private readonly UnetRunner _unet;
     private readonly RunOptions _runOptions = new();
     private readonly TorchCpuGenerator[] _generators;
     private readonly float[] _latents;
@@ -26,7 +28,8 @@ internal sealed class DenoisingLoop : IDisposable
     private readonly InpaintState? _inpaint;
 
     public DenoisingLoop(Unet unet, IScheduler scheduler, float[] latents, int latentHeight, int latentWidth,
-        float[] hiddenStates, int hiddenWidth, double guidanceScale, TorchCpuGenerator[] generators, InpaintState? inpaint)
+        float[] hiddenStates, int hiddenWidth, double guidanceScale, TorchCpuGenerator[] generators, InpaintState? inpaint,
+        MemoryStrategy? memory = null)
     {
         _scheduler = scheduler;
         _latents = latents;
@@ -38,7 +41,7 @@ internal sealed class DenoisingLoop : IDisposable
         _guided = new float[latents.Length];
         _stepNoise = new float[latents.Length];
         var modelBatch = _useGuidance ? 2 * generators.Length : generators.Length;
-        _unet = unet.Bind(modelBatch, latentHeight, latentWidth, hiddenStates, hiddenWidth);
+        _unet = new UnetRunner(unet, memory ?? MemoryStrategy.Resident, modelBatch, latentHeight, latentWidth, hiddenStates, hiddenWidth);
     }
 
     public float[] Latents => _latents;
@@ -48,7 +51,7 @@ internal sealed class DenoisingLoop : IDisposable
 
     public void RunStep(int step)
     {
-        var input = _unet.Input.Data.AsSpan();
+        var input = _unet.Input.AsSpan();
         _scheduler.ScaleModelInput(_latents, input[.._latents.Length], step);
         if (_useGuidance)
         {
@@ -58,7 +61,7 @@ internal sealed class DenoisingLoop : IDisposable
 
         _unet.Run(_scheduler.Timesteps[step], _runOptions);
 
-        ReadOnlySpan<float> prediction = _unet.Output.Data;
+        ReadOnlySpan<float> prediction = _unet.Output;
         if (_useGuidance)
         {
             var unconditional = prediction[.._latents.Length];

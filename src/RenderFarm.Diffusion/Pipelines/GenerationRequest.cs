@@ -1,4 +1,5 @@
 using RenderFarm.Diffusion.Imaging;
+using RenderFarm.Diffusion.Memory;
 using RenderFarm.Diffusion.Schedulers;
 
 namespace RenderFarm.Diffusion.Pipelines;
@@ -38,6 +39,16 @@ public sealed record GenerationRequest
     public double Strength { get; init; } = 0.75;
     /// <summary>Render a cheap preview every N steps (0 = never): it costs a pass over the latent.</summary>
     public int PreviewInterval { get; init; }
+    /// <summary>
+    /// How this render uses memory. Null: the pipeline decides — with a memory budget
+    /// (<see cref="Models.ExecutionOptions.MemoryBudgetBytes"/>) and a memory profile its <see cref="MemoryPlanner"/>
+    /// picks the cheapest strategy that fits; otherwise <see cref="MemoryStrategy.Resident"/>. Set: used as given,
+    /// and refused with <see cref="MemoryBudgetExceededException"/> when a budget is set and it is predicted not to fit.
+    /// </summary>
+    public MemoryStrategy? Memory { get; init; }
+
+    /// <summary>The shape the memory planner sees for this request.</summary>
+    public RenderShape MemoryShape => new(Width, Height, Images.Count, GuidanceScale > 1.0, Steps, Mode != GenerationMode.TextToImage);
 
     /// <summary>Convenience for one prompt rendered <paramref name="count"/> times with seeds seed, seed+1, …</summary>
     public static IReadOnlyList<ImageSpec> Seeds(string prompt, string negativePrompt, ulong seed, int count) =>
@@ -57,4 +68,10 @@ public sealed record GeneratedImage(int Index, RgbImage Image, GenerationParamet
 /// <summary>A prompt that did not fit CLIP's 77 tokens: what was cut.</summary>
 public sealed record PromptTruncation(int ImageIndex, bool Negative, string DroppedText);
 
-public sealed record GenerationResult(IReadOnlyList<GeneratedImage> Images, IReadOnlyList<PromptTruncation> Truncations);
+public sealed record GenerationResult(IReadOnlyList<GeneratedImage> Images, IReadOnlyList<PromptTruncation> Truncations)
+{
+    /// <summary>The memory strategy the render ran with (chosen by the planner when the request named none).</summary>
+    public MemoryStrategy Memory { get; init; } = MemoryStrategy.Resident;
+    /// <summary>The plan behind <see cref="Memory"/> when the planner chose it; null otherwise.</summary>
+    public MemoryPlan? Plan { get; init; }
+}

@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using Microsoft.ML.OnnxRuntime;
 using RenderFarm.Diffusion.Imaging;
+using RenderFarm.Diffusion.Memory;
 using RenderFarm.Diffusion.Models;
 using RenderFarm.Diffusion.Randomness;
 using RenderFarm.Diffusion.Schedulers;
@@ -9,8 +10,11 @@ using RenderFarm.Diffusion.Tokenizers;
 namespace RenderFarm.Diffusion.Pipelines;
 
 /// <summary>
-/// txt2img, img2img and inpainting with classifier-free guidance on one model folder. Components load on first use
-/// and stay resident; the memory planner (later) decides otherwise per render.
+/// txt2img, img2img and inpainting with classifier-free guidance on one model folder. How a render uses memory is its
+/// <see cref="MemoryStrategy"/>: resident (components load on first use and stay) unless the request names another,
+/// or the pipeline has a memory budget (<see cref="ExecutionOptions.MemoryBudgetBytes"/>), in which case the
+/// <see cref="MemoryPlanner"/> picks one from the model's <see cref="MemoryProfile"/> and a render that cannot fit is
+/// refused with <see cref="MemoryBudgetExceededException"/> before anything runs.
 /// </summary>
 public sealed class StableDiffusionPipeline : IDisposable
 {
@@ -18,10 +22,22 @@ public sealed class StableDiffusionPipeline : IDisposable
     private const int VaeScale = 8;
     private readonly Lazy<ClipTokenizer> _tokenizer;
 
-    public StableDiffusionPipeline(ModelFolder model, ExecutionOptions? options = null)
+    private readonly ExecutionOptions _componentOptions;
+
+    /// <param name="model">The model folder.</param>
+    /// <param name="options">Sessions' provider and threads, and the memory budget renders must fit.</param>
+    /// <param name="memoryProfile">The model's memory model; default: <c>renderfarm-memory.json</c> beside the model, if calibrated.</param>
+    public StableDiffusionPipeline(ModelFolder model, ExecutionOptions? options = null, MemoryProfile? memoryProfile = null)
     {
+        ArgumentNullException.ThrowIfNull(model);
         Model = model;
-        var execution = options ?? ExecutionOptions.Default;
+        Execution = options ?? ExecutionOptions.Default;
+        MemoryProfile = memoryProfile ?? MemoryProfile.TryLoad(model.Root);
+        // ONNX Runtime may use the budget less what the process holds before any session loads; without a profile the
+        // whole budget is the backstop.
+        var execution = _componentOptions = Execution.MemoryBudgetBytes is { } budget && Execution.ArenaLimitBytes is null
+            ? Execution with { ArenaLimitBytes = Math.Max(budget - (MemoryProfile?.BaseBytes ?? 0), 1) }
+            : Execution;
         TextEncoder = new TextEncoder(model.TextEncoderPath, execution);
         Unet = new Unet(model.UnetPath, execution);
         VaeDecoder = new VaeDecoder(model.VaeDecoderPath, execution);
@@ -30,14 +46,52 @@ public sealed class StableDiffusionPipeline : IDisposable
     }
 
     public ModelFolder Model { get; }
+    public ExecutionOptions Execution { get; }
+    /// <summary>The model's memory model (null when it has not been calibrated and none was given).</summary>
+    public MemoryProfile? MemoryProfile { get; }
     public TextEncoder TextEncoder { get; }
     public Unet Unet { get; }
     public VaeDecoder VaeDecoder { get; }
     public VaeEncoder VaeEncoder { get; }
     public ClipTokenizer Tokenizer => _tokenizer.Value;
 
-    public static StableDiffusionPipeline Open(string modelDirectory, ExecutionOptions? options = null) =>
-        new(ModelFolder.Open(modelDirectory), options);
+    public static StableDiffusionPipeline Open(string modelDirectory, ExecutionOptions? options = null, MemoryProfile? memoryProfile = null) =>
+        new(ModelFolder.Open(modelDirectory), options, memoryProfile);
+
+    private OnnxComponent[] Components => [TextEncoder.Component, Unet.Component, VaeDecoder.Component, VaeEncoder.Component];
+
+    /// <summary>The strategy a request will run with, and the plan when the planner chose it; throws when the budget cannot hold it.</summary>
+    public (MemoryStrategy Strategy, MemoryPlan? Plan) ChooseMemory(GenerationRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        request.Memory?.Validate();
+        if (Execution.MemoryBudgetBytes is not { } budget || MemoryProfile is null)
+        {
+            return (request.Memory ?? MemoryStrategy.Resident, null);
+        }
+
+        var planner = new MemoryPlanner(MemoryProfile);
+        var shape = request.MemoryShape;
+        if (request.Memory is { } chosen)
+        {
+            var prediction = planner.Predict(shape, chosen);
+            if (prediction.PeakBytes > budget)
+            {
+                throw new MemoryBudgetExceededException(prediction.PeakBytes, budget, planner.LargestSquare(budget, shape.Batch, shape.Guidance),
+                    $"{chosen} at {shape.Width}x{shape.Height}, peak in the {prediction.PeakPhase}");
+            }
+
+            return (chosen, null);
+        }
+
+        var plan = planner.Plan(shape, budget);
+        if (!plan.Fits)
+        {
+            throw new MemoryBudgetExceededException(plan.PredictedPeakBytes, budget, planner.LargestSquare(budget, shape.Batch, shape.Guidance), plan.Reason);
+        }
+
+        return (plan.Strategy!, plan);
+    }
 
     public Task<GenerationResult> GenerateAsync(GenerationRequest request, IProgress<GenerationProgress>? progress, CancellationToken cancellationToken) =>
         Task.Run(() => Generate(request, progress, cancellationToken), cancellationToken);
@@ -46,6 +100,69 @@ public sealed class StableDiffusionPipeline : IDisposable
     public GenerationResult Generate(GenerationRequest request, IProgress<GenerationProgress>? progress, CancellationToken cancellationToken)
     {
         Guard(request);
+        var (memory, plan) = ChooseMemory(request);
+        try
+        {
+            return Render(request, memory, cancellationToken, progress) with { Memory = memory, Plan = plan };
+        }
+        catch (OnnxRuntimeException ex) when (Execution.MemoryBudgetBytes is { } budget && IsAllocationFailure(ex))
+        {
+            var largest = MemoryProfile is null ? 0 : new MemoryPlanner(MemoryProfile).LargestSquare(budget, request.Images.Count, request.GuidanceScale > 1.0);
+            throw new MemoryBudgetExceededException(0, budget, largest, "ONNX Runtime's capped arena refused an allocation: " + ex.Message, ex);
+        }
+        finally
+        {
+            if (memory.Has(MemoryStrategies.Sequential))
+            {
+                foreach (var component in Components)
+                {
+                    component.Unload();
+                }
+            }
+        }
+    }
+
+    // ONNX Runtime reports a failed arena allocation only as a runtime error with this wording; it has no distinct error code.
+    private static bool IsAllocationFailure(OnnxRuntimeException ex) =>
+        ex.Message.Contains("allocate", StringComparison.OrdinalIgnoreCase) || ex.Message.Contains("BFCArena", StringComparison.Ordinal);
+
+    /// <summary>Under sequential offload only <paramref name="component"/> may be loaded while it runs.</summary>
+    private void Enter(OnnxComponent component, MemoryStrategy memory)
+    {
+        if (memory.Has(MemoryStrategies.Sequential))
+        {
+            foreach (var other in Components.Where(c => c != component))
+            {
+                other.Unload();
+            }
+        }
+    }
+
+    private static void Leave(OnnxComponent component, MemoryStrategy memory)
+    {
+        if (memory.Has(MemoryStrategies.Sequential))
+        {
+            component.Unload();
+        }
+    }
+
+    private float[] Decode(ReadOnlySpan<float> latent, int latentHeight, int latentWidth, MemoryStrategy memory, CancellationToken cancellationToken) =>
+        memory.Has(MemoryStrategies.TiledVae) && memory.VaeTile.Count(latentHeight, latentWidth) > 1
+            ? TiledRunner.Run(latent, LatentChannels, 1, 3, VaeScale, latentHeight, latentWidth, memory.VaeTile,
+                (tile, h, w) => VaeDecoder.Decode(tile, h, w), cancellationToken)
+            : VaeDecoder.Decode(latent, latentHeight, latentWidth);
+
+    private float[] Encode(ReadOnlySpan<float> pixels, int latentHeight, int latentWidth, MemoryStrategy memory, CancellationToken cancellationToken) =>
+        memory.Has(MemoryStrategies.TiledVae) && memory.VaeTile.Count(latentHeight, latentWidth) > 1
+            ? TiledRunner.Run(pixels, 3, VaeScale, LatentChannels, 1, latentHeight, latentWidth, memory.VaeTile,
+                (tile, h, w) => VaeEncoder.Encode(tile, h, w), cancellationToken)
+            : VaeEncoder.Encode(pixels, latentHeight * VaeScale, latentWidth * VaeScale);
+
+    private GenerationResult Render(GenerationRequest request, MemoryStrategy memory, CancellationToken cancellationToken, IProgress<GenerationProgress>? progress)
+    {
+        var vaeOptions = MemoryPlacement.ForVae(_componentOptions, memory);
+        VaeDecoder.Component.Configure(vaeOptions);
+        VaeEncoder.Component.Configure(vaeOptions);
         var batch = request.Images.Count;
         var latentHeight = request.Height / VaeScale;
         var latentWidth = request.Width / VaeScale;
@@ -55,7 +172,9 @@ public sealed class StableDiffusionPipeline : IDisposable
         var scheduler = SchedulerFactory.Create(request.Sampler, Model.Scheduler, request.Eta);
         scheduler.SetTimesteps(request.Steps);
 
+        Enter(TextEncoder.Component, memory);
         var (hidden, hiddenWidth, truncations) = EncodePrompts(request.Images, useGuidance);
+        Leave(TextEncoder.Component, memory);
         cancellationToken.ThrowIfCancellationRequested();
 
         var generators = request.Images.Select(i => new TorchCpuGenerator(i.Seed)).ToArray();
@@ -77,7 +196,9 @@ public sealed class StableDiffusionPipeline : IDisposable
         else
         {
             source = ImageOps.Resize(request.InitImage!, request.Width, request.Height);
-            var encoded = VaeEncoder.Encode(source.ToModelPlanes(), request.Height, request.Width);
+            Enter(VaeEncoder.Component, memory);
+            var encoded = Encode(source.ToModelPlanes(), latentHeight, latentWidth, memory, cancellationToken);
+            Leave(VaeEncoder.Component, memory);
             TensorPrimitives.Multiply(encoded, Model.LatentScalingFactor, encoded);
             sourceLatents = new float[batch * imageLength];
             for (var i = 0; i < batch; i++)
@@ -97,7 +218,41 @@ public sealed class StableDiffusionPipeline : IDisposable
         }
 
         var inpaint = latentMask is null ? null : new InpaintState(sourceLatents!, noise, latentMask);
-        using var loop = new DenoisingLoop(Unet, scheduler, latents, latentHeight, latentWidth, hidden, hiddenWidth, request.GuidanceScale, generators, inpaint);
+        Enter(Unet.Component, memory);
+        var loop = new DenoisingLoop(Unet, scheduler, latents, latentHeight, latentWidth, hidden, hiddenWidth, request.GuidanceScale, generators, inpaint, memory);
+        try
+        {
+            RunSteps(loop, request, scheduler, startIndex, latents, imageLength, latentHeight, latentWidth, progress, cancellationToken);
+        }
+        finally
+        {
+            loop.Dispose();
+        }
+
+        Leave(Unet.Component, memory);
+        Enter(VaeDecoder.Component, memory);
+        var images = new GeneratedImage[batch];
+        for (var i = 0; i < batch; i++)
+        {
+            cancellationToken.ThrowIfCancellationRequested();
+            var latent = latents.AsSpan(i * imageLength, imageLength);
+            TensorPrimitives.Divide(latent, Model.LatentScalingFactor, latent);
+            var image = RgbImage.FromModelPlanes(Decode(latent, latentHeight, latentWidth, memory, cancellationToken), request.Width, request.Height);
+            if (request.Mode == GenerationMode.Inpaint)
+            {
+                image = PasteUnmasked(image, source!, ImageOps.Resize(request.Mask!, request.Width, request.Height));
+            }
+
+            images[i] = new GeneratedImage(i, image, Parameters(request, request.Images[i]));
+        }
+
+        Leave(VaeDecoder.Component, memory);
+        return new GenerationResult(images, truncations);
+    }
+
+    private static void RunSteps(DenoisingLoop loop, GenerationRequest request, IScheduler scheduler, int startIndex, float[] latents, int imageLength,
+        int latentHeight, int latentWidth, IProgress<GenerationProgress>? progress, CancellationToken cancellationToken)
+    {
         using var abort = cancellationToken.Register(loop.Terminate);
         var total = scheduler.Timesteps.Count;
         for (var step = startIndex; step < total; step++)
@@ -120,23 +275,6 @@ public sealed class StableDiffusionPipeline : IDisposable
                 progress.Report(new GenerationProgress(step - startIndex + 1, total - startIndex, preview));
             }
         }
-
-        var images = new GeneratedImage[batch];
-        for (var i = 0; i < batch; i++)
-        {
-            cancellationToken.ThrowIfCancellationRequested();
-            var latent = latents.AsSpan(i * imageLength, imageLength);
-            TensorPrimitives.Divide(latent, Model.LatentScalingFactor, latent);
-            var image = RgbImage.FromModelPlanes(VaeDecoder.Decode(latent, latentHeight, latentWidth), request.Width, request.Height);
-            if (request.Mode == GenerationMode.Inpaint)
-            {
-                image = PasteUnmasked(image, source!, ImageOps.Resize(request.Mask!, request.Width, request.Height));
-            }
-
-            images[i] = new GeneratedImage(i, image, Parameters(request, request.Images[i]));
-        }
-
-        return new GenerationResult(images, truncations);
     }
 
     private GenerationParameters Parameters(GenerationRequest request, ImageSpec spec) => new()
