@@ -1,3 +1,4 @@
+using System.Numerics.Tensors;
 using RenderFarm.Diffusion.Imaging;
 
 namespace RenderFarm.Diffusion.Hires;
@@ -43,8 +44,10 @@ public static class TileStitcher
         var text = parameters is null ? null : new[] { KeyValuePair.Create(PngCodec.ParametersKeyword, parameters) };
         await using var png = new StreamingPngWriter(output, width, layout.Height, text);
         var accumulator = new float[width * 3];
+        var weights = new float[width * 3];
+        var values = new float[width * 3];
         var row = new byte[width * 3];
-        var held = new List<(HiresTile Tile, RgbImage Image)>();
+        var held = new List<HeldTile>();
         var next = 0;
         for (var y = 0; y < layout.Height; y++)
         {
@@ -64,20 +67,20 @@ public static class TileStitcher
                 }
 
                 // Kept in index order (tiles arrive in index order and removal keeps order), which fixes the summation order.
-                held.Add((tile, image));
+                held.Add(new HeldTile(tile, image));
             }
 
             Array.Clear(accumulator);
-            foreach (var (tile, image) in held)
+            foreach (var h in held)
             {
-                Accumulate(accumulator, tile, image, y);
+                Accumulate(accumulator, weights, values, h, y);
             }
 
-            for (var i = 0; i < row.Length; i++)
-            {
-                row[i] = (byte)Math.Clamp(MathF.Round(accumulator[i], MidpointRounding.ToEven), 0f, 255f);
-            }
-
+            // Round half to even, clamp, narrow: the accumulators are already integral and in range after the first two.
+            TensorPrimitives.Round(accumulator, MidpointRounding.ToEven, accumulator);
+            TensorPrimitives.Max(accumulator, 0f, accumulator);
+            TensorPrimitives.Min(accumulator, 255f, accumulator);
+            TensorPrimitives.ConvertTruncating<float, byte>(accumulator, row);
             await png.WriteRowAsync(row, cancellationToken);
             if (progress is not null && ((y + 1) % BandHeight == 0 || y + 1 == layout.Height))
             {
@@ -88,20 +91,28 @@ public static class TileStitcher
         await png.CompleteAsync(cancellationToken);
     }
 
-    private static void Accumulate(float[] accumulator, HiresTile tile, RgbImage image, int y)
+    /// <summary>
+    /// Adds one row of a tile: pixel × (column weight × row weight), each product and sum rounded to float separately
+    /// (TensorPrimitives' Multiply and Add, never a fused multiply-add), so the result equals the plain scalar formula.
+    /// </summary>
+    private static void Accumulate(float[] accumulator, float[] weightScratch, float[] valueScratch, HeldTile held, int y)
     {
-        var b = tile.Bounds;
-        var rowWeight = tile.RowWeights[y - b.Y];
-        var source = image.Pixels.AsSpan((y - b.Y) * b.Width * 3, b.Width * 3);
-        var target = accumulator.AsSpan(b.X * 3, b.Width * 3);
-        var columnWeights = tile.ColumnWeights;
-        for (var x = 0; x < b.Width; x++)
-        {
-            var w = columnWeights[x] * rowWeight;
-            var p = x * 3;
-            target[p] += source[p] * w;
-            target[p + 1] += source[p + 1] * w;
-            target[p + 2] += source[p + 2] * w;
-        }
+        var b = held.Tile.Bounds;
+        var length = b.Width * 3;
+        var weights = weightScratch.AsSpan(0, length);
+        var values = valueScratch.AsSpan(0, length);
+        TensorPrimitives.Multiply(held.ColumnWeights, held.Tile.RowWeights[y - b.Y], weights);
+        TensorPrimitives.ConvertChecked<byte, float>(held.Image.Pixels.AsSpan((y - b.Y) * length, length), values);
+        TensorPrimitives.Multiply(values, weights, values);
+        var target = accumulator.AsSpan(b.X * 3, length);
+        TensorPrimitives.Add(target, values, target);
+    }
+
+    /// <summary>A tile in memory with its column weights repeated per channel, to line up with interleaved RGB.</summary>
+    private sealed class HeldTile(HiresTile tile, RgbImage image)
+    {
+        public HiresTile Tile { get; } = tile;
+        public RgbImage Image { get; } = image;
+        public float[] ColumnWeights { get; } = [.. tile.ColumnWeights.SelectMany(w => new[] { w, w, w })];
     }
 }
