@@ -143,6 +143,24 @@ public abstract class CoordinatorBehaviourTests<TFixture>(TFixture fixture)
     }
 
     [Fact]
+    public async Task A_sweep_at_the_item_limit_is_written_in_pages_and_dispatched_whole()
+    {
+        var job = JobsClient.ValidJob();
+        job["count"] = CoordinatorFactory.MaxCount;
+        job["sweep"] = new System.Text.Json.Nodes.JsonObject
+        {
+            ["prompts"] = new System.Text.Json.Nodes.JsonArray([.. Enumerable.Range(0, CoordinatorFactory.MaxSweepItems / CoordinatorFactory.MaxCount).Select(i => (System.Text.Json.Nodes.JsonNode)$"prompt {i}")]),
+        };
+
+        var id = (await Client.SubmitAsync(job)).Id();
+        var units = await Probe.UnitsAsync(id, CoordinatorFactory.MaxSweepItems);
+
+        (await CountAsync(db => db.Items.CountAsync(i => i.JobId == id))).ShouldBe(CoordinatorFactory.MaxSweepItems);
+        units.SelectMany(u => u.Items).Select(i => i.Index).Distinct().Count().ShouldBe(CoordinatorFactory.MaxSweepItems);
+        units.ShouldAllBe(u => u.Items.Select(i => i.Prompt).Distinct().Count() == 1 || u.Items.Count <= CoordinatorFactory.WorkUnitSize);
+    }
+
+    [Fact]
     public async Task Job_items_and_outbox_commit_together_or_not_at_all()
     {
         var marker = "atomic-" + Guid.NewGuid().ToString("N");
@@ -362,8 +380,15 @@ public abstract class CoordinatorBehaviourTests<TFixture>(TFixture fixture)
         found.GetProperty("state").GetString().ShouldBe("Idle");
         found.GetProperty("live").GetBoolean().ShouldBeTrue();
 
-        var job = await Client.SubmitAsync(JobsClient.ValidJob());
-        job.GetProperty("eligibleWorkers").GetInt32().ShouldBeGreaterThanOrEqualTo(1);
+        // Liveness lasts one (short, in tests) lease, so keep the worker heartbeating while the job is read.
+        var id = (await Client.SubmitAsync(JobsClient.ValidJob())).Id();
+        JsonElement job = default;
+        await Eventually(async () =>
+        {
+            await Probe.Bus.Publish(Heartbeat(worker, []));
+            job = await Client.GetJobAsync(id);
+            return job.GetProperty("eligibleWorkers").ValueKind == JsonValueKind.Number && job.GetProperty("eligibleWorkers").GetInt32() >= 1;
+        });
         job.GetProperty("waitingReason").ValueKind.ShouldBe(JsonValueKind.Null);
     }
 

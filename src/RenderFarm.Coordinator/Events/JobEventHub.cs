@@ -82,8 +82,16 @@ public sealed class JobEventHub
             FullMode = BoundedChannelFullMode.DropOldest,
             SingleReader = true,
         });
-        _subscribers.GetOrAdd(jobId, _ => new()).TryAdd(channel, 0);
-        return new Subscription(this, jobId, channel);
+        while (true)
+        {
+            var channels = _subscribers.GetOrAdd(jobId, _ => new());
+            channels.TryAdd(channel, 0);
+            // The last subscriber of the job may have removed this set in between; then add to its successor.
+            if (_subscribers.TryGetValue(jobId, out var current) && ReferenceEquals(current, channels))
+            {
+                return new Subscription(this, jobId, channel);
+            }
+        }
     }
 
     private void Unsubscribe(Guid jobId, Channel<JobEvent> channel)
