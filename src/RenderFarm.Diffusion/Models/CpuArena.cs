@@ -16,6 +16,8 @@ public static class CpuArena
     private const int SameAsRequested = 1;
     private static readonly Lock Gate = new();
     private static long? _registered;
+    // ONNX Runtime matches env allocators to sessions by memory info: the CPU device with the arena allocator type.
+    private static readonly OrtMemoryInfo ArenaInfo = new(OrtMemoryInfo.allocatorCPU, OrtAllocatorType.ArenaAllocator, 0, OrtMemType.Default);
 
     /// <summary>The limit of the arena capped sessions currently get (null before the first).</summary>
     public static long? RegisteredLimit
@@ -41,11 +43,11 @@ public static class CpuArena
                 var env = OrtEnv.Instance();
                 if (_registered is not null)
                 {
-                    env.UnregisterAllocator(OrtMemoryInfo.DefaultInstance);
+                    env.UnregisterAllocator(ArenaInfo);
                 }
 
                 using var config = new OrtArenaCfg(ArenaMaxBytes(limitBytes), SameAsRequested, -1, -1);
-                env.CreateAndRegisterAllocator(OrtMemoryInfo.DefaultInstance, config);
+                env.CreateAndRegisterAllocator(ArenaInfo, config);
                 _registered = limitBytes;
             }
         }
