@@ -1,0 +1,238 @@
+using MassTransit;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using RenderFarm.Contracts;
+using RenderFarm.Diffusion.Models;
+using RenderFarm.Storage;
+using RenderFarm.Worker.Cancellation;
+using RenderFarm.Worker.Heartbeats;
+using RenderFarm.Worker.Models;
+using RenderFarm.Worker.Rendering;
+using RenderFarm.Worker.Slots;
+
+namespace RenderFarm.Worker.Consumers;
+
+/// <summary>
+/// Renders a <see cref="RenderWorkUnit"/> on a free slot. Per item: <see cref="ItemStarted"/>, rate-limited
+/// <see cref="ItemProgressed"/>, the PNG uploaded to the item's output key, and only then
+/// <see cref="ItemRendered"/>; a fault becomes <see cref="ItemFailed"/> (retryable or not) while the unit's other
+/// items go on. A canceled job's items end silently. Past the shutdown grace the consume token is canceled and
+/// the exception is left to MassTransit, which does not acknowledge the unit, so the broker redelivers it.
+/// </summary>
+public sealed partial class RenderWorkUnitConsumer(
+    WorkerSlotPool pool,
+    JobCancellations cancellations,
+    WorkerLifecycle lifecycle,
+    HeartbeatPublisher heartbeats,
+    IArtifactStore store,
+    IOptions<WorkerOptions> options,
+    TimeProvider time,
+    ILogger<RenderWorkUnitConsumer> logger) : IConsumer<RenderWorkUnit>
+{
+    private const string PngContentType = "image/png";
+
+    /// <summary>How long the final Draining heartbeat may take when the consume token is already canceled.</summary>
+    private static readonly TimeSpan FinalHeartbeatTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly RenderWorkPolicy _policy = RenderWorkPolicy.From(options.Value);
+
+    public async Task Consume(ConsumeContext<RenderWorkUnit> context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var unit = context.Message;
+        if (cancellations.IsCanceled(unit.JobId))
+        {
+            LogSkippedCanceled(unit.WorkUnitId, unit.JobId);
+            return;
+        }
+
+        using var lease = await pool.AcquireAsync(context.CancellationToken);
+        var slot = lease.Slot;
+        using var job = cancellations.Enter(unit.JobId);
+        try
+        {
+            foreach (var items in RenderBatch.Plan(unit.Items, _policy.MaxBatchSize))
+            {
+                if (job.Token.IsCancellationRequested)
+                {
+                    LogCanceled(unit.WorkUnitId, unit.JobId);
+                    break;
+                }
+
+                await RenderBatchAsync(context, slot, unit, items, job.Token);
+            }
+        }
+        finally
+        {
+            if (lifecycle.IsDraining)
+            {
+                await SendFinalHeartbeatAsync(context, slot);
+            }
+        }
+    }
+
+    private async Task RenderBatchAsync(ConsumeContext context, WorkerSlot slot, RenderWorkUnit unit, IReadOnlyList<RenderItem> items, CancellationToken jobCanceled)
+    {
+        var jobId = unit.JobId;
+        var consumeToken = context.CancellationToken;
+        var startedAt = time.GetUtcNow();
+        var started = time.GetTimestamp();
+        foreach (var item in items)
+        {
+            await context.Publish(new ItemStarted(item.ItemId, jobId, item.Attempt, slot.WorkerId, startedAt), consumeToken);
+        }
+
+        var ids = items.Select(i => i.ItemId).ToArray();
+        var reported = new HashSet<Guid>();
+        slot.Begin(ids);
+        using var timeout = new CancellationTokenSource(_policy.RenderTimeout, time);
+        using var render = CancellationTokenSource.CreateLinkedTokenSource(consumeToken, jobCanceled, timeout.Token);
+        try
+        {
+            var batch = await LoadInputsAsync(items, render.Token);
+            IReadOnlyList<RenderedImage> images;
+            await using (var progress = new ProgressReporter(context, jobId, items, _policy.MinProgressInterval, time, logger, consumeToken))
+            {
+                images = await slot.Renderer.RenderAsync(batch, progress, render.Token);
+                await progress.FlushAsync();
+            }
+
+            foreach (var image in images)
+            {
+                if (jobCanceled.IsCancellationRequested)
+                {
+                    LogCanceled(unit.WorkUnitId, jobId);
+                    return;
+                }
+
+                var item = items.First(i => i.ItemId == image.ItemId);
+                try
+                {
+                    using var content = new MemoryStream(image.Png, writable: false);
+                    await store.PutAsync(item.OutputKey, content, PngContentType, consumeToken);
+                }
+                catch (Exception ex) when (!consumeToken.IsCancellationRequested)
+                {
+                    reported.Add(item.ItemId);
+                    LogUploadFailed(ex, item.ItemId, item.OutputKey);
+                    await context.Publish(
+                        new ItemFailed(item.ItemId, jobId, item.Attempt, slot.WorkerId, $"Uploading the image to '{item.OutputKey}' failed: {ex.Message}", Retryable: true),
+                        consumeToken);
+                    continue;
+                }
+
+                // Only now: a completion must never point at an image that is not stored yet.
+                reported.Add(item.ItemId);
+                await context.Publish(
+                    new ItemRendered(item.ItemId, jobId, item.Attempt, item.OutputKey, slot.WorkerId, time.GetElapsedTime(started)),
+                    consumeToken);
+            }
+        }
+        catch (OperationCanceledException) when (consumeToken.IsCancellationRequested)
+        {
+            // Shutdown past its grace (or a lost broker connection): leave the unit unacknowledged for redelivery.
+            LogAbandoned(jobId, slot.WorkerId);
+            throw;
+        }
+        catch (OperationCanceledException) when (jobCanceled.IsCancellationRequested)
+        {
+            LogCanceled(unit.WorkUnitId, jobId);
+        }
+        catch (OperationCanceledException) when (timeout.IsCancellationRequested)
+        {
+            await FailAsync(context, slot, jobId, items, reported, $"Rendering took longer than {_policy.RenderTimeout}; the item will be retried.", retryable: true);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            var (reason, retryable) = Classify(ex);
+            LogRenderFailed(ex, jobId, slot.WorkerId, retryable);
+            await FailAsync(context, slot, jobId, items, reported, reason, retryable);
+        }
+        finally
+        {
+            slot.End(ids);
+        }
+    }
+
+    /// <summary>The batch with its init image and mask fetched from the store; a missing one fails the items for good.</summary>
+    private async Task<RenderBatch> LoadInputsAsync(IReadOnlyList<RenderItem> items, CancellationToken cancellationToken)
+    {
+        var first = items[0];
+        if (first.Mode == RenderModes.Txt2Img)
+        {
+            return new RenderBatch(items);
+        }
+
+        var init = first.InitImageKey is { } initKey ? await ReadInputAsync(initKey, "init image", cancellationToken) : (ReadOnlyMemory<byte>?)null;
+        var mask = first.MaskKey is { } maskKey ? await ReadInputAsync(maskKey, "mask", cancellationToken) : (ReadOnlyMemory<byte>?)null;
+        return new RenderBatch(items, init, mask);
+    }
+
+    private async Task<ReadOnlyMemory<byte>> ReadInputAsync(string key, string what, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var stream = await store.OpenReadAsync(key, cancellationToken);
+            using var buffer = new MemoryStream();
+            await stream.CopyToAsync(buffer, cancellationToken);
+            return buffer.ToArray();
+        }
+        catch (ArtifactNotFoundException ex)
+        {
+            throw new ArgumentException($"The {what} '{key}' is not in the artifact store.", ex);
+        }
+    }
+
+    private async Task FailAsync(ConsumeContext context, WorkerSlot slot, Guid jobId, IReadOnlyList<RenderItem> items, HashSet<Guid> reported, string reason, bool retryable)
+    {
+        foreach (var item in items.Where(i => !reported.Contains(i.ItemId)))
+        {
+            reported.Add(item.ItemId);
+            await context.Publish(new ItemFailed(item.ItemId, jobId, item.Attempt, slot.WorkerId, reason, retryable), context.CancellationToken);
+        }
+    }
+
+    /// <summary>
+    /// Bad input and unknown models fail the same way on every attempt; anything else (out of memory, a device or
+    /// storage fault) may pass on another try or another worker.
+    /// </summary>
+    internal static (string Reason, bool Retryable) Classify(Exception exception) => exception switch
+    {
+        ModelNotFoundException or ModelFormatException => (exception.Message, false),
+        ArgumentException => (exception.Message, false),
+        OutOfMemoryException => ("The worker ran out of memory rendering this item.", true),
+        _ => ($"{exception.GetType().Name}: {exception.Message}", true),
+    };
+
+    private async Task SendFinalHeartbeatAsync(ConsumeContext context, WorkerSlot slot)
+    {
+        // The consume token may already be canceled (grace expired); the Draining beat must still go out.
+        using var timeout = new CancellationTokenSource(FinalHeartbeatTimeout, time);
+        try
+        {
+            await heartbeats.PublishAsync(slot, context, timeout.Token);
+        }
+        catch (Exception ex)
+        {
+            LogFinalHeartbeatFailed(ex, slot.WorkerId);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Unit {WorkUnitId} of canceled job {JobId} acknowledged without rendering")]
+    private partial void LogSkippedCanceled(Guid workUnitId, Guid jobId);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Stopped unit {WorkUnitId}: job {JobId} was canceled")]
+    private partial void LogCanceled(Guid workUnitId, Guid jobId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Abandoned a unit of job {JobId} on {WorkerId} at shutdown; the broker will redeliver it")]
+    private partial void LogAbandoned(Guid jobId, string workerId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Render of job {JobId} failed on {WorkerId} (retryable: {Retryable})")]
+    private partial void LogRenderFailed(Exception exception, Guid jobId, string workerId, bool retryable);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Upload of item {ItemId} to {Key} failed")]
+    private partial void LogUploadFailed(Exception exception, Guid itemId, string key);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Final heartbeat of {WorkerId} was not sent")]
+    private partial void LogFinalHeartbeatFailed(Exception exception, string workerId);
+}

@@ -1,0 +1,78 @@
+using MassTransit;
+using Microsoft.Extensions.Options;
+using RenderFarm.Messaging;
+
+namespace RenderFarm.Worker.Consumers;
+
+/// <summary>
+/// Every policy for render work, in one place: how many units run at once, how many the broker may push ahead,
+/// how a unit is retried, how long a batch may take, how items are batched, and how often progress is sent.
+/// </summary>
+/// <param name="ConcurrentUnits">Units rendered at once: one per slot, so every delivery finds a slot free.</param>
+/// <param name="PrefetchCount">
+/// Units the broker hands this worker ahead of acknowledgement. Equal to the slots: a worker holds only work it can
+/// start now, and a unit queued behind a busy worker stays available to an idle one.
+/// </param>
+/// <param name="RetryIntervals">
+/// In-process redeliveries of a unit whose handling threw (broker or storage faults outside an item). Render
+/// faults never throw: they become <c>ItemFailed</c>, and the coordinator owns item retries and backoff.
+/// </param>
+/// <param name="RenderTimeout">A batch still rendering after this fails its items as retryable.</param>
+/// <param name="MaxBatchSize">Items of one unit with equal settings denoised together, at most.</param>
+/// <param name="MinProgressInterval">Least time between two progress events of an item, besides its first and last step.</param>
+public sealed record RenderWorkPolicy(
+    int ConcurrentUnits,
+    int PrefetchCount,
+    IReadOnlyList<TimeSpan> RetryIntervals,
+    TimeSpan RenderTimeout,
+    int MaxBatchSize,
+    TimeSpan MinProgressInterval)
+{
+    /// <summary>Short: a retry re-renders the unit's finished items too, so it only covers a blip.</summary>
+    public static IReadOnlyList<TimeSpan> DefaultRetryIntervals { get; } = [TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5)];
+
+    public static RenderWorkPolicy From(WorkerOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        return new RenderWorkPolicy(
+            ConcurrentUnits: options.Slots,
+            PrefetchCount: options.Slots,
+            RetryIntervals: DefaultRetryIntervals,
+            RenderTimeout: options.RenderTimeout,
+            MaxBatchSize: options.MaxBatchSize,
+            MinProgressInterval: TimeSpan.FromSeconds(1 / options.ProgressEventsPerSecond));
+    }
+}
+
+/// <summary>
+/// Puts <see cref="RenderWorkUnitConsumer"/> on the shared render queue (<see cref="QueueNames.Render"/>) with the
+/// limits of <see cref="RenderWorkPolicy"/>.
+/// </summary>
+public sealed class RenderWorkUnitConsumerDefinition : ConsumerDefinition<RenderWorkUnitConsumer>
+{
+    private readonly RenderWorkPolicy _policy;
+
+    public RenderWorkUnitConsumerDefinition(IOptions<WorkerOptions> options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _policy = RenderWorkPolicy.From(options.Value);
+        EndpointName = QueueNames.Render;
+        ConcurrentMessageLimit = _policy.ConcurrentUnits;
+    }
+
+    protected override void ConfigureConsumer(
+        IReceiveEndpointConfigurator endpointConfigurator,
+        IConsumerConfigurator<RenderWorkUnitConsumer> consumerConfigurator,
+        IRegistrationContext context)
+    {
+        ArgumentNullException.ThrowIfNull(endpointConfigurator);
+        endpointConfigurator.PrefetchCount = _policy.PrefetchCount;
+        endpointConfigurator.ConcurrentMessageLimit = _policy.ConcurrentUnits;
+        endpointConfigurator.UseMessageRetry(retry =>
+        {
+            retry.Intervals([.. _policy.RetryIntervals]);
+            // Shutdown past the grace or a canceled job: back to the broker (or done), never a retry here.
+            retry.Ignore<OperationCanceledException>();
+        });
+    }
+}

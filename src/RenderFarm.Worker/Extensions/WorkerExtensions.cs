@@ -1,0 +1,108 @@
+using MassTransit;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Options;
+using RenderFarm.Messaging;
+using RenderFarm.Storage;
+using RenderFarm.Telemetry;
+using RenderFarm.Worker.Cancellation;
+using RenderFarm.Worker.Consumers;
+using RenderFarm.Worker.Heartbeats;
+using RenderFarm.Worker.Models;
+using RenderFarm.Worker.Rendering;
+using RenderFarm.Worker.Slots;
+
+namespace RenderFarm.Worker.Extensions;
+
+/// <summary>
+/// The worker's composition. A distributed worker host calls <see cref="AddRenderFarmWorker"/>; a host that owns
+/// the bus and storage itself (the embedded <c>renderfarm serve</c>) calls <see cref="AddRenderFarmWorkerServices"/>
+/// and adds <see cref="AddRenderFarmWorkerConsumers"/> inside its own <c>AddRenderFarmBus</c>.
+/// </summary>
+public static class WorkerExtensions
+{
+    /// <summary>The service name in telemetry.</summary>
+    public const string ServiceName = "renderfarm-worker";
+
+    /// <summary>Time the bus and host get on top of <see cref="WorkerOptions.ShutdownGrace"/> to send the last events and close.</summary>
+    public static readonly TimeSpan ShutdownMargin = TimeSpan.FromSeconds(15);
+
+    /// <summary>The distributed worker: telemetry, artifact store, worker services and the bus carrying its consumers.</summary>
+    public static IHostApplicationBuilder AddRenderFarmWorker(this IHostApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.AddRenderFarmTelemetry(ServiceName);
+        builder.Services.AddRenderFarmStorage(builder.Configuration);
+        builder.Services.AddRenderFarmWorkerServices(builder.Configuration);
+        builder.Services.AddRenderFarmBus(builder.Configuration, bus => bus.AddRenderFarmWorkerConsumers());
+        return builder;
+    }
+
+    /// <summary>
+    /// Options (section <c>Worker</c>, then <paramref name="configure"/>), slots with their renderers, heartbeats and
+    /// graceful shutdown. Needs an <c>IArtifactStore</c> and a MassTransit bus carrying
+    /// <see cref="AddRenderFarmWorkerConsumers"/>. To replace the renderer, register an <see cref="IItemRenderer"/>
+    /// (transient: one per slot) before calling this.
+    /// </summary>
+    public static IServiceCollection AddRenderFarmWorkerServices(
+        this IServiceCollection services,
+        IConfiguration? configuration = null,
+        Action<WorkerOptions>? configure = null)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        var options = services.AddOptions<WorkerOptions>();
+        if (configuration is not null)
+        {
+            options.Bind(configuration.GetSection(WorkerOptions.SectionName));
+        }
+
+        if (configure is not null)
+        {
+            options.Configure(configure);
+        }
+
+        options.ValidateOnStart();
+        services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<WorkerOptions>, WorkerOptionsValidator>());
+
+        services.TryAddSingleton(TimeProvider.System);
+        services.TryAddSingleton<IDeviceProbe, CpuDeviceProbe>();
+        services.TryAddSingleton<ModelCatalog>();
+        services.TryAddSingleton<JobCancellations>();
+        services.TryAddSingleton<WorkerLifecycle>();
+        services.TryAddSingleton<HeartbeatPublisher>();
+        services.TryAddTransient<IItemRenderer>(sp =>
+            sp.GetRequiredService<IOptions<WorkerOptions>>().Value.Renderer == ItemRendererKind.Null
+                ? new NullItemRenderer()
+                : ActivatorUtilities.CreateInstance<EngineItemRenderer>(sp));
+        services.TryAddSingleton(sp => new WorkerSlotPool(
+            sp.GetRequiredService<IOptions<WorkerOptions>>(),
+            sp.GetRequiredService<IItemRenderer>));
+
+        services.AddBusObserver<WorkerLifecycle.BusObserver>();
+        services.AddHostedService<HeartbeatService>();
+
+        // Graceful shutdown: MassTransit lets running consumers finish for the grace, then cancels their consume
+        // token, which leaves their units unacknowledged for redelivery; the host must wait at least that long.
+        services.AddOptions<MassTransitHostOptions>().Configure<IOptions<WorkerOptions>>((host, worker) =>
+        {
+            host.ConsumerStopTimeout = worker.Value.ShutdownGrace;
+            host.StopTimeout = Max(host.StopTimeout, worker.Value.ShutdownGrace + ShutdownMargin);
+        });
+        services.AddOptions<HostOptions>().Configure<IOptions<WorkerOptions>>((host, worker) =>
+            host.ShutdownTimeout = Max(host.ShutdownTimeout, worker.Value.ShutdownGrace + 2 * ShutdownMargin));
+        return services;
+    }
+
+    /// <summary>The worker's consumers and their definitions, for the <c>configureConsumers</c> of <c>AddRenderFarmBus</c>.</summary>
+    public static IBusRegistrationConfigurator AddRenderFarmWorkerConsumers(this IBusRegistrationConfigurator bus)
+    {
+        ArgumentNullException.ThrowIfNull(bus);
+        bus.AddConsumer<RenderWorkUnitConsumer, RenderWorkUnitConsumerDefinition>();
+        bus.AddConsumer<JobCanceledConsumer, JobCanceledConsumerDefinition>();
+        return bus;
+    }
+
+    private static TimeSpan Max(TimeSpan? a, TimeSpan b) => a is { } value && value > b ? value : b;
+}

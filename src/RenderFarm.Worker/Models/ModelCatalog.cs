@@ -1,0 +1,62 @@
+using Microsoft.Extensions.Options;
+using RenderFarm.ModelGenerator;
+
+namespace RenderFarm.Worker.Models;
+
+/// <summary>An item named a model this worker cannot find or open; another attempt here would fail the same way.</summary>
+public sealed class ModelNotFoundException : Exception
+{
+    public ModelNotFoundException(string message) : base(message) { }
+    public ModelNotFoundException(string message, Exception innerException) : base(message, innerException) { }
+}
+
+/// <summary>
+/// Maps an item's model name to a folder under <see cref="WorkerOptions.ModelsRoot"/>. The tiny test model is
+/// generated on demand; fetching other models from the object store is a later issue's job.
+/// </summary>
+public sealed class ModelCatalog(IOptions<WorkerOptions> options)
+{
+    private readonly SemaphoreSlim _generate = new(1, 1);
+
+    public string Root => options.Value.ModelsRoot;
+
+    /// <summary>A model name is one path segment: items come off the bus and must not reach outside the models root.</summary>
+    public static bool IsValidName(string? name) =>
+        !string.IsNullOrWhiteSpace(name)
+        && name.Length <= 200
+        && name is not ("." or "..")
+        && name.IndexOfAny(['/', '\\', '\0']) < 0
+        && name.IndexOfAny(Path.GetInvalidFileNameChars()) < 0;
+
+    /// <summary>The folder of <paramref name="name"/>, generating the tiny model when that is what is asked for.</summary>
+    /// <exception cref="ModelNotFoundException">The name is not a plain folder name, or no such folder exists.</exception>
+    public async Task<string> ResolveAsync(string name, CancellationToken cancellationToken)
+    {
+        if (!IsValidName(name))
+        {
+            throw new ModelNotFoundException($"'{name}' is not a model name: it must be a single folder name under the models root.");
+        }
+
+        var directory = Path.Combine(Root, name);
+        if (name == WorkerOptions.TinyModelName)
+        {
+            // EnsureTiny is safe across processes; the lock only spares slots of one process generating it twice.
+            await _generate.WaitAsync(cancellationToken);
+            try
+            {
+                return await Task.Run(() => TestModels.EnsureTiny(directory), cancellationToken);
+            }
+            finally
+            {
+                _generate.Release();
+            }
+        }
+
+        if (!Directory.Exists(directory))
+        {
+            throw new ModelNotFoundException($"Model '{name}' is not installed on this worker (looked in '{directory}').");
+        }
+
+        return directory;
+    }
+}

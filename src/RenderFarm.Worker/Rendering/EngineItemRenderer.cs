@@ -1,0 +1,189 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using RenderFarm.Contracts;
+using RenderFarm.Diffusion.Imaging;
+using RenderFarm.Diffusion.Models;
+using RenderFarm.Diffusion.Pipelines;
+using RenderFarm.Worker.Models;
+
+namespace RenderFarm.Worker.Rendering;
+
+/// <summary>
+/// Renders with <see cref="StableDiffusionPipeline"/>. Keeps up to <see cref="WorkerOptions.MaxLoadedModels"/>
+/// pipelines warm (least recently used unloaded first); one instance per slot, because ONNX Runtime sessions are
+/// not shared between concurrent renders.
+/// </summary>
+public sealed partial class EngineItemRenderer : IItemRenderer
+{
+    private readonly ModelCatalog _catalog;
+    private readonly ILogger<EngineItemRenderer> _logger;
+    private readonly ExecutionOptions _execution;
+    private readonly int _maxLoaded;
+    // Most recently used last; touched only by the slot's single render at a time.
+    private readonly List<(string Name, StableDiffusionPipeline Pipeline)> _pipelines = [];
+    private volatile string[] _loaded = [];
+
+    public EngineItemRenderer(ModelCatalog catalog, IOptions<WorkerOptions> options, ILogger<EngineItemRenderer> logger)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        _catalog = catalog;
+        _logger = logger;
+        _execution = new ExecutionOptions { Provider = options.Value.ExecutionProvider, IntraOpThreads = options.Value.IntraOpThreads };
+        _maxLoaded = options.Value.MaxLoadedModels;
+    }
+
+    /// <inheritdoc />
+    public IReadOnlyCollection<string> LoadedModels => _loaded;
+
+    /// <inheritdoc />
+    public async Task WarmUpAsync(string model, CancellationToken cancellationToken)
+    {
+        var pipeline = await PipelineAsync(model, cancellationToken);
+        await Task.Run(() =>
+        {
+            pipeline.TextEncoder.Component.Load();
+            pipeline.Unet.Component.Load();
+            pipeline.VaeDecoder.Component.Load();
+        }, cancellationToken);
+    }
+
+    /// <inheritdoc />
+    public async Task<IReadOnlyList<RenderedImage>> RenderAsync(RenderBatch batch, IProgress<RenderStep>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(batch);
+        var request = ToRequest(batch);
+        var pipeline = await PipelineAsync(batch.First.Model, cancellationToken);
+        var engineProgress = progress is null ? null : new StepProgress(progress);
+        return await Task.Run(() =>
+        {
+            var result = pipeline.Generate(request, engineProgress, cancellationToken);
+            return (IReadOnlyList<RenderedImage>)result.Images
+                .Select(image => new RenderedImage(batch.Items[image.Index].ItemId, image.ToPng()))
+                .ToList();
+        }, cancellationToken);
+    }
+
+    /// <summary>The engine request for <paramref name="batch"/>; throws <see cref="ArgumentException"/> for settings it cannot take.</summary>
+    internal static GenerationRequest ToRequest(RenderBatch batch)
+    {
+        var first = batch.First;
+        var mode = first.Mode switch
+        {
+            RenderModes.Txt2Img => GenerationMode.TextToImage,
+            RenderModes.Img2Img => GenerationMode.ImageToImage,
+            RenderModes.Inpaint => GenerationMode.Inpaint,
+            _ => throw new ArgumentException($"Unknown mode '{first.Mode}'. Valid modes: {string.Join(", ", RenderModes.All)}.", nameof(batch)),
+        };
+
+        var request = new GenerationRequest
+        {
+            // Seeds are validated non-negative upstream; the cast keeps the engine's 64-bit seed space either way.
+            Images = batch.Items.Select(i => new ImageSpec(i.Prompt, i.NegativePrompt, unchecked((ulong)i.Seed))).ToArray(),
+            Width = first.Width,
+            Height = first.Height,
+            Steps = first.Steps,
+            GuidanceScale = first.GuidanceScale,
+            Sampler = first.Sampler,
+            Mode = mode,
+        };
+
+        if (mode == GenerationMode.TextToImage)
+        {
+            return request;
+        }
+
+        if (batch.InitImage is not { } init)
+        {
+            throw new ArgumentException($"{first.Mode} needs an init image.", nameof(batch));
+        }
+
+        request = request with
+        {
+            InitImage = Decode(init, "init image"),
+            Strength = first.Strength ?? request.Strength,
+        };
+
+        if (mode == GenerationMode.Inpaint)
+        {
+            if (batch.Mask is not { } mask)
+            {
+                throw new ArgumentException("Inpaint needs a mask.", nameof(batch));
+            }
+
+            request = request with { Mask = Decode(mask, "mask") };
+        }
+
+        return request;
+    }
+
+    private static RgbImage Decode(ReadOnlyMemory<byte> encoded, string what)
+    {
+        try
+        {
+            return PngCodec.Decode(encoded.Span);
+        }
+        catch (Exception ex) when (ex is not OutOfMemoryException)
+        {
+            throw new ArgumentException($"The {what} cannot be decoded: {ex.Message}", ex);
+        }
+    }
+
+    private async Task<StableDiffusionPipeline> PipelineAsync(string model, CancellationToken cancellationToken)
+    {
+        var index = _pipelines.FindIndex(p => p.Name == model);
+        if (index >= 0)
+        {
+            var hit = _pipelines[index];
+            _pipelines.RemoveAt(index);
+            _pipelines.Add(hit);
+            return hit.Pipeline;
+        }
+
+        var directory = await _catalog.ResolveAsync(model, cancellationToken);
+        StableDiffusionPipeline pipeline;
+        try
+        {
+            pipeline = StableDiffusionPipeline.Open(directory, _execution);
+        }
+        catch (ModelFormatException ex)
+        {
+            throw new ModelNotFoundException($"Model '{model}' cannot be opened: {ex.Message}", ex);
+        }
+
+        while (_pipelines.Count >= _maxLoaded)
+        {
+            var evicted = _pipelines[0];
+            _pipelines.RemoveAt(0);
+            evicted.Pipeline.Dispose();
+            LogUnloaded(evicted.Name);
+        }
+
+        _pipelines.Add((model, pipeline));
+        _loaded = _pipelines.Select(p => p.Name).ToArray();
+        LogLoaded(model, directory);
+        return pipeline;
+    }
+
+    public void Dispose()
+    {
+        foreach (var (_, pipeline) in _pipelines)
+        {
+            pipeline.Dispose();
+        }
+
+        _pipelines.Clear();
+        _loaded = [];
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Opened model {Model} from {Directory}")]
+    private partial void LogLoaded(string model, string directory);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Unloaded model {Model} to make room")]
+    private partial void LogUnloaded(string model);
+
+    /// <summary>Reports on the render thread itself: <see cref="Progress{T}"/> would post to the thread pool and reorder steps.</summary>
+    private sealed class StepProgress(IProgress<RenderStep> inner) : IProgress<GenerationProgress>
+    {
+        public void Report(GenerationProgress value) => inner.Report(new RenderStep(value.Step, value.TotalSteps));
+    }
+}

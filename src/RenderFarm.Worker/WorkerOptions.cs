@@ -1,0 +1,215 @@
+using System.Globalization;
+using Microsoft.Extensions.Options;
+using RenderFarm.Contracts;
+using RenderFarm.Diffusion.Models;
+using RenderFarm.Domain.Policies;
+using RenderFarm.Worker.Models;
+
+namespace RenderFarm.Worker;
+
+/// <summary>Which <see cref="Rendering.IItemRenderer"/> the slots use.</summary>
+public enum ItemRendererKind
+{
+    /// <summary>The Stable Diffusion engine: real images.</summary>
+    Engine,
+
+    /// <summary>A constant tiny PNG, instantly: measures the farm's own cost per item.</summary>
+    Null,
+}
+
+/// <summary>Worker settings, bound from the <c>Worker</c> configuration section.</summary>
+public sealed class WorkerOptions
+{
+    public const string SectionName = "Worker";
+
+    /// <summary>The engine's tiny test model, generated on demand when an item names it and it is missing.</summary>
+    public const string TinyModelName = "tiny-sd";
+
+    public const int DefaultMaxBatchSize = 1;
+    public const int DefaultMaxLoadedModels = 1;
+    public const double DefaultProgressEventsPerSecond = 2;
+    public static readonly TimeSpan DefaultRenderTimeout = TimeSpan.FromMinutes(20);
+    public static readonly TimeSpan DefaultShutdownGrace = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// Identity of this worker process, stable for its lifetime; slots beyond the first append <c>-2</c>, <c>-3</c>, …
+    /// Defaults to <c>host-pid</c>, so several workers on one machine never collide.
+    /// </summary>
+    public string Id { get; set; } = $"{Environment.MachineName}-{Environment.ProcessId.ToString(CultureInfo.InvariantCulture)}";
+
+    /// <summary>Folder holding one sub-folder per model; an item's <c>Model</c> names the sub-folder.</summary>
+    public string ModelsRoot { get; set; } = DefaultModelsRoot();
+
+    /// <summary>Model each slot loads at start (when <see cref="WarmUp"/> is on) so the first item is not the slow one.</summary>
+    public string DefaultModel { get; set; } = TinyModelName;
+
+    /// <summary>
+    /// Independent render slots in this process, each reported as its own worker with its own id, heartbeat and
+    /// warm pipeline. One per GPU for a distributed worker; N for the embedded farm's N in-process workers.
+    /// </summary>
+    public int Slots { get; set; } = 1;
+
+    /// <summary>How often each slot heartbeats; the coordinator's lease (30 s) must span several of them.</summary>
+    public TimeSpan HeartbeatInterval { get; set; } = LeasePolicy.DefaultHeartbeatInterval;
+
+    /// <summary>Upper bound on <c>ItemProgressed</c> events per item and second; the first and last step are always sent.</summary>
+    public double ProgressEventsPerSecond { get; set; } = DefaultProgressEventsPerSecond;
+
+    /// <summary>ONNX Runtime intra-op threads per session; 0 lets it use every core.</summary>
+    public int IntraOpThreads { get; set; }
+
+    /// <summary>Execution provider preference: Auto (CUDA when present), Cpu, or Cuda (fail at start without it).</summary>
+    public ExecutionProviderPreference ExecutionProvider { get; set; } = ExecutionProviderPreference.Auto;
+
+    /// <summary>
+    /// Items of a unit that share every setting are denoised together in batches of up to this many. 1 (the default)
+    /// renders one by one, which keeps an item's bytes independent of which items it happened to share a unit with.
+    /// </summary>
+    public int MaxBatchSize { get; set; } = DefaultMaxBatchSize;
+
+    /// <summary>Pipelines kept loaded per slot; the least recently used one is unloaded beyond this.</summary>
+    public int MaxLoadedModels { get; set; } = DefaultMaxLoadedModels;
+
+    /// <summary>A batch that takes longer fails its items as retryable; a stuck device must not hold items forever.</summary>
+    public TimeSpan RenderTimeout { get; set; } = DefaultRenderTimeout;
+
+    /// <summary>
+    /// On shutdown, how long running items may take to finish. Past it they are canceled without acknowledgement,
+    /// so the broker redelivers their unit to another worker.
+    /// </summary>
+    public TimeSpan ShutdownGrace { get; set; } = DefaultShutdownGrace;
+
+    /// <summary>Memory the engine may plan with; unset means all the device reports (issue 5 plans with it).</summary>
+    public long? MemoryBudgetBytes { get; set; }
+
+    /// <summary>Pool reported for placement (see <see cref="PlacementProperties.Pool"/>).</summary>
+    public string Pool { get; set; } = PlacementProperties.DefaultPool;
+
+    /// <summary>Engine for real images; Null for the coordinator throughput bench.</summary>
+    public ItemRendererKind Renderer { get; set; } = ItemRendererKind.Engine;
+
+    /// <summary>Load <see cref="DefaultModel"/> into every slot at start.</summary>
+    public bool WarmUp { get; set; } = true;
+
+    /// <summary>The id slot <paramref name="index"/> (0-based) reports: the worker id itself for the first slot.</summary>
+    public string SlotId(int index) =>
+        index == 0 ? Id : $"{Id}-{(index + 1).ToString(CultureInfo.InvariantCulture)}";
+
+    /// <summary><c>$RENDERFARM_HOME/models</c>, else <c>$XDG_CACHE_HOME</c> or <c>~/.cache</c> + <c>renderfarm/models</c>, as the CLI uses.</summary>
+    public static string DefaultModelsRoot()
+    {
+        var home = Environment.GetEnvironmentVariable("RENDERFARM_HOME");
+        if (string.IsNullOrWhiteSpace(home))
+        {
+            var cache = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
+            if (string.IsNullOrWhiteSpace(cache))
+            {
+                cache = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
+            }
+
+            home = Path.Combine(cache, "renderfarm");
+        }
+
+        return Path.Combine(home, "models");
+    }
+}
+
+internal sealed class WorkerOptionsValidator : IValidateOptions<WorkerOptions>
+{
+    private const int MaxSlots = 64;
+
+    public ValidateOptionsResult Validate(string? name, WorkerOptions options)
+    {
+        var failures = new List<string>();
+        void Fail(string property, string message) => failures.Add($"{WorkerOptions.SectionName}:{property} {message}");
+
+        if (string.IsNullOrWhiteSpace(options.Id))
+        {
+            Fail(nameof(options.Id), "must not be empty.");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.ModelsRoot))
+        {
+            Fail(nameof(options.ModelsRoot), "must name a folder.");
+        }
+
+        if (!ModelCatalog.IsValidName(options.DefaultModel))
+        {
+            Fail(nameof(options.DefaultModel), $"must be a plain folder name, got '{options.DefaultModel}'.");
+        }
+
+        if (options.Slots is < 1 or > MaxSlots)
+        {
+            Fail(nameof(options.Slots), $"must be between 1 and {MaxSlots}, got {options.Slots}.");
+        }
+
+        var lease = LeasePolicy.Default with { HeartbeatInterval = options.HeartbeatInterval };
+        foreach (var error in lease.Validate())
+        {
+            Fail(nameof(options.HeartbeatInterval), $"is {options.HeartbeatInterval}: {error}");
+        }
+
+        if (!double.IsFinite(options.ProgressEventsPerSecond) || options.ProgressEventsPerSecond <= 0)
+        {
+            Fail(nameof(options.ProgressEventsPerSecond), $"must be a positive number, got {options.ProgressEventsPerSecond}.");
+        }
+
+        if (options.IntraOpThreads < 0)
+        {
+            Fail(nameof(options.IntraOpThreads), "must be 0 (all cores) or positive.");
+        }
+
+        if (!Enum.IsDefined(options.ExecutionProvider))
+        {
+            Fail(nameof(options.ExecutionProvider), $"must be one of {string.Join(", ", Enum.GetNames<ExecutionProviderPreference>())}.");
+        }
+        else if (options.Renderer == ItemRendererKind.Engine)
+        {
+            try
+            {
+                ExecutionProviders.Resolve(options.ExecutionProvider);
+            }
+            catch (InvalidOperationException ex)
+            {
+                Fail(nameof(options.ExecutionProvider), ex.Message);
+            }
+        }
+
+        if (options.MaxBatchSize < 1)
+        {
+            Fail(nameof(options.MaxBatchSize), "must be at least 1.");
+        }
+
+        if (options.MaxLoadedModels < 1)
+        {
+            Fail(nameof(options.MaxLoadedModels), "must be at least 1.");
+        }
+
+        if (options.RenderTimeout <= TimeSpan.Zero)
+        {
+            Fail(nameof(options.RenderTimeout), "must be positive.");
+        }
+
+        if (options.ShutdownGrace < TimeSpan.Zero)
+        {
+            Fail(nameof(options.ShutdownGrace), "must not be negative.");
+        }
+
+        if (options.MemoryBudgetBytes is <= 0)
+        {
+            Fail(nameof(options.MemoryBudgetBytes), "must be positive when set.");
+        }
+
+        if (string.IsNullOrWhiteSpace(options.Pool))
+        {
+            Fail(nameof(options.Pool), "must not be empty.");
+        }
+
+        if (!Enum.IsDefined(options.Renderer))
+        {
+            Fail(nameof(options.Renderer), $"must be one of {string.Join(", ", Enum.GetNames<ItemRendererKind>())}.");
+        }
+
+        return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);
+    }
+}
