@@ -12,6 +12,7 @@ internal static class CliApp
         root.Add(RenderCommand.Create());
         root.Add(TokenizeCommand.Create());
         root.Add(ModelsCommand.Create());
+        root.Add(PlanCommand.Create());
         return root;
     }
 

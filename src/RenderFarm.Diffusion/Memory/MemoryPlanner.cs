@@ -47,8 +47,10 @@ public sealed record PlannerOptions
 
 /// <summary>
 /// Predicts a render's peak memory and time from a <see cref="MemoryProfile"/> and picks the cheapest strategy set
-/// that fits a budget. The order tried — each step slower than the one before, so the first that fits is the
-/// cheapest — is:
+/// that fits a budget. "Cheapest" is fidelity first, then time: the first rungs render exactly the resident image
+/// (they only move or split work), tiled VAE is within a stated tolerance of it, and latent tiling is a different
+/// image on a real model (windows see only their part of the latent), so it comes last even though it can be faster
+/// where attention dominates. The order tried, the first that fits being chosen:
 /// <list type="number">
 /// <item><c>resident</c>: every session loaded at once.</item>
 /// <item><c>+batch-split</c>: CFG's halves (then single rows) in separate UNet calls; only when a step has &gt; 1 row.</item>
