@@ -33,27 +33,35 @@ internal static class RenderCommand
         var strength = new Option<double>("--strength") { Description = "img2img/inpaint strength in (0, 1].", DefaultValueFactory = _ => 0.75 };
         var threads = new Option<int>("--threads") { Description = "Inference threads (0 = all cores).", DefaultValueFactory = _ => 0 };
         var provider = new Option<ExecutionProviderPreference>("--provider") { Description = "Auto (CUDA when available), Cpu or Cuda.", DefaultValueFactory = _ => ExecutionProviderPreference.Auto };
+        var hires = HiresRender.CreateOptions();
 
         var command = new Command("render", "Render images on this machine with the engine (no farm, no services).")
         {
             prompt, negative, model, output, seed, steps, sampler, guidance, width, height, count, batch, mode, init, mask, strength, threads, provider,
+            hires.Hires, hires.Tile, hires.Overlap, hires.BaseWidth, hires.BaseHeight,
         };
 
         command.SetAction((result, cancellationToken) => RunAsync(result, new Options(
             result.GetRequiredValue(prompt), result.GetValue(negative), result.GetValue(model), result.GetRequiredValue(output),
             result.GetValue(seed), result.GetValue(steps), result.GetRequiredValue(sampler), result.GetValue(guidance),
             result.GetValue(width), result.GetValue(height), result.GetValue(count), result.GetValue(batch), result.GetRequiredValue(mode),
-            result.GetValue(init), result.GetValue(mask), result.GetValue(strength), result.GetValue(threads), result.GetValue(provider)), cancellationToken));
+            result.GetValue(init), result.GetValue(mask), result.GetValue(strength), result.GetValue(threads), result.GetValue(provider),
+            hires.Read(result, strength)), cancellationToken));
         return command;
     }
 
-    private sealed record Options(
+    internal sealed record Options(
         string Prompt, string? Negative, string? Model, string Output, long? Seed, int Steps, string Sampler, double Guidance,
         int Width, int Height, int Count, int Batch, string Mode, string? Init, string? Mask, double Strength, int Threads,
-        ExecutionProviderPreference Provider);
+        ExecutionProviderPreference Provider, HiresRender.Settings Hires);
 
     private static async Task<int> RunAsync(ParseResult result, Options o, CancellationToken cancellationToken)
     {
+        if (HiresRender.Applies(o))
+        {
+            return await HiresRender.RunAsync(result, o, cancellationToken);
+        }
+
         var seed = o.Seed ?? Random.Shared.NextInt64(0, uint.MaxValue);
         var errors = new JobRequestValidator().Validate(new JobRequest
         {
@@ -155,7 +163,7 @@ internal static class RenderCommand
         }
     }
 
-    private static RgbImage LoadImage(string path, string option)
+    internal static RgbImage LoadImage(string path, string option)
     {
         if (!File.Exists(path))
         {
@@ -178,7 +186,7 @@ internal static class RenderCommand
             : Path.Combine(Path.GetDirectoryName(output) ?? "", $"{Path.GetFileNameWithoutExtension(output)}-{index}{Path.GetExtension(output)}");
 
     /// <summary>A progress bar on an interactive terminal; silence when output is captured or redirected.</summary>
-    private static async Task WithProgressAsync(ParseResult result, int totalSteps, Func<Action, Task> work)
+    internal static async Task WithProgressAsync(ParseResult result, int totalSteps, Func<Action, Task> work)
     {
         if (result.Out() != Console.Out || Console.IsOutputRedirected || !AnsiConsole.Profile.Capabilities.Interactive)
         {

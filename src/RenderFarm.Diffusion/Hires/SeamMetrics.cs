@@ -3,7 +3,7 @@ using RenderFarm.Diffusion.Imaging;
 namespace RenderFarm.Diffusion.Hires;
 
 /// <summary>How visible the tile boundaries of an image are.</summary>
-/// <param name="MedianGradient">Median over all pixel lines (columns and rows) of the line's mean absolute step across it.</param>
+/// <param name="MedianGradient">The median line step that the worst boundary was compared with (its orientation's, on the grid).</param>
 /// <param name="WorstBoundaryGradient">The largest mean step across a tile boundary line.</param>
 /// <param name="WorstBoundary">That boundary's pixel coordinate (the line between pixels <c>b − 1</c> and <c>b</c>).</param>
 /// <param name="WorstIsVertical">True when the worst boundary is a column boundary.</param>
@@ -60,39 +60,69 @@ public static class SeamMetrics
         return steps;
     }
 
-    /// <summary>Compares the steps across the given boundaries with the image's median line step.</summary>
-    public static SeamReport Measure(RgbImage image, IEnumerable<int> columnBoundaries, IEnumerable<int> rowBoundaries)
+    /// <summary>
+    /// Compares the step across each boundary with the median step of the image's lines of the same orientation
+    /// (columns with columns, rows with rows) that lie on the same grid as tile edges.
+    /// </summary>
+    /// <param name="image">The stitched image.</param>
+    /// <param name="columnBoundaries">Column coordinates of tile edges.</param>
+    /// <param name="rowBoundaries">Row coordinates of tile edges.</param>
+    /// <param name="gridPeriod">
+    /// Only lines at multiples of this period form the median (1 = every line). A VAE decoder upsamples each latent
+    /// cell by nearest-neighbour doublings, so an SD image's texture is periodic with the latent grid (lines at even
+    /// coordinates step more than odd ones, cell edges more than cell interiors) even in an untiled render. Tile edges
+    /// always lie on the 8-pixel grid, so comparing them with the other grid lines (the default) measures the seam and
+    /// not the decoder; likewise columns and rows are kept apart because content is rarely isotropic.
+    /// </param>
+    public static SeamReport Measure(RgbImage image, IEnumerable<int> columnBoundaries, IEnumerable<int> rowBoundaries, int gridPeriod = 8)
     {
         ArgumentNullException.ThrowIfNull(columnBoundaries);
         ArgumentNullException.ThrowIfNull(rowBoundaries);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(gridPeriod);
         var columns = ColumnSteps(image);
         var rows = RowSteps(image);
-        var all = columns.Concat(rows).Order().ToArray();
-        var median = all.Length == 0 ? 0 : all.Length % 2 == 1 ? all[all.Length / 2] : (all[all.Length / 2 - 1] + all[all.Length / 2]) / 2;
-        var worst = (Gradient: 0.0, At: 0, Vertical: true);
+        var columnMedian = GridMedian(columns, gridPeriod);
+        var rowMedian = GridMedian(rows, gridPeriod);
+        var worst = (Gradient: 0.0, Median: columnMedian, At: 0, Vertical: true);
         foreach (var x in columnBoundaries.Where(x => x > 0 && x < image.Width))
         {
-            if (columns[x - 1] > worst.Gradient)
+            if (Excess(columns[x - 1], columnMedian) > Excess(worst.Gradient, worst.Median))
             {
-                worst = (columns[x - 1], x, true);
+                worst = (columns[x - 1], columnMedian, x, true);
             }
         }
 
         foreach (var y in rowBoundaries.Where(y => y > 0 && y < image.Height))
         {
-            if (rows[y - 1] > worst.Gradient)
+            if (Excess(rows[y - 1], rowMedian) > Excess(worst.Gradient, worst.Median))
             {
-                worst = (rows[y - 1], y, false);
+                worst = (rows[y - 1], rowMedian, y, false);
             }
         }
 
-        return new SeamReport(median, worst.Gradient, worst.At, worst.Vertical);
+        return new SeamReport(worst.Median, worst.Gradient, worst.At, worst.Vertical);
+
+        static double Excess(double gradient, double median) => median == 0 ? (gradient == 0 ? 0 : double.PositiveInfinity) : gradient / median;
     }
 
-    /// <summary>Measures at every tile edge of <paramref name="layout"/>.</summary>
-    public static SeamReport Measure(RgbImage image, HiresLayout layout)
+    /// <summary>Median of the steps across lines at multiples of <paramref name="period"/> (step index i is the line at i + 1).</summary>
+    private static double GridMedian(double[] steps, int period)
+    {
+        var onGrid = steps.Where((_, i) => (i + 1) % period == 0).Order().ToArray();
+        if (onGrid.Length == 0)
+        {
+            onGrid = [.. steps.Order()];
+        }
+
+        return onGrid.Length == 0 ? 0
+            : onGrid.Length % 2 == 1 ? onGrid[onGrid.Length / 2]
+            : (onGrid[onGrid.Length / 2 - 1] + onGrid[onGrid.Length / 2]) / 2;
+    }
+
+    /// <summary>Measures at every tile edge of <paramref name="layout"/> (tile edges lie on the 8-pixel latent grid).</summary>
+    public static SeamReport Measure(RgbImage image, HiresLayout layout, int gridPeriod = 8)
     {
         ArgumentNullException.ThrowIfNull(layout);
-        return Measure(image, layout.VerticalBoundaries(), layout.HorizontalBoundaries());
+        return Measure(image, layout.VerticalBoundaries(), layout.HorizontalBoundaries(), gridPeriod);
     }
 }
