@@ -39,7 +39,11 @@ internal sealed class WorkerHarness : IAsyncDisposable
 
     public WorkerSlotPool Slots => Host.Services.GetRequiredService<WorkerSlotPool>();
 
-    public static async Task<WorkerHarness> StartAsync(Action<WorkerOptions>? configure = null, Dictionary<string, string?>? settings = null)
+    public static async Task<WorkerHarness> StartAsync(
+        Action<WorkerOptions>? configure = null,
+        Dictionary<string, string?>? settings = null,
+        Action<IBusRegistrationConfigurator>? moreConsumers = null,
+        Action<IServiceCollection>? moreServices = null)
     {
         var published = new PublishedMessages();
         var artifacts = new TempFolder();
@@ -68,7 +72,12 @@ internal sealed class WorkerHarness : IAsyncDisposable
         }
         builder.Services.AddRenderFarmStorage(builder.Configuration);
         builder.Services.AddRenderFarmWorkerServices(builder.Configuration, configure);
-        builder.Services.AddRenderFarmBus(builder.Configuration, bus => bus.AddRenderFarmWorkerConsumers());
+        builder.Services.AddRenderFarmBus(builder.Configuration, bus =>
+        {
+            bus.AddRenderFarmWorkerConsumers();
+            moreConsumers?.Invoke(bus);
+        });
+        moreServices?.Invoke(builder.Services);
         var host = builder.Build();
         published.Store = host.Services.GetRequiredService<IArtifactStore>();
         host.Services.GetRequiredService<IBus>().ConnectPublishObserver(published);
