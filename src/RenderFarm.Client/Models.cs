@@ -1,0 +1,203 @@
+using System.Text.Json.Serialization;
+
+namespace RenderFarm.Client;
+
+/// <summary>A job's state, as the coordinator reports it.</summary>
+public enum JobState
+{
+    /// <summary>Accepted, no item started yet.</summary>
+    Queued,
+
+    /// <summary>At least one item has started and not all have finished.</summary>
+    Running,
+
+    /// <summary>Final: every item has its image.</summary>
+    Succeeded,
+
+    /// <summary>Final: at least one item failed for good.</summary>
+    Failed,
+
+    /// <summary>Final: canceled; finished images are kept.</summary>
+    Canceled,
+}
+
+/// <summary>A worker's state, from its last heartbeat.</summary>
+public enum WorkerState
+{
+    /// <summary>Probing its device and loading its first model.</summary>
+    Starting,
+
+    /// <summary>Ready and rendering nothing.</summary>
+    Idle,
+
+    /// <summary>Rendering.</summary>
+    Busy,
+
+    /// <summary>Finishing its items before shutdown; takes no new ones.</summary>
+    Draining,
+}
+
+/// <summary>Render modes a job may name.</summary>
+public static class RenderModes
+{
+    public const string Txt2Img = "txt2img";
+    public const string Img2Img = "img2img";
+    public const string Inpaint = "inpaint";
+}
+
+/// <summary>
+/// The body of <c>POST /v1/jobs</c>. Every field is optional here, as on the wire, so that the coordinator (the one
+/// place that validates) names what is missing; fields left null are not sent.
+/// </summary>
+/// <param name="Prompt">Text the image should show (optional when <c>Sweep.Prompts</c> is given).</param>
+/// <param name="NegativePrompt">Text the image should avoid.</param>
+/// <param name="Width">Pixels, a multiple of 8.</param>
+/// <param name="Height">Pixels, a multiple of 8.</param>
+/// <param name="Steps">Denoising steps (optional when <c>Sweep.Steps</c> is given).</param>
+/// <param name="GuidanceScale">Classifier-free guidance (optional when <c>Sweep.GuidanceScales</c> is given).</param>
+/// <param name="Sampler">Sampler name, e.g. <c>euler_a</c> (optional when <c>Sweep.Samplers</c> is given).</param>
+/// <param name="Seed">Seed of item 0; item i uses seed + i. Random when null.</param>
+/// <param name="Count">Images per sweep combination.</param>
+/// <param name="Model">Model name; the coordinator's default when null.</param>
+/// <param name="Mode"><see cref="RenderModes"/>: txt2img (default), img2img or inpaint.</param>
+/// <param name="InitImage">Base64 PNG for img2img and inpaint.</param>
+/// <param name="Mask">Base64 PNG mask (white is repainted) for inpaint.</param>
+/// <param name="Strength">How much of the init image is replaced, in (0, 1].</param>
+/// <param name="Sweep">Axes whose cross product the job renders.</param>
+/// <param name="Priority">-100..100, higher runs first.</param>
+public sealed record SubmitJobRequest(
+    string? Prompt = null,
+    string? NegativePrompt = null,
+    int? Width = null,
+    int? Height = null,
+    int? Steps = null,
+    double? GuidanceScale = null,
+    string? Sampler = null,
+    long? Seed = null,
+    int? Count = null,
+    string? Model = null,
+    string? Mode = null,
+    string? InitImage = null,
+    string? Mask = null,
+    double? Strength = null,
+    SweepRequest? Sweep = null,
+    int? Priority = null);
+
+/// <summary>Sweep axes of a job; each one given replaces its single-valued field.</summary>
+public sealed record SweepRequest(
+    IReadOnlyList<string>? Prompts = null,
+    IReadOnlyList<long>? Seeds = null,
+    IReadOnlyList<double>? GuidanceScales = null,
+    IReadOnlyList<int>? Steps = null,
+    IReadOnlyList<string>? Samplers = null);
+
+/// <summary>How far a job's items are; <c>Done</c> counts items in a final state.</summary>
+public sealed record JobProgress(long Total, long Done, long Queued, long Running, long Retrying, long Succeeded, long Failed, long Canceled);
+
+/// <summary>A job in a list.</summary>
+public sealed record JobSummary(
+    Guid Id,
+    JobState State,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? FinishedAt,
+    string Model,
+    int Width,
+    int Height,
+    string Mode,
+    int Priority,
+    long Items,
+    JobProgress Progress);
+
+/// <summary>A rendered image; <c>Url</c> is the farm's path to the PNG.</summary>
+public sealed record JobImage(long Index, long Seed, string Url, string? WorkerId, int Width, int Height);
+
+/// <summary>An item being rendered now.</summary>
+public sealed record RunningItem(long Index, Guid ItemId, int Attempt, string? WorkerId, int Step, int TotalSteps);
+
+/// <summary>An item's failure: final, or the reason of an attempt being retried.</summary>
+public sealed record ItemError(long Index, long Seed, int Attempt, string Error, bool Final);
+
+/// <summary>One job in full (<c>GET /v1/jobs/{id}</c>).</summary>
+/// <remarks><c>Images</c>: one page of images (see <see cref="RenderFarmClient.GetJobAsync"/>). <c>EligibleWorkers</c>: while
+/// the job waits, live workers that could take it; null once final. <c>WaitingReason</c>: why nothing is happening, when no
+/// worker can take the job.</remarks>
+public sealed record Job(
+    Guid Id,
+    JobState State,
+    DateTimeOffset CreatedAt,
+    DateTimeOffset? FinishedAt,
+    string Model,
+    int Width,
+    int Height,
+    string Mode,
+    int Priority,
+    long Seed,
+    long Items,
+    JobProgress Progress,
+    IReadOnlyList<RunningItem> RunningItems,
+    IReadOnlyList<JobImage> Images,
+    IReadOnlyList<ItemError> Errors,
+    int? EligibleWorkers,
+    string? WaitingReason,
+    string? CancelReason)
+{
+    /// <summary>True once the job is Succeeded, Failed or Canceled; nothing changes it afterwards.</summary>
+    [JsonIgnore]
+    public bool IsFinal => State is JobState.Succeeded or JobState.Failed or JobState.Canceled;
+}
+
+/// <summary>A page of results.</summary>
+public sealed record PagedResult<T>(IReadOnlyList<T> Items, int Page, int PageSize, long Total);
+
+/// <summary>A worker as its last heartbeat described it; <c>Live</c> while that heartbeat is younger than the lease.</summary>
+public sealed record Worker(
+    string Id,
+    string Host,
+    string Device,
+    long MemoryTotalBytes,
+    long MemoryFreeBytes,
+    long MemoryBudgetBytes,
+    IReadOnlyList<string> Providers,
+    IReadOnlyList<string> LoadedModels,
+    WorkerState State,
+    bool Live,
+    string Strategy,
+    string Pool,
+    IReadOnlyList<Guid> CurrentItems,
+    DateTimeOffset LastHeartbeat,
+    DateTimeOffset FirstSeen);
+
+/// <summary>The result of a submission: the job, and whether the farm answered an earlier request with the same Idempotency-Key.</summary>
+public sealed record SubmittedJob(Job Job, bool Replayed);
+
+/// <summary>Names of the events of a job's stream (the SSE <c>event:</c> field).</summary>
+public static class JobEventTypes
+{
+    /// <summary>First on every stream: the job's state and counts as they are now.</summary>
+    public const string Snapshot = "snapshot";
+    public const string ItemStarted = "item-started";
+    public const string ItemProgress = "item-progress";
+    public const string ItemDone = "item-done";
+    public const string ItemRetrying = "item-retrying";
+    public const string ItemFailed = "item-failed";
+    public const string JobState = "job-state";
+
+    /// <summary>The job reached a final state; the stream ends after it.</summary>
+    public const string JobDone = "job-done";
+}
+
+/// <summary>Something that happened to a job (one SSE event); which fields are set depends on <c>Type</c>.</summary>
+public sealed record JobEvent(
+    string Type,
+    Guid JobId,
+    long? Index = null,
+    Guid? ItemId = null,
+    int? Attempt = null,
+    string? WorkerId = null,
+    int? Step = null,
+    int? TotalSteps = null,
+    string? State = null,
+    string? Url = null,
+    string? Error = null,
+    long? Done = null,
+    long? Total = null);
