@@ -3,6 +3,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using RenderFarm.Messaging;
 using RenderFarm.Storage;
@@ -67,7 +68,10 @@ public static class WorkerExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<WorkerOptions>, WorkerOptionsValidator>());
 
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton<IDeviceProbe, CpuDeviceProbe>();
+        services.TryAddSingleton<IDeviceProbe>(sp => DeviceProbes.Create(
+            sp.GetRequiredService<IOptions<WorkerOptions>>().Value.ExecutionProvider,
+            gpuIndex: 0,
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(DeviceProbes))));
         services.TryAddSingleton<ModelCatalog>();
         services.TryAddSingleton<JobCancellations>();
         services.TryAddSingleton<WorkerLifecycle>();
