@@ -1,0 +1,20 @@
+{{- define "renderfarm.env" -}}
+- name: RENDERFARM_POSTGRES
+  valueFrom: {secretKeyRef: {name: {{ .Release.Name }}-connections, key: postgres}}
+- name: RENDERFARM_RABBITMQ
+  valueFrom: {secretKeyRef: {name: {{ .Release.Name }}-connections, key: rabbitmq}}
+- name: RENDERFARM_S3_ENDPOINT
+  value: {{ .Values.connections.s3.endpoint | quote }}
+- name: RENDERFARM_S3_BUCKET
+  value: {{ .Values.connections.s3.bucket | quote }}
+- name: RENDERFARM_S3_SECURE
+  value: {{ .Values.connections.s3.secure | quote }}
+- name: RENDERFARM_S3_ACCESS_KEY
+  valueFrom: {secretKeyRef: {name: {{ .Release.Name }}-connections, key: s3AccessKey}}
+- name: RENDERFARM_S3_SECRET_KEY
+  valueFrom: {secretKeyRef: {name: {{ .Release.Name }}-connections, key: s3SecretKey}}
+{{- with .Values.connections.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- end -}}
