@@ -105,11 +105,11 @@ internal sealed class Farm : IAsyncDisposable
         return worker;
     }
 
-    public static JsonObject Job(int count, int steps, long seed = 1000, string prompt = "a lighthouse at dusk") => new()
+    public static JsonObject Job(int count, int steps, long seed = 1000, string prompt = "a lighthouse at dusk", int size = 64) => new()
     {
         ["prompt"] = prompt,
-        ["width"] = 64,
-        ["height"] = 64,
+        ["width"] = size,
+        ["height"] = size,
         ["steps"] = steps,
         ["guidanceScale"] = 7.5,
         ["sampler"] = "euler",
@@ -142,6 +142,20 @@ internal sealed class Farm : IAsyncDisposable
 
     public Task<JsonElement> GetJobAsync(Guid jobId, CancellationToken cancellationToken) =>
         GetJsonAsync($"v1/jobs/{jobId}", cancellationToken);
+
+    public async Task<long> GetJobsTotalAsync(CancellationToken cancellationToken) =>
+        (await GetJsonAsync("v1/jobs?page=1&pageSize=10", cancellationToken)).GetProperty("total").GetInt64();
+
+    /// <summary>Waits until the worker's heartbeat reports no current items.</summary>
+    public Task WaitForWorkerIdleAsync(string id, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        JsonElement workers = default;
+        return WaitUntilAsync($"worker {id} to hold no items", async () =>
+        {
+            workers = await GetJsonAsync("v1/workers", cancellationToken);
+            return workers.EnumerateArray().Any(w => w.GetProperty("id").GetString() == id && w.GetProperty("currentItems").GetArrayLength() == 0);
+        }, timeout, cancellationToken, () => workers.ToString());
+    }
 
     /// <summary>Polls the job until <paramref name="until"/> holds; fails with the last JSON seen.</summary>
     public async Task<JsonElement> WaitForJobAsync(Guid jobId, Func<JsonElement, bool> until, TimeSpan timeout, CancellationToken cancellationToken)
