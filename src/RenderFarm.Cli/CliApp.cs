@@ -13,6 +13,7 @@ internal static class CliApp
         root.Add(TokenizeCommand.Create());
         root.Add(ModelsCommand.Create());
         root.Add(PlanCommand.Create());
+        root.Add(ServeCommand.Create());
         return root;
     }
 

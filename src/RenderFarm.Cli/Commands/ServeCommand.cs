@@ -1,0 +1,88 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Hosting;
+using System.CommandLine;
+using RenderFarm.Cli.Farm;
+
+namespace RenderFarm.Cli.Commands;
+
+/// <summary><c>renderfarm serve</c>: the whole farm in this process, with no external services.</summary>
+internal static class ServeCommand
+{
+    public const int DefaultWorkers = 1;
+
+    public static Command Create()
+    {
+        var urls = new Option<string>("--urls") { Description = "Addresses to listen on (';'-separated); port 0 picks a free one.", DefaultValueFactory = _ => EmbeddedFarm.DefaultUrls };
+        var workers = new Option<int>("--workers") { Description = "In-process workers (render slots).", DefaultValueFactory = _ => DefaultWorkers };
+        var data = new Option<string?>("--data") { Description = $"Folder for the database, images and models (default: $RENDERFARM_HOME/data or {EmbeddedFarm.DefaultDataRoot()})." };
+        var models = new Option<string?>("--models") { Description = "Folder of model folders (default: DATA/models; the tiny model is generated there on first use)." };
+
+        var command = new Command("serve", "Run the farm on this machine: the coordinator's API with in-process workers, SQLite, an in-memory bus and a local image folder. Ctrl+C stops it; its data survives a restart.")
+        {
+            urls, workers, data, models,
+        };
+        command.SetAction((result, cancellationToken) =>
+        {
+            var root = Path.GetFullPath(result.GetValue(data) ?? EmbeddedFarm.DefaultDataRoot());
+            return RunAsync(result, new EmbeddedFarmSettings(
+                result.GetRequiredValue(urls),
+                result.GetValue(workers),
+                root,
+                Path.GetFullPath(result.GetValue(models) ?? Path.Combine(root, EmbeddedFarm.ModelsFolder))), cancellationToken);
+        });
+        return command;
+    }
+
+    private static async Task<int> RunAsync(ParseResult result, EmbeddedFarmSettings settings, CancellationToken cancellationToken)
+    {
+        if (settings.Workers is < 1 or > 64)
+        {
+            return result.Fail(ExitCodes.InvalidInput, $"--workers must be between 1 and 64, got {settings.Workers}.");
+        }
+
+        WebApplication app;
+        try
+        {
+            app = EmbeddedFarm.Build(settings);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return result.Fail(ExitCodes.InvalidInput, $"cannot use the data folder '{settings.DataRoot}': {ex.Message}");
+        }
+
+        await using (app)
+        {
+            try
+            {
+                await app.StartAsync(cancellationToken);
+            }
+            catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+            {
+                return ExitCodes.Success;
+            }
+            catch (IOException ex)
+            {
+                // Kestrel reports an address in use as an IOException.
+                return result.Fail(ExitCodes.Failure, $"cannot listen on {settings.Urls}: {ex.Message}");
+            }
+            catch (Microsoft.Extensions.Options.OptionsValidationException ex)
+            {
+                return result.Fail(ExitCodes.InvalidInput, string.Join(Environment.NewLine + "  ", ["invalid settings:", .. ex.Failures]));
+            }
+
+            var output = result.Out();
+            output.WriteLine($"renderfarm serve: listening on {string.Join(' ', app.Urls)} with {settings.Workers} worker(s)");
+            output.WriteLine($"  data: {settings.DataRoot}");
+            output.WriteLine($"  models: {settings.ModelsRoot}");
+            output.WriteLine($"  try: renderfarm submit \"a red fox\" --width 64 --height 64 --steps 2 --farm {app.Urls.First()} --wait");
+            output.WriteLine("Press Ctrl+C to stop.");
+            output.Flush();
+
+            // Ctrl+C cancels the token (System.CommandLine); the host then stops gracefully: workers finish or return
+            // their items within their grace, and the coordinator flushes progress before closing the database.
+            await app.WaitForShutdownAsync(cancellationToken);
+        }
+
+        return ExitCodes.Success;
+    }
+}

@@ -1,0 +1,142 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.Configuration.Memory;
+using System.Globalization;
+using MassTransit.Configuration;
+using RenderFarm.Coordinator.Extensions;
+using RenderFarm.Messaging;
+using RenderFarm.Storage;
+using RenderFarm.Telemetry;
+using RenderFarm.Worker;
+using RenderFarm.Worker.Consumers;
+using RenderFarm.Worker.Extensions;
+
+namespace RenderFarm.Cli.Farm;
+
+/// <summary>Where and how the embedded farm runs.</summary>
+/// <param name="Urls">Kestrel addresses (<c>;</c>-separated); port 0 picks a free port.</param>
+/// <param name="Workers">In-process workers (the worker library's slots).</param>
+/// <param name="DataRoot">Holds the SQLite database, the artifacts and (unless <paramref name="ModelsRoot"/>) the models.</param>
+/// <param name="ModelsRoot">Folder of model folders; the tiny model is generated there when a job names it.</param>
+internal sealed record EmbeddedFarmSettings(string Urls, int Workers, string DataRoot, string ModelsRoot);
+
+/// <summary>
+/// The embedded farm: the coordinator's own composition (<c>AddCoordinator</c>, <c>MapCoordinatorApi</c>) with the
+/// providers that need no services (SQLite, MassTransit's in-memory transport, a local folder) and the worker's slots
+/// in the same process, on the same bus.
+/// </summary>
+internal static class EmbeddedFarm
+{
+    public const string DefaultUrls = "http://127.0.0.1:5180";
+
+    public const string ServiceName = "renderfarm-serve";
+
+    public const string DatabaseFile = "renderfarm.db";
+
+    public const string ArtifactsFolder = "artifacts";
+
+    public const string ModelsFolder = "models";
+
+    private static readonly Dictionary<string, string?> QuietLogging = new()
+    {
+        ["Logging:LogLevel:Default"] = "Information",
+        ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
+        ["Logging:LogLevel:Microsoft.EntityFrameworkCore"] = "Warning",
+        ["Logging:LogLevel:MassTransit"] = "Warning",
+    };
+
+    /// <summary><c>$RENDERFARM_HOME/data</c>, else <c>$XDG_DATA_HOME/renderfarm</c>, else <c>~/.local/share/renderfarm</c>.</summary>
+    public static string DefaultDataRoot()
+    {
+        if (Environment.GetEnvironmentVariable("RENDERFARM_HOME") is { Length: > 0 } home)
+        {
+            return Path.Combine(home, "data");
+        }
+
+        var data = Environment.GetEnvironmentVariable("XDG_DATA_HOME");
+        if (string.IsNullOrWhiteSpace(data))
+        {
+            data = Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".local", "share");
+        }
+
+        return Path.Combine(data, "renderfarm");
+    }
+
+    /// <summary>
+    /// Configuration that makes the coordinator and the worker embedded. It is added last, so it wins over
+    /// environment variables (a shell with <c>deploy/local/services</c> settings exported must not turn the embedded
+    /// farm distributed); everything else (<c>Coordinator:*</c>, <c>Worker:*</c> limits) can still be set by environment.
+    /// </summary>
+    public static Dictionary<string, string?> Settings(EmbeddedFarmSettings farm)
+    {
+        ArgumentNullException.ThrowIfNull(farm);
+        var settings = new Dictionary<string, string?>
+        {
+            ["Database:Provider"] = "Sqlite",
+            ["Database:SqlitePath"] = Path.Combine(farm.DataRoot, DatabaseFile),
+            ["Database:MigrateOnStart"] = "true",
+            [$"{BusOptions.SectionName}:{nameof(BusOptions.Transport)}"] = nameof(BusTransport.InMemory),
+            [$"{StorageOptions.SectionName}:{nameof(StorageOptions.Provider)}"] = nameof(StorageProvider.Local),
+            [$"{StorageOptions.SectionName}:{nameof(StorageOptions.LocalRoot)}"] = Path.Combine(farm.DataRoot, ArtifactsFolder),
+            [$"{WorkerOptions.SectionName}:{nameof(WorkerOptions.Slots)}"] = farm.Workers.ToString(CultureInfo.InvariantCulture),
+            [$"{WorkerOptions.SectionName}:{nameof(WorkerOptions.ModelsRoot)}"] = farm.ModelsRoot,
+        };
+
+        // The coordinator accepts only models it knows: the tiny model (generated on demand, and the default) and
+        // whatever is installed under the models root.
+        var models = InstalledModels(farm.ModelsRoot).Prepend(WorkerOptions.TinyModelName).Distinct(StringComparer.Ordinal).ToList();
+        for (var i = 0; i < models.Count; i++)
+        {
+            settings[string.Create(CultureInfo.InvariantCulture, $"Coordinator:Models:{i}")] = models[i];
+        }
+
+        return settings;
+    }
+
+    /// <summary>Builds the embedded farm's web application (not started).</summary>
+    public static WebApplication Build(EmbeddedFarmSettings farm)
+    {
+        ArgumentNullException.ThrowIfNull(farm);
+        Directory.CreateDirectory(farm.DataRoot);
+
+        // No command-line args: System.CommandLine already parsed them, and the host must not read them again.
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = [] });
+
+        // Quiet defaults for a terminal (every SQL command and endpoint at Information drowns what matters); as the
+        // first source, appsettings and Logging__LogLevel__* variables still override them.
+        builder.Configuration.Sources.Insert(0, new MemoryConfigurationSource { InitialData = QuietLogging });
+        builder.Configuration.AddInMemoryCollection(Settings(farm));
+        builder.WebHost.UseUrls(farm.Urls);
+
+        builder.AddRenderFarmTelemetry(ServiceName);
+        builder.AddCoordinator();
+        builder.Services.AddRenderFarmWorkerServices(builder.Configuration);
+
+        // AddCoordinator has already called AddMassTransit (it may be called once per container), so the worker's
+        // consumers join that bus through MassTransit's container registration, which ConfigureEndpoints reads like
+        // the ones added inside AddMassTransit. Keep this list in step with WorkerExtensions.AddRenderFarmWorkerConsumers.
+        builder.Services.RegisterConsumer<RenderWorkUnitConsumer, RenderWorkUnitConsumerDefinition>();
+        builder.Services.RegisterConsumer<JobCanceledConsumer, JobCanceledConsumerDefinition>();
+
+        var app = builder.Build();
+        app.MapRenderFarmHealth();
+        app.MapCoordinatorApi();
+        return app;
+    }
+
+    private static IEnumerable<string> InstalledModels(string modelsRoot)
+    {
+        if (!Directory.Exists(modelsRoot))
+        {
+            return [];
+        }
+
+        // A model in the diffusers ONNX layout has a model_index.json; other folders (partial downloads) are not offered.
+        return Directory.EnumerateDirectories(modelsRoot)
+            .Where(d => File.Exists(Path.Combine(d, "model_index.json")))
+            .Select(Path.GetFileName)
+            .OfType<string>()
+            .Order(StringComparer.Ordinal);
+    }
+}
