@@ -14,6 +14,12 @@ internal static class CliApp
         root.Add(ModelsCommand.Create());
         root.Add(PlanCommand.Create());
         root.Add(ServeCommand.Create());
+        root.Add(SubmitCommand.Create());
+        root.Add(StatusCommand.Create());
+        root.Add(FetchCommand.Create());
+        root.Add(JobsCommand.Create());
+        root.Add(WorkersCommand.Create());
+        root.Add(DbCommand.Create());
         return root;
     }
 
