@@ -26,10 +26,14 @@ public sealed class RenderFarmClient
     /// <summary>Most images the farm returns in one page of a job.</summary>
     public const int MaxImagesPerPage = 10_000;
 
-    /// <summary>The JSON the coordinator speaks: camelCase, enums as names.</summary>
+    /// <summary>
+    /// The JSON the coordinator speaks: camelCase, enums as names. NaN and Infinity are sent as the coordinator reads
+    /// them, so its validator (not the serializer here) names the field and the fix.
+    /// </summary>
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
         DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+        NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals,
         Converters = { new JsonStringEnumConverter() },
     };
 

@@ -1,0 +1,110 @@
+using System.Text.RegularExpressions;
+using RenderFarm.Client;
+
+namespace RenderFarm.Cli.Tests;
+
+/// <summary>
+/// <c>renderfarm serve --urls http://127.0.0.1:0</c> running in-process (the same path as the executable) on a
+/// background task; port 0 lets Kestrel pick a free port, which serve prints and this reads back.
+/// </summary>
+public sealed partial class EmbeddedServe : IAsyncDisposable
+{
+    private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(90);
+
+    private readonly CancellationTokenSource _stop = new();
+    private readonly StringWriter _buffer = new();
+    private readonly TextWriter _output;
+    private readonly Task<int> _run;
+
+    private EmbeddedServe(string dataRoot, int workers)
+    {
+        DataRoot = dataRoot;
+        _output = TextWriter.Synchronized(_buffer);
+        var args = new[] { "serve", "--urls", "http://127.0.0.1:0", "--workers", workers.ToString(), "--data", dataRoot };
+        _run = Task.Run(() => CliApp.RunAsync(args, _output, _output, _stop.Token));
+    }
+
+    public string DataRoot { get; }
+
+    public Uri Address { get; private set; } = null!;
+
+    public string Output
+    {
+        get
+        {
+            lock (_output)
+            {
+                return _buffer.ToString();
+            }
+        }
+    }
+
+    public static async Task<EmbeddedServe> StartAsync(string dataRoot, int workers = 2)
+    {
+        var serve = new EmbeddedServe(dataRoot, workers);
+        var deadline = DateTime.UtcNow + StartTimeout;
+        while (DateTime.UtcNow < deadline)
+        {
+            if (Listening().Match(serve.Output) is { Success: true } match)
+            {
+                serve.Address = new Uri(match.Groups[1].Value);
+                return serve;
+            }
+
+            if (serve._run.IsCompleted)
+            {
+                throw new InvalidOperationException($"renderfarm serve exited early ({await serve._run}): {serve.Output}");
+            }
+
+            await Task.Delay(100);
+        }
+
+        await serve.DisposeAsync();
+        throw new TimeoutException($"renderfarm serve did not start within {StartTimeout}: {serve.Output}");
+    }
+
+    public RenderFarmClient CreateClient() => new(new HttpClient { BaseAddress = Address });
+
+    /// <summary>Stops serve as Ctrl+C does (the command's token) and returns its exit code.</summary>
+    public async Task<int> StopAsync()
+    {
+        await _stop.CancelAsync();
+        return await _run;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_run.IsCompleted)
+        {
+            await StopAsync();
+        }
+
+        _stop.Dispose();
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+    }
+
+    [GeneratedRegex(@"listening on (http://\S+)")]
+    private static partial Regex Listening();
+}
+
+/// <summary>One embedded farm with two workers shared by a test class; its data folder is deleted afterwards.</summary>
+public sealed class EmbeddedFarmFixture : IAsyncLifetime
+{
+    private readonly string _root = Directory.CreateTempSubdirectory("rf-serve-").FullName;
+
+    public EmbeddedServe Serve { get; private set; } = null!;
+
+    public string Scratch => _root;
+
+    public async Task InitializeAsync() => Serve = await EmbeddedServe.StartAsync(Path.Combine(_root, "data"));
+
+    public async Task DisposeAsync()
+    {
+        if (Serve is not null)
+        {
+            await Serve.DisposeAsync();
+        }
+
+        Directory.Delete(_root, recursive: true);
+    }
+}
