@@ -16,10 +16,11 @@ namespace RenderFarm.Benchmarks;
 /// against a bare <see cref="InferenceSession.Run(RunOptions, IReadOnlyCollection{string}, IReadOnlyCollection{OrtValue}, IReadOnlyCollection{string}, IReadOnlyCollection{OrtValue})"/>
 /// of the same UNet on the same inputs with preallocated outputs: the difference is the engine's overhead per step.
 /// </summary>
-[MemoryDiagnoser]
-[Config(typeof(SlowStepConfig))]
-public class DenoisingStepBenchmarks
+public abstract class StepBenchmarkBase
 {
+    /// <summary>The model whose UNet both sides run.</summary>
+    protected abstract string ModelDirectory();
+
     private const int Steps = 20;
     private StableDiffusionPipeline _pipeline = null!;
     private DenoisingLoop _loop = null!;
@@ -37,8 +38,7 @@ public class DenoisingStepBenchmarks
     [GlobalSetup]
     public void Setup()
     {
-        var model = TestModels.EnsureTiny(Path.Combine(Path.GetTempPath(), "renderfarm-bench", "tiny-sd"));
-        _pipeline = StableDiffusionPipeline.Open(model);
+        _pipeline = StableDiffusionPipeline.Open(ModelDirectory());
         var latent = Size / 8;
         var scheduler = SchedulerFactory.Create(SamplerNames.Euler, _pipeline.Model.Scheduler);
         scheduler.SetTimesteps(Steps);
@@ -92,6 +92,27 @@ public class DenoisingStepBenchmarks
         _runOptions.Dispose();
         _pipeline.Dispose();
     }
+}
+
+/// <summary>The tiny SD-architecture model: a step whose cost grows with resolution as real SD's does.</summary>
+[MemoryDiagnoser]
+[Config(typeof(SlowStepConfig))]
+public class DenoisingStepBenchmarks : StepBenchmarkBase
+{
+    protected override string ModelDirectory() =>
+        TestModels.EnsureTiny(Path.Combine(Path.GetTempPath(), "renderfarm-bench", "tiny-sd"));
+}
+
+/// <summary>
+/// The same two methods on the oracle model, whose UNet costs almost nothing: what remains of an engine step is the
+/// engine's own per-step work (input scaling, guidance, sampler, binding), measured to the microsecond where the
+/// tiny model's seconds-long steps on a shared VM drown it in noise. Overhead = (engine − bare) here ÷ a tiny step.
+/// </summary>
+[MemoryDiagnoser]
+public class StepOverheadBenchmarks : StepBenchmarkBase
+{
+    protected override string ModelDirectory() =>
+        TestModels.EnsureOracle(Path.Combine(Path.GetTempPath(), "renderfarm-bench", "oracle"));
 }
 
 /// <summary>A 1024² step of the tiny model takes tens of seconds on two cores: one invocation per iteration, few iterations.</summary>
