@@ -15,4 +15,13 @@ public sealed class SamplerCatalogTests
             SchedulerFactory.Create(name, SchedulerConfig.StableDiffusion1).ShouldNotBeNull();
         }
     }
+
+    [Fact]
+    public void The_domain_limits_lcm_to_the_engine_schedule()
+    {
+        KnownSamplers.LcmMaxSteps.ShouldBe(SchedulerConfig.StableDiffusion1.OriginalInferenceSteps);
+        var lcm = SchedulerFactory.Create(SamplerNames.Lcm, SchedulerConfig.StableDiffusion1);
+        lcm.SetTimesteps(KnownSamplers.LcmMaxSteps);
+        Should.Throw<ArgumentOutOfRangeException>(() => lcm.SetTimesteps(KnownSamplers.LcmMaxSteps + 1));
+    }
 }

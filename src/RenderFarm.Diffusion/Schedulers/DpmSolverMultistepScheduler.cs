@@ -163,10 +163,12 @@ public sealed class DpmSolverMultistepScheduler : SchedulerBase
         switch (Spacing)
         {
             case TimestepSpacing.Leading:
-                var stride = trainSteps / (inferenceSteps + 1);
+                // At least 1: from 1000 steps on, T div (n + 1) is 0 and every timestep would collapse onto the offset.
+                var stride = Math.Max(1, trainSteps / (inferenceSteps + 1));
+                var offset = LeadingOffset(inferenceSteps * stride);
                 for (var k = 0; k < inferenceSteps; k++)
                 {
-                    result[k] = ((inferenceSteps - k) * stride) + Config.StepsOffset;
+                    result[k] = ((inferenceSteps - k) * stride) + offset;
                 }
 
                 return result;

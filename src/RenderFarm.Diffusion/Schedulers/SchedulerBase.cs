@@ -163,9 +163,10 @@ public abstract class SchedulerBase : IScheduler
         {
             case TimestepSpacing.Leading:
                 var ratio = trainSteps / inferenceSteps;
+                var offset = LeadingOffset((inferenceSteps - 1) * ratio);
                 for (var k = 0; k < inferenceSteps; k++)
                 {
-                    result[inferenceSteps - 1 - k] = (k * ratio) + Config.StepsOffset;
+                    result[inferenceSteps - 1 - k] = (k * ratio) + offset;
                 }
 
                 break;
@@ -195,6 +196,14 @@ public abstract class SchedulerBase : IScheduler
 
         return result;
     }
+
+    /// <summary>
+    /// steps_offset, reduced only as far as needed to keep the largest leading timestep inside the training range.
+    /// diffusers indexes past its tables (an IndexError) when steps = T with SD's offset of 1; the farm accepts up to
+    /// 1000 steps, so at that edge the schedule uses every timestep 999…0 instead. Below the edge nothing changes.
+    /// </summary>
+    protected int LeadingOffset(int largestUnshifted) =>
+        Math.Min(Config.StepsOffset, Config.NumTrainTimesteps - 1 - largestUnshifted);
 
     /// <summary>numpy.linspace with the endpoint included: start + k·step, the last point pinned to <paramref name="stop"/>.</summary>
     protected static double[] Linspace(double start, double stop, int count)

@@ -72,9 +72,23 @@ public sealed class JobRequestValidator
         if (countValid && sweepValid)
         {
             ValidateItemTotal(errors, request);
+            ValidateLcmSteps(errors, request);
         }
 
         return errors;
+    }
+
+    /// <summary>A combination the engine would refuse: LCM with more steps than its distillation schedule has.</summary>
+    private static void ValidateLcmSteps(List<ValidationError> errors, JobRequest request)
+    {
+        var samplers = request.Sweep?.Samplers ?? [request.Sampler];
+        var steps = request.Sweep?.Steps ?? [request.Steps];
+        if (samplers.Contains(KnownSamplers.Lcm) && steps.Any(s => s > KnownSamplers.LcmMaxSteps))
+        {
+            var field = request.Sweep?.Steps is null ? "steps" : "sweep.steps";
+            errors.Add(new(field,
+                $"{field}: the lcm sampler takes at most {KnownSamplers.LcmMaxSteps} steps (its distillation schedule; 4 to 8 is typical); use fewer steps or another sampler."));
+        }
     }
 
     /// <summary>True when <see cref="Validate"/> finds nothing wrong.</summary>

@@ -17,6 +17,12 @@ public static class KnownSamplers
     public const string DpmPlusPlus2MKarras = "dpmpp_2m_karras";
     public const string Lcm = "lcm";
 
+    /// <summary>
+    /// LCM samples from its 50-step distillation schedule (SD's <c>original_inference_steps</c>) and cannot take more
+    /// steps than that; the engine refuses them, so the domain does too (the CLI test checks both agree).
+    /// </summary>
+    public const int LcmMaxSteps = 50;
+
     public static IReadOnlyList<string> All { get; } =
         [Ddim, Plms, Euler, EulerAncestral, Lms, DpmPlusPlus2M, DpmPlusPlus2MKarras, Lcm];
 
