@@ -23,11 +23,25 @@ internal static class CliApp
         return root;
     }
 
-    /// <summary>Runs the CLI in-process with its output captured (tests; the same path as <c>Main</c>).</summary>
+    /// <summary>Runs the CLI: <c>Main</c> with the console, tests with captured writers.</summary>
     public static async Task<int> RunAsync(string[] args, TextWriter output, TextWriter error, CancellationToken cancellationToken)
     {
+        var parsed = Create().Parse(args);
+        if (parsed.Errors.Count > 0)
+        {
+            // System.CommandLine answers a malformed command line with exit code 1 and its help text; a malformed
+            // command line is bad input like any other, so it gets exit code 2 and the parser's own messages.
+            foreach (var parseError in parsed.Errors)
+            {
+                await error.WriteLineAsync($"error: {parseError.Message}");
+            }
+
+            await error.WriteLineAsync($"See 'renderfarm {parsed.CommandResult.Command.Name} --help'.");
+            return ExitCodes.InvalidInput;
+        }
+
         var configuration = new InvocationConfiguration { Output = output, Error = error };
-        return await Create().Parse(args).InvokeAsync(configuration, cancellationToken);
+        return await parsed.InvokeAsync(configuration, cancellationToken);
     }
 }
 

@@ -1,4 +1,3 @@
-using System.CommandLine;
 using RenderFarm.Cli;
 
-return await CliApp.Create().Parse(args).InvokeAsync(new InvocationConfiguration(), CancellationToken.None);
+return await CliApp.RunAsync(args, Console.Out, Console.Error, CancellationToken.None);

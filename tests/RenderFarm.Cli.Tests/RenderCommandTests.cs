@@ -66,6 +66,19 @@ public sealed class RenderCommandTests(CliModels models)
         File.Exists(Path.Combine(models.Scratch, "never.png")).ShouldBeFalse();
     }
 
+    [Theory]
+    [InlineData("--width", "abc")]
+    [InlineData("--steps", "1.5")]
+    [InlineData("--no-such-option", "1")]
+    public async Task A_malformed_command_line_exits_with_2_and_the_parser_message(string option, string value)
+    {
+        var (exitCode, _, stderr) = await Cli.RunAsync("render", "x", option, value);
+
+        exitCode.ShouldBe(2);
+        stderr.ShouldContain("error:");
+        stderr.ShouldContain("renderfarm render --help");
+    }
+
     [Fact]
     public async Task An_unknown_sampler_lists_the_valid_ones()
     {
