@@ -10,7 +10,9 @@ public sealed class ShutdownTests
     public async Task Stopping_finishes_the_running_item_and_heartbeats_draining_until_idle()
     {
         await using var worker = await WorkerHarness.StartAsync(settings: new() { ["Worker:ShutdownGrace"] = "00:01:00" });
-        var item = TestItems.Item(seed: 101, steps: 600);
+        // Long enough (about 4× a 600-step 64² item) that several 1 s heartbeats fall inside the drain even in Release;
+        // with 600 steps at 64² the item could finish within one beat window and the test raced.
+        var item = TestItems.Item(seed: 101, steps: 1000) with { Width = 128, Height = 128 };
         await worker.SendAsync(TestItems.Unit(item));
         await worker.Published.WaitUntilAsync(p => p.All<ItemProgressed>().Any(e => e.ItemId == item.ItemId), Patience, "the first step");
 
