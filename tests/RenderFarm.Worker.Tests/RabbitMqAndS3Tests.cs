@@ -65,7 +65,7 @@ public sealed class RabbitMqAndS3Tests : IAsyncLifetime
     {
         var wire = new WireMessages();
         var prefix = $"tests/worker/{Guid.NewGuid():N}/";
-        var item = TestItems.Item(seed: 301, steps: 900, outputKey: prefix + "000000.png");
+        var item = TestItems.Item(seed: 301, steps: 900, outputKey: prefix + "000000.png") with { Width = 128, Height = 128 }; // still running at shutdown
         await using var first = await StartWorkerAsync("00:00:01", wire);
         await first.SendAsync(TestItems.Unit(item));
         await first.Published.WaitUntilAsync(p => p.All<ItemProgressed>().Any(), Patience, "the first worker's first step");

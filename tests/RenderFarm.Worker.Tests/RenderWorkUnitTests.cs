@@ -104,7 +104,7 @@ public sealed class RenderWorkUnitTests
     public async Task Job_canceled_stops_the_running_item_between_steps_and_publishes_nothing_more_for_it()
     {
         await using var worker = await WorkerHarness.StartAsync();
-        var slow = TestItems.Item(seed: 41, steps: 900);
+        var slow = TestItems.Item(seed: 41, steps: 900) with { Width = 128, Height = 128 }; // still running when the cancel lands, even in Release
         var unit = TestItems.Unit(slow, TestItems.Item(seed: 42));
 
         await worker.SendAsync(unit);
@@ -172,7 +172,8 @@ public sealed class RenderWorkUnitTests
     public async Task A_busy_slot_heartbeats_its_current_item_so_the_lease_is_renewed()
     {
         await using var worker = await WorkerHarness.StartAsync();
-        var slow = TestItems.Item(seed: 71, steps: 400);
+        // Heartbeats are periodic (1 s here): the item must outlive a beat even in Release, which 400 steps at 64² did not.
+        var slow = TestItems.Item(seed: 71, steps: 1000) with { Width = 128, Height = 128 };
         var unit = TestItems.Unit(slow);
 
         await worker.SendAsync(unit);

@@ -29,7 +29,7 @@ public sealed class ShutdownTests
     public async Task Past_the_grace_the_item_is_abandoned_without_a_completion_or_failure()
     {
         await using var worker = await WorkerHarness.StartAsync(settings: new() { ["Worker:ShutdownGrace"] = "00:00:01" });
-        var item = TestItems.Item(seed: 102, steps: 900);
+        var item = TestItems.Item(seed: 102, steps: 900) with { Width = 128, Height = 128 }; // outlives the 1 s grace, even in Release
         await worker.SendAsync(TestItems.Unit(item));
         await worker.Published.WaitUntilAsync(p => p.All<ItemProgressed>().Any(e => e.ItemId == item.ItemId), Patience, "the first step");
 
