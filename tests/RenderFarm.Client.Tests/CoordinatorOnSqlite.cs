@@ -27,7 +27,8 @@ public sealed class CoordinatorOnSqlite : WebApplicationFactory<Program>
     protected override void Dispose(bool disposing)
     {
         base.Dispose(disposing);
-        if (disposing)
+        // WebApplicationFactory reaches here from both DisposeAsync and Dispose: delete once.
+        if (disposing && Directory.Exists(_folder))
         {
             Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
             Directory.Delete(_folder, recursive: true);
