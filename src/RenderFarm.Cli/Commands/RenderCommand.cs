@@ -157,7 +157,7 @@ internal static class RenderCommand
         {
             return result.Fail(ExitCodes.Failure, "canceled.");
         }
-        catch (Exception ex) when (ex is ModelFormatException or FileNotFoundException or DirectoryNotFoundException or InvalidDataException or FormatException)
+        catch (Exception ex) when (ConsoleOutput.IsInvalidInput(ex))
         {
             return result.Fail(ExitCodes.InvalidInput, ex.Message);
         }
