@@ -72,6 +72,10 @@ public sealed class RabbitMqAndS3Tests : IAsyncLifetime
 
         await using var second = await StartWorkerAsync("00:00:30", new WireMessages());
         await first.StopAsync();
+        // A stopped worker process exits: the broker returns its unacknowledged unit when that connection closes
+        // (MassTransit leaves a consumer canceled at shutdown unacknowledged rather than faulting it). Keeping the
+        // stopped host alive in-process held the unit on its open connection and made this test flaky.
+        await first.DisposeAsync();
         await second.Published.WaitUntilAsync(p => p.All<ItemRendered>().Count == 1, Patience, "the second worker's completion");
 
         first.Published.All<ItemRendered>().ShouldBeEmpty();

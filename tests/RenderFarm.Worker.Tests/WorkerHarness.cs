@@ -91,6 +91,8 @@ internal sealed class WorkerHarness : IAsyncDisposable
         await endpoint.Send(unit);
     }
 
+    private bool _disposed;
+
     public async Task StopAsync()
     {
         if (!_stopped)
@@ -102,6 +104,12 @@ internal sealed class WorkerHarness : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (_disposed)
+        {
+            return;
+        }
+
+        _disposed = true;
         await StopAsync();
         Host.Dispose();
         _artifacts.Dispose();
