@@ -16,9 +16,9 @@ public sealed class WorkerCrashTests(FarmEnvironment environment, ITestOutputHel
         var victim = await farm.StartWorkerAsync("it-victim", ct);
         await farm.StartWorkerAsync("it-survivor", ct);
 
-        // Enough steps that an item takes seconds, so the kill lands between its first and last step.
+        // The most steps a job may ask for: the item must still be running when the kill lands, even in Release under load (200 steps raced).
         const string prompt = "a worker that dies";
-        var jobId = await farm.SubmitAsync(Farm.Job(count: 4, steps: 200, seed: 70, prompt: prompt), ct);
+        var jobId = await farm.SubmitAsync(Farm.Job(count: 4, steps: 1000, seed: 70, prompt: prompt), ct);
         var running = await farm.WaitForJobAsync(jobId, job => VictimItem(job) is not null, TimeSpan.FromSeconds(60), ct);
         var killedIndex = VictimItem(running)!.Value;
 
