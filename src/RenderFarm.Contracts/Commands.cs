@@ -34,6 +34,7 @@ public sealed record RenderWorkUnit(
 /// <param name="InitImageKey">Artifact key of the init image; set for img2img and inpaint only.</param>
 /// <param name="MaskKey">Artifact key of the mask; set for inpaint only.</param>
 /// <param name="OutputKey">Artifact key the worker uploads the PNG to.</param>
+/// <param name="Hires">Where the item sits in a hires job (base, tile or stitch); null for every other item.</param>
 public sealed record RenderItem(
     Guid ItemId,
     int Attempt,
@@ -51,7 +52,43 @@ public sealed record RenderItem(
     double? Strength,
     string? InitImageKey,
     string? MaskKey,
-    string OutputKey);
+    string OutputKey,
+    HiresPart? Hires = null);
+
+/// <summary>
+/// An item's part in a hires job. A hires job is items like any other, so leases, retries, cancel and placement
+/// apply to each part: the base image (a txt2img render at the base size; absent when the client gave one), one
+/// item per tile (img2img of the tile's region of the upscaled base), and the stitch (the tiles blended into the
+/// final image, streamed to the store in row bands). The coordinator releases tiles when the base is stored and
+/// the stitch when every tile is.
+/// </summary>
+/// <param name="Role">One of <see cref="HiresRoles"/>.</param>
+/// <param name="TargetWidth">Width of the final image, pixels.</param>
+/// <param name="TargetHeight">Height of the final image, pixels.</param>
+/// <param name="TileSize">Tile side in pixels; with <paramref name="Overlap"/>, rebuilds the job's tile grid exactly.</param>
+/// <param name="Overlap">Least overlap between neighbouring tiles, pixels.</param>
+/// <param name="TileIndex">The tile's index in the grid (tile role); -1 for base and stitch.</param>
+/// <param name="TileCount">Tiles in the grid.</param>
+/// <param name="BaseImageKey">Artifact key of the base image (tile and stitch roles).</param>
+/// <param name="TileKeys">Artifact keys of the tiles in index order (stitch role only).</param>
+public sealed record HiresPart(
+    string Role,
+    int TargetWidth,
+    int TargetHeight,
+    int TileSize,
+    int Overlap,
+    int TileIndex,
+    int TileCount,
+    string? BaseImageKey,
+    IReadOnlyList<string>? TileKeys);
+
+/// <summary>The roles of a hires job's items (<see cref="HiresPart.Role"/>).</summary>
+public static class HiresRoles
+{
+    public const string Base = "base";
+    public const string Tile = "tile";
+    public const string Stitch = "stitch";
+}
 
 /// <summary>Cancel every item of a job that has not finished yet.</summary>
 /// <param name="JobId">The job to cancel.</param>

@@ -104,6 +104,16 @@ public sealed record JobCanceled(
 /// <param name="Strategy">The engine's memory strategy in force (e.g. full residency or sequential offload).</param>
 /// <param name="Pool">Pool the worker serves (see <see cref="PlacementProperties.Pool"/>).</param>
 /// <param name="Timestamp">Worker clock when sent.</param>
+/// <param name="MaxPixels">
+/// Largest image (width × height, one image with guidance) the worker's planner fits in its budget with some
+/// strategy, for its default model; 0 when it cannot plan (no memory profile), which placement reads as "no limit known".
+/// </param>
+/// <param name="ResidentMaxPixels">Largest image that fits with every component resident (the cheapest strategy); 0 when unknown.</param>
+/// <param name="InstalledModels">Models on the worker's disk (loaded or not); it fetches others from the store on demand.</param>
+/// <param name="RenderQueue">
+/// Queue name for work placed on this worker alone (see <c>QueueNames.WorkerQueue</c>); null for workers that take
+/// only the shared queue.
+/// </param>
 public sealed record WorkerHeartbeat(
     string WorkerId,
     string Host,
@@ -117,7 +127,11 @@ public sealed record WorkerHeartbeat(
     WorkerState State,
     string Strategy,
     string Pool,
-    DateTimeOffset Timestamp)
+    DateTimeOffset Timestamp,
+    long MaxPixels = 0,
+    long ResidentMaxPixels = 0,
+    IReadOnlyList<string>? InstalledModels = null,
+    string? RenderQueue = null)
 {
     public const string WireName = MessageNames.WorkerHeartbeat;
 }

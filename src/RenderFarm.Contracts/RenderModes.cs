@@ -15,5 +15,18 @@ public static class RenderModes
     /// <summary>Inpainting: like img2img, but only the white area of the mask is repainted.</summary>
     public const string Inpaint = "inpaint";
 
-    public static IReadOnlyList<string> All { get; } = [Txt2Img, Img2Img, Inpaint];
+    /// <summary>
+    /// A large image: a base render, upscaled, refined tile by tile on any number of workers, and stitched. A job
+    /// mode only; its items carry <see cref="HiresTile"/> and <see cref="HiresStitch"/> (and txt2img for the base).
+    /// </summary>
+    public const string Hires = "hires";
+
+    /// <summary>Item mode of a hires tile: img2img of the tile's region of the upscaled base (see <see cref="HiresPart"/>).</summary>
+    public const string HiresTile = "hires-tile";
+
+    /// <summary>Item mode of a hires stitch: the tiles blended into the final image (see <see cref="HiresPart"/>).</summary>
+    public const string HiresStitch = "hires-stitch";
+
+    /// <summary>Modes a client may ask for.</summary>
+    public static IReadOnlyList<string> All { get; } = [Txt2Img, Img2Img, Inpaint, Hires];
 }

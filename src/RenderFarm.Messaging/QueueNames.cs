@@ -25,6 +25,36 @@ public static class QueueNames
     /// <summary>Send address of <see cref="Render"/>, transport-neutral (MassTransit's <c>queue:</c> short address).</summary>
     public static Uri RenderAddress { get; } = QueueAddress(Render);
 
+    /// <summary>
+    /// The queue of work placed on one worker process alone (items only some workers can take). Each worker
+    /// process consumes its own besides <see cref="Render"/>; it names it in its heartbeats, and the coordinator
+    /// sends to <see cref="WorkerQueueAddress"/>.
+    /// </summary>
+    /// <param name="workerId">The worker process's id; characters a queue name cannot hold become '-'.</param>
+    public static string WorkerQueue(string workerId)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(workerId);
+        var safe = new char[workerId.Length];
+        for (var i = 0; i < workerId.Length; i++)
+        {
+            var c = workerId[i];
+            safe[i] = char.IsAsciiLetterOrDigit(c) || c is '-' or '_' or '.' ? c : '-';
+        }
+
+        return Render + "-" + new string(safe);
+    }
+
+    /// <summary>
+    /// Send address of a worker's own queue, through the exchange of the same name: when the worker is gone the
+    /// exchange has no queue bound and the message is dropped rather than stranded in a queue nobody reads; the
+    /// coordinator's placement then sends the item elsewhere (it tracks what it placed, see the README).
+    /// </summary>
+    public static Uri WorkerQueueAddress(string queueName)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(queueName);
+        return new Uri("exchange:" + queueName);
+    }
+
     /// <summary>The transport-neutral send address of a queue, for <c>ISendEndpointProvider.GetSendEndpoint</c>.</summary>
     /// <param name="queueName">A queue name, such as <see cref="Render"/>.</param>
     public static Uri QueueAddress(string queueName)

@@ -48,6 +48,8 @@ public abstract class CoordinatorDbContext : DbContext
             // The rescuer's two scans: lapsed leases of running items, and retries whose backoff has passed.
             item.HasIndex(i => new { i.State, i.HeartbeatAt });
             item.HasIndex(i => new { i.State, i.RetryAt });
+            // Placement's safety net: queued attempts sent to one worker that went away before starting them.
+            item.HasIndex(i => new { i.State, i.AssignedWorkerId });
             item.HasOne<JobRow>().WithMany().HasForeignKey(i => i.JobId).OnDelete(DeleteBehavior.Cascade);
         });
 

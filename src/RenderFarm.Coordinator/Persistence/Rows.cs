@@ -115,6 +115,18 @@ public sealed class ItemRow
     public string? Error { get; set; }
 
     public int StepsDone { get; set; }
+
+    /// <summary>
+    /// The worker placement sent this attempt to alone (its own queue); null when it went to the shared queue. If
+    /// that worker stops heartbeating before the item starts, the item is placed again.
+    /// </summary>
+    public string? AssignedWorkerId { get; set; }
+
+    /// <summary>When the attempt was sent to <see cref="AssignedWorkerId"/>.</summary>
+    public DateTime? AssignedAt { get; set; }
+
+    /// <summary>Hires items: the item's <see cref="HiresPart"/> as JSON; null for every other item.</summary>
+    public string? Hires { get; set; }
 }
 
 /// <summary>A worker as its last heartbeat described it.</summary>
@@ -148,6 +160,17 @@ public sealed class WorkerRow
 
     /// <summary>Coordinator clock at the last heartbeat (never the worker's, which may drift).</summary>
     public DateTime LastHeartbeatAt { get; set; }
+
+    /// <summary>See <see cref="WorkerHeartbeat.MaxPixels"/>; 0 when the worker cannot plan.</summary>
+    public long MaxPixels { get; set; }
+
+    /// <summary>See <see cref="WorkerHeartbeat.ResidentMaxPixels"/>.</summary>
+    public long ResidentMaxPixels { get; set; }
+
+    public List<string> InstalledModels { get; set; } = [];
+
+    /// <summary>The worker's own queue (see <see cref="WorkerHeartbeat.RenderQueue"/>), when it has one.</summary>
+    public string? RenderQueue { get; set; }
 }
 
 /// <summary>What an outbox row asks the dispatcher to send.</summary>

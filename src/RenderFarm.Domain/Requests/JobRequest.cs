@@ -46,6 +46,18 @@ public sealed record JobRequest
 
     /// <summary>Higher runs first; null means <see cref="GenerationDefaults.Priority"/>.</summary>
     public int? Priority { get; init; }
+
+    /// <summary>Hires only: tile side in pixels of the final image; null means the hires default.</summary>
+    public int? Tile { get; init; }
+
+    /// <summary>Hires only: least overlap between neighbouring tiles, pixels; null means the hires default.</summary>
+    public int? Overlap { get; init; }
+
+    /// <summary>Hires only: width of the base render; null derives it from the target's aspect.</summary>
+    public int? BaseWidth { get; init; }
+
+    /// <summary>Hires only: height of the base render; null derives it from the target's aspect.</summary>
+    public int? BaseHeight { get; init; }
 }
 
 /// <summary>

@@ -61,6 +61,14 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                         .HasColumnType("text")
                         .HasColumnName("artifact_key");
 
+                    b.Property<DateTime?>("AssignedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("assigned_at");
+
+                    b.Property<string>("AssignedWorkerId")
+                        .HasColumnType("text")
+                        .HasColumnName("assigned_worker_id");
+
                     b.Property<int>("Attempt")
                         .HasColumnType("integer")
                         .HasColumnName("attempt");
@@ -84,6 +92,10 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                     b.Property<int>("Height")
                         .HasColumnType("integer")
                         .HasColumnName("height");
+
+                    b.Property<string>("Hires")
+                        .HasColumnType("text")
+                        .HasColumnName("hires");
 
                     b.Property<long>("Index")
                         .HasColumnType("bigint")
@@ -166,6 +178,8 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
 
                     b.HasIndex("JobId", "Index")
                         .IsUnique();
+
+                    b.HasIndex("State", "AssignedWorkerId");
 
                     b.HasIndex("State", "HeartbeatAt");
 
@@ -343,6 +357,11 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                         .HasColumnType("text")
                         .HasColumnName("host");
 
+                    b.PrimitiveCollection<List<string>>("InstalledModels")
+                        .IsRequired()
+                        .HasColumnType("text[]")
+                        .HasColumnName("installed_models");
+
                     b.Property<DateTime>("LastHeartbeatAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("last_heartbeat_at");
@@ -351,6 +370,10 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                         .IsRequired()
                         .HasColumnType("text[]")
                         .HasColumnName("loaded_models");
+
+                    b.Property<long>("MaxPixels")
+                        .HasColumnType("bigint")
+                        .HasColumnName("max_pixels");
 
                     b.Property<long>("MemoryBudgetBytes")
                         .HasColumnType("bigint")
@@ -368,6 +391,14 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                         .IsRequired()
                         .HasColumnType("text")
                         .HasColumnName("pool");
+
+                    b.Property<string>("RenderQueue")
+                        .HasColumnType("text")
+                        .HasColumnName("render_queue");
+
+                    b.Property<long>("ResidentMaxPixels")
+                        .HasColumnType("bigint")
+                        .HasColumnName("resident_max_pixels");
 
                     b.Property<int>("State")
                         .HasColumnType("integer")

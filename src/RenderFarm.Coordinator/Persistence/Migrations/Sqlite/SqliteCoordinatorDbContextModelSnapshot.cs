@@ -55,6 +55,14 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("artifact_key");
 
+                    b.Property<DateTime?>("AssignedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("assigned_at");
+
+                    b.Property<string>("AssignedWorkerId")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("assigned_worker_id");
+
                     b.Property<int>("Attempt")
                         .HasColumnType("INTEGER")
                         .HasColumnName("attempt");
@@ -78,6 +86,10 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
                     b.Property<int>("Height")
                         .HasColumnType("INTEGER")
                         .HasColumnName("height");
+
+                    b.Property<string>("Hires")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("hires");
 
                     b.Property<long>("Index")
                         .HasColumnType("INTEGER")
@@ -160,6 +172,8 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
 
                     b.HasIndex("JobId", "Index")
                         .IsUnique();
+
+                    b.HasIndex("State", "AssignedWorkerId");
 
                     b.HasIndex("State", "HeartbeatAt");
 
@@ -335,6 +349,11 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("host");
 
+                    b.PrimitiveCollection<string>("InstalledModels")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("installed_models");
+
                     b.Property<DateTime>("LastHeartbeatAt")
                         .HasColumnType("TEXT")
                         .HasColumnName("last_heartbeat_at");
@@ -343,6 +362,10 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
                         .IsRequired()
                         .HasColumnType("TEXT")
                         .HasColumnName("loaded_models");
+
+                    b.Property<long>("MaxPixels")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("max_pixels");
 
                     b.Property<long>("MemoryBudgetBytes")
                         .HasColumnType("INTEGER")
@@ -360,6 +383,14 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
                         .IsRequired()
                         .HasColumnType("TEXT")
                         .HasColumnName("pool");
+
+                    b.Property<string>("RenderQueue")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("render_queue");
+
+                    b.Property<long>("ResidentMaxPixels")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("resident_max_pixels");
 
                     b.Property<int>("State")
                         .HasColumnType("INTEGER")
