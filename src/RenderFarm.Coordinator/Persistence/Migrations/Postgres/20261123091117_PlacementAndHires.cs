@@ -16,6 +16,7 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                 name: "installed_models",
                 table: "workers",
                 type: "text[]",
+                defaultValueSql: "'{}'",
                 nullable: false);
 
             migrationBuilder.AddColumn<long>(
