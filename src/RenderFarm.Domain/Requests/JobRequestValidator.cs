@@ -1,6 +1,7 @@
 using System.Globalization;
 using RenderFarm.Contracts;
 using RenderFarm.Domain.Items;
+using RenderFarm.Domain.Tiling;
 
 namespace RenderFarm.Domain.Requests;
 
@@ -46,7 +47,18 @@ public sealed class JobRequestValidator
         }
 
         ValidatePrompt(errors, "negativePrompt", request.NegativePrompt, required: false);
-        ValidateSize(errors, request.Width, request.Height);
+        var hires = request.Mode == RenderModes.Hires;
+        if (hires)
+        {
+            // The target is tiled, so only the hires bounds apply to it; the base render is held to the txt2img limit.
+            errors.AddRange(HiresRequestRules.Validate(HiresSpecOf(request), _limits.Hires, _limits.MaxPixels));
+        }
+        else
+        {
+            ValidateSize(errors, request.Width, request.Height);
+            ValidateHiresFieldsAbsent(errors, request);
+        }
+
         if (sweep?.Steps is null)
         {
             ValidateSteps(errors, "steps", request.Steps);
@@ -68,14 +80,73 @@ public sealed class JobRequestValidator
         ValidatePriority(errors, request.Priority);
         var countValid = ValidateCount(errors, request);
         var sweepValid = ValidateSweep(errors, sweep);
+        if (hires)
+        {
+            countValid &= ValidateHiresSingleImage(errors, request);
+        }
 
         if (countValid && sweepValid)
         {
-            ValidateItemTotal(errors, request);
+            // A hires job's items are its tiles, bounded by HiresLimits.MaxTiles and seeded by TileDerivation, not seed + i.
+            if (!hires)
+            {
+                ValidateItemTotal(errors, request);
+            }
+
             ValidateLcmSteps(errors, request);
         }
 
         return errors;
+    }
+
+    /// <summary>The hires fields of a request in the shape <see cref="HiresRequestRules"/> takes.</summary>
+    public static HiresSpec HiresSpecOf(JobRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return new(request.Width, request.Height, request.Tile, request.Overlap, request.Strength, request.BaseWidth, request.BaseHeight);
+    }
+
+    private static void ValidateHiresFieldsAbsent(List<ValidationError> errors, JobRequest request)
+    {
+        foreach (var (field, given) in new[]
+        {
+            ("tile", request.Tile is not null),
+            ("overlap", request.Overlap is not null),
+            ("baseWidth", request.BaseWidth is not null),
+            ("baseHeight", request.BaseHeight is not null),
+        })
+        {
+            if (given)
+            {
+                errors.Add(new(field, $"{field} is only used by mode {RenderModes.Hires}; remove it or set mode to {RenderModes.Hires}."));
+            }
+        }
+    }
+
+    /// <summary>A hires job is one large image: its items are tiles, so count and sweeps (many images) do not apply.</summary>
+    private static bool ValidateHiresSingleImage(List<ValidationError> errors, JobRequest request)
+    {
+        var ok = true;
+        if (request.Count is > 1)
+        {
+            errors.Add(new("count", $"count is {request.Count}, but a {RenderModes.Hires} job renders one large image; submit one job per image (each with its own seed)."));
+            ok = false;
+        }
+
+        if (request.Sweep is not null)
+        {
+            errors.Add(new("sweep", $"sweeps are not available for mode {RenderModes.Hires} (one large image per job); submit one job per combination."));
+            ok = false;
+        }
+
+        if (request.InitImage is not null && (request.BaseWidth is not null || request.BaseHeight is not null))
+        {
+            // The init image is the base, at its own size; a second base size would be silently ignored.
+            errors.Add(new(request.BaseWidth is not null ? "baseWidth" : "baseHeight",
+                "baseWidth and baseHeight size a rendered base; with initImage the image itself is the base, so remove them (or the init image)."));
+        }
+
+        return ok;
     }
 
     /// <summary>A combination the engine would refuse: LCM with more steps than its distillation schedule has.</summary>
@@ -233,7 +304,16 @@ public sealed class JobRequestValidator
         }
 
         var usesInitImage = mode is RenderModes.Img2Img or RenderModes.Inpaint;
-        if (usesInitImage)
+        if (mode == RenderModes.Hires)
+        {
+            // initImage is optional (it replaces the base render) and strength is the tiles' refinement strength,
+            // which HiresRequestRules checks with the hires advice.
+            if (request.InitImage is not null && string.IsNullOrWhiteSpace(request.InitImage))
+            {
+                errors.Add(new("initImage", "initImage is empty; pass the base image's artifact key, or leave it out to render the base."));
+            }
+        }
+        else if (usesInitImage)
         {
             if (string.IsNullOrWhiteSpace(request.InitImage))
             {
@@ -250,12 +330,12 @@ public sealed class JobRequestValidator
         {
             if (request.InitImage is not null)
             {
-                errors.Add(new("initImage", $"initImage is only used by {RenderModes.Img2Img} and {RenderModes.Inpaint}; remove it or set mode."));
+                errors.Add(new("initImage", $"initImage is only used by {RenderModes.Img2Img}, {RenderModes.Inpaint} and {RenderModes.Hires}; remove it or set mode."));
             }
 
             if (request.Strength is not null)
             {
-                errors.Add(new("strength", $"strength is only used by {RenderModes.Img2Img} and {RenderModes.Inpaint}; remove it or set mode."));
+                errors.Add(new("strength", $"strength is only used by {RenderModes.Img2Img}, {RenderModes.Inpaint} and {RenderModes.Hires}; remove it or set mode."));
             }
         }
 

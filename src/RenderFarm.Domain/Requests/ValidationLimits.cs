@@ -57,4 +57,7 @@ public sealed record ValidationLimits
 
     /// <summary>Largest prompt or negative prompt, in UTF-16 characters.</summary>
     public int MaxPromptLength { get; init; } = DefaultMaxPromptLength;
+
+    /// <summary>Bounds of mode <c>hires</c>, whose target size is not limited by <see cref="MaxPixels"/> (its base render is).</summary>
+    public Tiling.HiresLimits Hires { get; init; } = Tiling.HiresLimits.Default;
 }
