@@ -150,6 +150,11 @@ public sealed record Job(
 public sealed record PagedResult<T>(IReadOnlyList<T> Items, int Page, int PageSize, long Total);
 
 /// <summary>A worker as its last heartbeat described it; <c>Live</c> while that heartbeat is younger than the lease.</summary>
+/// <remarks>
+/// <c>MaxPixels</c>: the largest width × height its memory budget plans with some strategy (0 = unknown);
+/// <c>MaxSquareSide</c>: the largest square within it; <c>ResidentMaxPixels</c>: the largest with the cheapest
+/// (resident) strategy; <c>InstalledModels</c>: models on its disk; <c>RenderQueue</c>: its own queue, if any.
+/// </remarks>
 public sealed record Worker(
     string Id,
     string Host,
@@ -165,7 +170,12 @@ public sealed record Worker(
     string Pool,
     IReadOnlyList<Guid> CurrentItems,
     DateTimeOffset LastHeartbeat,
-    DateTimeOffset FirstSeen);
+    DateTimeOffset FirstSeen,
+    long MaxPixels = 0,
+    int MaxSquareSide = 0,
+    long ResidentMaxPixels = 0,
+    IReadOnlyList<string>? InstalledModels = null,
+    string? RenderQueue = null);
 
 /// <summary>The result of a submission: the job, and whether the farm answered an earlier request with the same Idempotency-Key.</summary>
 public sealed record SubmittedJob(Job Job, bool Replayed);

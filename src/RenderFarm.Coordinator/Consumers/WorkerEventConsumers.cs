@@ -1,6 +1,8 @@
 using MassTransit;
 using RenderFarm.Contracts;
 using RenderFarm.Coordinator.Jobs;
+using RenderFarm.Coordinator.Persistence;
+using RenderFarm.Coordinator.Placement;
 using RenderFarm.Coordinator.Progress;
 
 namespace RenderFarm.Coordinator.Consumers;
@@ -50,12 +52,13 @@ internal sealed class ItemProgressedConsumer(ProgressTracker tracker) : IConsume
     }
 }
 
-/// <summary>Keeps the worker's row current and renews the leases of its items.</summary>
-internal sealed class WorkerHeartbeatConsumer(ItemLedger ledger) : IConsumer<WorkerHeartbeat>
+/// <summary>Keeps the worker's row current (placement reads its capacity from it) and renews the leases of its items.</summary>
+internal sealed class WorkerHeartbeatConsumer(ItemLedger ledger, CoordinatorDbContext db) : IConsumer<WorkerHeartbeat>
 {
-    public Task Consume(ConsumeContext<WorkerHeartbeat> context)
+    public async Task Consume(ConsumeContext<WorkerHeartbeat> context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        return ledger.HeartbeatAsync(context.Message, context.CancellationToken);
+        await ledger.HeartbeatAsync(context.Message, context.CancellationToken);
+        await Fleet.SaveCapacityAsync(db, context.Message, context.CancellationToken);
     }
 }

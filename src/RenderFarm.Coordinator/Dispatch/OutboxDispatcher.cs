@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -5,6 +6,8 @@ using RenderFarm.Contracts;
 using RenderFarm.Coordinator.Jobs;
 using RenderFarm.Coordinator.Options;
 using RenderFarm.Coordinator.Persistence;
+using RenderFarm.Coordinator.Placement;
+using RenderFarm.Domain.Policies;
 using RenderFarm.Domain.States;
 using RenderFarm.Messaging;
 
@@ -28,6 +31,7 @@ internal sealed partial class OutboxDispatcher(
     OutboxSignal signal,
     TimeProvider clock,
     IOptions<OutboxDispatcherOptions> options,
+    IOptions<CoordinatorOptions> coordinatorOptions,
     ILogger<OutboxDispatcher> logger) : BackgroundService
 {
     // After an error (database or broker down) wait this long, doubling to the cap, so a long outage costs a
@@ -39,6 +43,17 @@ internal sealed partial class OutboxDispatcher(
     private const long MergeGap = 64;
 
     private readonly OutboxDispatcherOptions _options = options.Value;
+    private readonly LeasePolicy _lease = coordinatorOptions.Value.ToLeasePolicy();
+
+    // One unit ahead on a worker's own queue for preference alone: a large item placed there waits behind at
+    // most one unit of small ones (see PlacementPolicy).
+    private readonly PlacementPolicy _policy = new(coordinatorOptions.Value.WorkUnitSize);
+
+    // The fleet changes at most once per heartbeat, so a held unit is looked at again after one.
+    private readonly TimeSpan _holdDelay = coordinatorOptions.Value.HeartbeatInterval;
+
+    // Jobs whose wait was logged, so a held job logs once rather than on every look (cleared when a unit of it is placed).
+    private readonly ConcurrentDictionary<Guid, byte> _held = new();
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -73,7 +88,8 @@ internal sealed partial class OutboxDispatcher(
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<CoordinatorDbContext>();
         await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
-        var rows = await dialect.ClaimOutboxAsync(db, clock.GetUtcNow().UtcDateTime, _options.BatchSize, cancellationToken);
+        var now = clock.GetUtcNow().UtcDateTime;
+        var rows = await dialect.ClaimOutboxAsync(db, now, _options.BatchSize, cancellationToken);
         if (rows.Count == 0)
         {
             await tx.CommitAsync(cancellationToken);
@@ -81,10 +97,17 @@ internal sealed partial class OutboxDispatcher(
         }
 
         var units = await BuildUnitsAsync(db, rows.Where(r => r.Kind == OutboxKind.WorkUnit).ToList(), cancellationToken);
-        if (units.Count > 0)
+        var placed = await PlaceAsync(db, units, now, cancellationToken);
+        if (placed.Shared.Count > 0)
         {
             var endpoint = await bus.GetSendEndpoint(QueueNames.RenderAddress);
-            await endpoint.SendBatch(units, cancellationToken);
+            await endpoint.SendBatch(placed.Shared, cancellationToken);
+        }
+
+        foreach (var (queue, direct) in placed.Direct)
+        {
+            var endpoint = await bus.GetSendEndpoint(QueueNames.WorkerQueueAddress(queue));
+            await endpoint.SendBatch(direct, cancellationToken);
         }
 
         foreach (var cancel in rows.Where(r => r.Kind == OutboxKind.JobCanceled))
@@ -93,13 +116,89 @@ internal sealed partial class OutboxDispatcher(
         }
 
         await tx.CommitAsync(cancellationToken);
-        LogDispatched(rows.Count, units.Count, units.Sum(u => u.Items.Count));
+        LogDispatched(rows.Count, units.Count, units.Sum(u => u.Unit.Items.Count));
+        if (placed.Direct.Count > 0 || placed.Held > 0)
+        {
+            LogPlaced(placed.Shared.Count, placed.Direct.Sum(d => d.Value.Count), placed.Held);
+        }
+
         return rows.Count;
     }
 
-    private static async Task<List<RenderWorkUnit>> BuildUnitsAsync(CoordinatorDbContext db, List<OutboxRow> rows, CancellationToken cancellationToken)
+    private sealed record Placed(List<RenderWorkUnit> Shared, Dictionary<string, List<RenderWorkUnit>> Direct, int Held);
+
+    /// <summary>
+    /// Decides each unit's queue with <see cref="PlacementPolicy"/>, records direct placements on their items, and
+    /// puts held units back in the outbox for later, all in the caller's transaction.
+    /// </summary>
+    private async Task<Placed> PlaceAsync(CoordinatorDbContext db, List<(OutboxRow Row, RenderWorkUnit Unit)> units, DateTime now, CancellationToken cancellationToken)
     {
-        var units = new List<RenderWorkUnit>(rows.Count);
+        var shared = new List<RenderWorkUnit>();
+        var direct = new Dictionary<string, List<RenderWorkUnit>>(StringComparer.Ordinal);
+        if (units.Count == 0)
+        {
+            return new Placed(shared, direct, 0);
+        }
+
+        var liveAfter = _lease.ExpiredIfHeartbeatBefore(new DateTimeOffset(now)).UtcDateTime;
+        var fleet = await Fleet.ReadLiveAsync(db, liveAfter, withLoad: true, cancellationToken);
+        var assignments = new Dictionary<string, List<Guid>>(StringComparer.Ordinal);
+        var held = new List<OutboxRow>();
+        foreach (var (row, unit) in units)
+        {
+            switch (_policy.Place(UnitShape.Of(unit.Items[0]), fleet))
+            {
+                case PlacementDecision.Direct { Worker: var worker }:
+                    var queue = worker.RenderQueue!;
+                    (direct.TryGetValue(queue, out var list) ? list : direct[queue] = []).Add(unit);
+                    (assignments.TryGetValue(worker.Id, out var ids) ? ids : assignments[worker.Id] = []).AddRange(unit.Items.Select(i => i.ItemId));
+                    fleet[fleet.IndexOf(worker)] = worker with { AssignedQueued = worker.AssignedQueued + unit.Items.Count };
+                    _held.TryRemove(unit.JobId, out _);
+                    break;
+                case PlacementDecision.Hold { Reason: var reason }:
+                    held.Add(new OutboxRow
+                    {
+                        Kind = row.Kind,
+                        JobId = row.JobId,
+                        FirstIndex = row.FirstIndex,
+                        ItemCount = row.ItemCount,
+                        Payload = row.Payload,
+                        CreatedAt = row.CreatedAt,
+                        AvailableAt = now + _holdDelay,
+                    });
+                    if (_held.TryAdd(unit.JobId, 0))
+                    {
+                        LogHeld(unit.JobId, reason);
+                    }
+
+                    break;
+                default:
+                    shared.Add(unit);
+                    _held.TryRemove(unit.JobId, out _);
+                    break;
+            }
+        }
+
+        foreach (var (workerId, ids) in assignments)
+        {
+            await db.Items.Where(i => ids.Contains(i.Id) && i.State == ItemState.Queued)
+                .ExecuteUpdateAsync(s => s
+                    .SetProperty(i => i.AssignedWorkerId, workerId)
+                    .SetProperty(i => i.AssignedAt, now), cancellationToken);
+        }
+
+        await dialect.WriteOutboxAsync(db, held, cancellationToken);
+        return new Placed(shared, direct, held.Count);
+    }
+
+    private static async Task<List<(OutboxRow Row, RenderWorkUnit Unit)>> BuildUnitsAsync(CoordinatorDbContext db, List<OutboxRow> rows, CancellationToken cancellationToken)
+    {
+        var units = new List<(OutboxRow, RenderWorkUnit)>(rows.Count);
+        if (rows.Count == 0)
+        {
+            return units;
+        }
+
         foreach (var job in rows.GroupBy(r => r.JobId))
         {
             var ordered = job.OrderBy(r => r.FirstIndex).ToList();
@@ -130,7 +229,7 @@ internal sealed partial class OutboxDispatcher(
 
                 if (unitItems.Count > 0)
                 {
-                    units.Add(new RenderWorkUnit(Guid.CreateVersion7(), job.Key, unitItems));
+                    units.Add((row, new RenderWorkUnit(Guid.CreateVersion7(), job.Key, unitItems)));
                 }
             }
         }
@@ -158,6 +257,12 @@ internal sealed partial class OutboxDispatcher(
 
     [LoggerMessage(Level = LogLevel.Debug, Message = "Dispatched {Rows} outbox rows as {Units} work units ({Items} items)")]
     private partial void LogDispatched(int rows, int units, int items);
+
+    [LoggerMessage(Level = LogLevel.Debug, Message = "Placement: {Shared} units to the shared queue, {Direct} to workers' own queues, {Held} held for later")]
+    private partial void LogPlaced(int shared, int direct, int held);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} waits: {Reason} It is placed again as the fleet changes.")]
+    private partial void LogHeld(Guid jobId, string reason);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Outbox dispatch failed; the claimed rows stay in the outbox. Retrying in {Backoff}")]
     private partial void LogDispatchFailed(Exception exception, TimeSpan backoff);

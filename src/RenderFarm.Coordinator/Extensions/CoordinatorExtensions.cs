@@ -11,6 +11,7 @@ using RenderFarm.Coordinator.Leases;
 using RenderFarm.Coordinator.Monitoring;
 using RenderFarm.Coordinator.Options;
 using RenderFarm.Coordinator.Persistence;
+using RenderFarm.Coordinator.Placement;
 using RenderFarm.Coordinator.Progress;
 using RenderFarm.Messaging;
 using RenderFarm.Storage;
@@ -91,6 +92,7 @@ public static class CoordinatorExtensions
         services.AddSingleton<ProgressTracker>();
         services.AddScoped<ItemLedger>();
         services.AddScoped<JobSubmission>();
+        services.AddScoped<PlacementAdmission>();
         services.AddScoped<JobCancellation>();
         services.AddScoped<IJobInputs, ArtifactJobInputs>();
         services.AddScoped<IMonitoringApi, MonitoringApi>();

@@ -5,6 +5,7 @@ using RenderFarm.Coordinator.Apis;
 using RenderFarm.Coordinator.Dispatch;
 using RenderFarm.Coordinator.Options;
 using RenderFarm.Coordinator.Persistence;
+using RenderFarm.Coordinator.Placement;
 using RenderFarm.Domain.Items;
 using RenderFarm.Domain.Requests;
 using RenderFarm.Domain.States;
@@ -46,7 +47,8 @@ internal sealed class JobSubmission(
     IJobInputs inputs,
     OutboxSignal signal,
     TimeProvider clock,
-    IOptions<CoordinatorOptions> options)
+    IOptions<CoordinatorOptions> options,
+    PlacementAdmission admission)
 {
     internal static readonly JsonSerializerOptions RequestJson = new(JsonSerializerDefaults.Web);
 
@@ -94,6 +96,12 @@ internal sealed class JobSubmission(
         if (errors.Count > 0)
         {
             return new SubmissionResult.Invalid(errors.ToDictionary(e => e.Key, e => e.Value.ToArray(), StringComparer.Ordinal));
+        }
+
+        // Refused when live workers exist and none can plan the job's largest item (an empty fleet accepts: work waits).
+        if (await admission.CheckAsync(request.Model ?? _options.EffectiveModels[0], PlacementAdmission.ItemSizes(request), cancellationToken) is { } refused)
+        {
+            return new SubmissionResult.Invalid(refused);
         }
 
         var jobId = Guid.CreateVersion7();

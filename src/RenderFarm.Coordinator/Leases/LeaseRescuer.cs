@@ -1,5 +1,6 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using RenderFarm.Contracts;
 using RenderFarm.Coordinator.Dispatch;
 using RenderFarm.Coordinator.Events;
 using RenderFarm.Coordinator.Jobs;
@@ -17,13 +18,15 @@ namespace RenderFarm.Coordinator.Leases;
 /// only when something moved.
 /// </summary>
 /// <remarks>
-/// Two passes per tick, each in batched transactions:
+/// Three passes per tick, each in batched transactions:
 /// <list type="number">
 /// <item>Running items whose lease lapsed (their worker's heartbeats stopped renewing it) become
 /// <see cref="ItemState.Retrying"/> with the policy's backoff, or <see cref="ItemState.Failed"/> once out of
 /// attempts (a lapse counts as a retryable failure).</item>
 /// <item>Retrying items whose backoff has passed become <see cref="ItemState.Queued"/> with a new attempt and get
 /// new outbox rows, so the dispatcher sends them again. Reports of the old attempt are then stale and ignored.</item>
+/// <item>Queued items placed on one worker's own queue whose worker is gone are placed again (new attempt, new
+/// outbox rows): the safety net of capability-aware placement.</item>
 /// </list>
 /// Rows are locked items-first, jobs-second, the same order as <see cref="ItemLedger"/>, so the two never deadlock.
 /// </remarks>
@@ -42,7 +45,7 @@ internal sealed partial class LeaseRescuer(
     private readonly RetryPolicy _retry = coordinatorOptions.Value.ToRetryPolicy();
     private readonly WorkUnitPlanner _planner = new(coordinatorOptions.Value.WorkUnitSize);
 
-    internal readonly record struct Result(int Retried, int Failed, int Requeued)
+    internal readonly record struct Result(int Retried, int Failed, int Requeued, int Replaced)
     {
         public bool Any => Retried + Failed + Requeued > 0;
     }
@@ -96,12 +99,23 @@ internal sealed partial class LeaseRescuer(
             }
         }
 
-        if (requeued > 0)
+        var replaced = 0;
+        while (true)
+        {
+            var n = await ReplaceOrphanedBatchAsync(cancellationToken);
+            replaced += n;
+            if (n < _options.BatchSize)
+            {
+                break;
+            }
+        }
+
+        if (requeued + replaced > 0)
         {
             signal.Notify();
         }
 
-        return new Result(retried, failed, requeued);
+        return new Result(retried, failed, requeued, replaced);
     }
 
     private async Task<(int Retried, int Failed, int Fetched)> RescueLapsedBatchAsync(CancellationToken cancellationToken)
@@ -191,12 +205,87 @@ internal sealed partial class LeaseRescuer(
                 .SetProperty(i => i.RetryAt, (DateTime?)null)
                 .SetProperty(i => i.WorkerId, (string?)null)
                 .SetProperty(i => i.StartedAt, (DateTime?)null)
+                .SetProperty(i => i.AssignedWorkerId, (string?)null)
+                .SetProperty(i => i.AssignedAt, (DateTime?)null)
                 .SetProperty(i => i.StepsDone, 0), cancellationToken);
 
-        var outbox = new List<OutboxRow>();
         foreach (var job in due.GroupBy(i => i.JobId).OrderBy(g => g.Key))
         {
             await JobCounters.MoveAsync(db, job.Key, ItemState.Retrying, ItemState.Queued, job.Count(), now, cancellationToken);
+        }
+
+        await dialect.WriteOutboxAsync(db, OutboxRowsFor(due, now), cancellationToken);
+        await tx.CommitAsync(cancellationToken);
+        return due.Count;
+    }
+
+    /// <summary>
+    /// Queued items placed on one worker's own queue whose worker is gone (heartbeat older than the lease, or
+    /// draining, or no row at all) are placed again: a new attempt, so a late delivery of the old unit is stale and
+    /// ignored, no assignment, and new outbox rows. The queue counters do not move (queued stays queued).
+    /// </summary>
+    /// <remarks>
+    /// Why this is needed: the dispatcher sends such units through the worker queue's exchange, so a unit sent to a
+    /// worker that died is dropped by the broker (or dies with its auto-delete queue) rather than redelivered to
+    /// another worker as the shared queue would. The update is conditional on the attempt and assignment read, so
+    /// an item its worker started meanwhile is left alone.
+    /// </remarks>
+    private async Task<int> ReplaceOrphanedBatchAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<CoordinatorDbContext>();
+        var now = clock.GetUtcNow().UtcDateTime;
+        var liveAfter = _lease.ExpiredIfHeartbeatBefore(new DateTimeOffset(now)).UtcDateTime;
+
+        await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
+        var orphaned = await db.Items.AsNoTracking()
+            .Where(i => i.State == ItemState.Queued && i.AssignedWorkerId != null
+                && !db.Workers.Any(w => w.Id == i.AssignedWorkerId && w.LastHeartbeatAt >= liveAfter && w.State != WorkerState.Draining))
+            .OrderBy(i => i.AssignedAt)
+            .Take(_options.BatchSize)
+            .ToListAsync(cancellationToken);
+        if (orphaned.Count == 0)
+        {
+            await tx.CommitAsync(cancellationToken);
+            return 0;
+        }
+
+        var replaced = new List<ItemRow>(orphaned.Count);
+        foreach (var group in orphaned.GroupBy(i => (i.Attempt, i.AssignedWorkerId)))
+        {
+            var ids = group.Select(i => i.Id).ToList();
+            var (attempt, worker) = group.Key;
+            await db.Items.Where(i => ids.Contains(i.Id) && i.State == ItemState.Queued && i.Attempt == attempt && i.AssignedWorkerId == worker)
+                .ExecuteUpdateAsync(s => s
+                    .SetProperty(i => i.Attempt, attempt + 1)
+                    .SetProperty(i => i.AssignedWorkerId, (string?)null)
+                    .SetProperty(i => i.AssignedAt, (DateTime?)null), cancellationToken);
+
+            // Only the rows this update moved get outbox rows (a worker may have started one in between).
+            var moved = await db.Items.AsNoTracking()
+                .Where(i => ids.Contains(i.Id) && i.State == ItemState.Queued && i.Attempt == attempt + 1 && i.AssignedWorkerId == null)
+                .Select(i => i.Id).ToListAsync(cancellationToken);
+            var movedSet = moved.ToHashSet();
+            replaced.AddRange(group.Where(i => movedSet.Contains(i.Id)));
+        }
+
+        await dialect.WriteOutboxAsync(db, OutboxRowsFor(replaced, now), cancellationToken);
+        await tx.CommitAsync(cancellationToken);
+        if (replaced.Count > 0)
+        {
+            LogReplaced(replaced.Count, string.Join(", ", orphaned.Select(i => i.AssignedWorkerId).Distinct()));
+        }
+
+        // The batch is full when the query filled it, whatever the races did to it.
+        return orphaned.Count;
+    }
+
+    // One outbox row per unit the planner would make of each job's consecutive items.
+    private List<OutboxRow> OutboxRowsFor(IEnumerable<ItemRow> items, DateTime now)
+    {
+        var outbox = new List<OutboxRow>();
+        foreach (var job in items.GroupBy(i => i.JobId).OrderBy(g => g.Key))
+        {
             foreach (var run in ContiguousRuns(job.OrderBy(i => i.Index)))
             {
                 foreach (var unit in _planner.Plan(run, ItemMessages.BatchKeyOf))
@@ -214,9 +303,7 @@ internal sealed partial class LeaseRescuer(
             }
         }
 
-        await dialect.WriteOutboxAsync(db, outbox, cancellationToken);
-        await tx.CommitAsync(cancellationToken);
-        return due.Count;
+        return outbox;
     }
 
     // A unit's outbox row is an index range, so only items with consecutive indexes may share one.
@@ -242,6 +329,9 @@ internal sealed partial class LeaseRescuer(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Lease rescuer: {Retried} lapsed items will be retried, {Failed} failed out of attempts, {Requeued} retries queued again")]
     private partial void LogRescued(int retried, int failed, int requeued);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Lease rescuer: {Count} queued items placed on departed workers ({Workers}) are placed again")]
+    private partial void LogReplaced(int count, string workers);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Lease rescuer pass failed; it runs again at the next tick")]
     private partial void LogRescueFailed(Exception exception);

@@ -1,10 +1,14 @@
 using System.Globalization;
+using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using RenderFarm.Contracts;
+using RenderFarm.Coordinator.Jobs;
 using RenderFarm.Coordinator.Options;
 using RenderFarm.Coordinator.Persistence;
+using RenderFarm.Coordinator.Placement;
 using RenderFarm.Domain.Policies;
+using RenderFarm.Domain.Requests;
 using RenderFarm.Domain.States;
 
 namespace RenderFarm.Coordinator.Monitoring;
@@ -48,7 +52,7 @@ internal sealed class MonitoringApi(CoordinatorDbContext db, TimeProvider clock,
         string? waitingReason = null;
         if (!JobStateMachine.IsFinal(job.State) && job.QueuedItems + job.RetryingItems > 0)
         {
-            (eligible, waitingReason) = await ExplainWaitAsync(job.Model, cancellationToken);
+            (eligible, waitingReason) = await ExplainWaitAsync(job, cancellationToken);
         }
 
         return new JobDetails(
@@ -83,7 +87,8 @@ internal sealed class MonitoringApi(CoordinatorDbContext db, TimeProvider clock,
         return [.. rows.Select(w => new WorkerSummary(
             w.Id, w.Host, w.DeviceName, w.MemoryTotalBytes, w.MemoryFreeBytes, w.MemoryBudgetBytes,
             w.ExecutionProviders, w.LoadedModels, w.State, w.LastHeartbeatAt >= liveAfter, w.Strategy, w.Pool,
-            w.CurrentItemIds, Utc(w.LastHeartbeatAt), Utc(w.FirstSeenAt)))];
+            w.CurrentItemIds, Utc(w.LastHeartbeatAt), Utc(w.FirstSeenAt),
+            w.MaxPixels, PlacementPolicy.LargestSquareSide(w.MaxPixels), w.ResidentMaxPixels, w.InstalledModels, w.RenderQueue))];
     }
 
     public async Task<ImageLocation?> GetImageAsync(Guid jobId, long index, CancellationToken cancellationToken)
@@ -94,19 +99,30 @@ internal sealed class MonitoringApi(CoordinatorDbContext db, TimeProvider clock,
         return key is null ? null : new ImageLocation(jobId, index, key);
     }
 
-    // Placement by memory and loaded models comes in a later issue; until then every live worker that takes
-    // work can load any model, so all of them are eligible.
-    private async Task<(int Eligible, string? Reason)> ExplainWaitAsync(string model, CancellationToken cancellationToken)
+    // Eligible as placement judges it: live, taking work, and planning the job's largest item within its budget
+    // (models are fetched on demand, so they decide where work goes first, not whether it can go).
+    private async Task<(int Eligible, string? Reason)> ExplainWaitAsync(JobRow job, CancellationToken cancellationToken)
     {
+        var model = job.Model;
         var liveAfter = LiveAfter();
         var workers = await db.Workers.AsNoTracking()
-            .Select(w => new { w.State, w.LastHeartbeatAt })
+            .Select(w => new { w.Id, w.State, w.LastHeartbeatAt, w.MaxPixels, w.MemoryBudgetBytes })
             .ToListAsync(cancellationToken);
         var live = workers.Where(w => w.LastHeartbeatAt >= liveAfter).ToList();
-        var eligible = live.Count(w => w.State is WorkerState.Idle or WorkerState.Busy);
+        var taking = live.Where(w => w.State is WorkerState.Idle or WorkerState.Busy).ToList();
+        var (width, height) = LargestItemSize(job);
+        var pixels = (long)width * height;
+        var eligible = taking.Count(w => w.MaxPixels <= 0 || pixels <= w.MaxPixels);
         if (eligible > 0)
         {
             return (eligible, null);
+        }
+
+        if (taking.Count > 0)
+        {
+            var capacities = taking.Select(w => new WorkerCapacity(w.Id, w.MemoryBudgetBytes, w.MaxPixels, 0, [], [], null, 0, 0)).ToList();
+            var why = PlacementPolicy.CannotFit(new UnitShape(model, width, height), capacities);
+            return (0, $"The {taking.Count} connected worker(s) cannot take it: {why} The job waits for a worker with a larger memory budget.");
         }
 
         var leaseSeconds = _lease.LeaseDuration.TotalSeconds.ToString(CultureInfo.InvariantCulture);
@@ -127,6 +143,17 @@ internal sealed class MonitoringApi(CoordinatorDbContext db, TimeProvider clock,
         }
 
         return (0, reason);
+    }
+
+    // A hires job's items render at its base and tile sizes, not its target size.
+    private static (int Width, int Height) LargestItemSize(JobRow job)
+    {
+        if (job.Mode == RenderModes.Hires && JsonSerializer.Deserialize<JobRequest>(job.Request, JobSubmission.RequestJson) is { } request)
+        {
+            return PlacementAdmission.ItemSizes(request).MaxBy(s => (long)s.Width * s.Height);
+        }
+
+        return (job.Width, job.Height);
     }
 
     private DateTime LiveAfter() => _lease.ExpiredIfHeartbeatBefore(clock.GetUtcNow()).UtcDateTime;

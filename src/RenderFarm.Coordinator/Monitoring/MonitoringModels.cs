@@ -57,7 +57,14 @@ public sealed record JobDetails(
 public sealed record PagedResult<T>(IReadOnlyList<T> Items, int Page, int PageSize, long Total);
 
 /// <summary>A worker as its last heartbeat described it.</summary>
-/// <remarks><c>Live</c>: True while its last heartbeat is younger than the lease; a worker that is not live holds no leases.</remarks>
+/// <remarks>
+/// <c>Live</c>: True while its last heartbeat is younger than the lease; a worker that is not live holds no leases.
+/// <c>Strategy</c>: the memory strategy of its last (or planned) item, e.g. "resident" or "sequential+tiled-vae".
+/// <c>MaxPixels</c>: the largest width × height its budget plans with some strategy (0 = unknown, taken as no limit);
+/// <c>MaxSquareSide</c>: the side of the largest square within it (multiple of 8). <c>ResidentMaxPixels</c>: the
+/// largest with every component resident, the cheapest strategy. <c>InstalledModels</c>: models on its disk.
+/// <c>RenderQueue</c>: its own queue, where placement sends work only it can take (null: shared queue only).
+/// </remarks>
 public sealed record WorkerSummary(
     string Id,
     string Host,
@@ -73,7 +80,12 @@ public sealed record WorkerSummary(
     string Pool,
     IReadOnlyList<Guid> CurrentItems,
     DateTimeOffset LastHeartbeat,
-    DateTimeOffset FirstSeen);
+    DateTimeOffset FirstSeen,
+    long MaxPixels,
+    int MaxSquareSide,
+    long ResidentMaxPixels,
+    IReadOnlyList<string> InstalledModels,
+    string? RenderQueue);
 
 /// <summary>Where a rendered image is stored.</summary>
 public sealed record ImageLocation(Guid JobId, long Index, string ArtifactKey);
