@@ -14,12 +14,16 @@ namespace RenderFarm.Coordinator.Apis;
 /// <param name="Seed">Seed of item 0; item i uses seed + i. Random when left out.</param>
 /// <param name="Count">Images per sweep combination; 1 when left out.</param>
 /// <param name="Model">Model name; the coordinator's default when left out.</param>
-/// <param name="Mode"><c>txt2img</c> (default), <c>img2img</c> or <c>inpaint</c>.</param>
-/// <param name="InitImage">Base64 PNG (a <c>data:image/png;base64,</c> prefix is allowed) for img2img and inpaint.</param>
+/// <param name="Mode"><c>txt2img</c> (default), <c>img2img</c>, <c>inpaint</c> or <c>hires</c> (a large image: a base render refined in tiles spread over the workers).</param>
+/// <param name="InitImage">Base64 PNG (a <c>data:image/png;base64,</c> prefix is allowed) for img2img and inpaint; for hires, the base image (optional).</param>
 /// <param name="Mask">Base64 PNG mask (white = repaint) for inpaint.</param>
-/// <param name="Strength">How much of the init image is replaced, in (0, 1].</param>
+/// <param name="Strength">How much of the init image is replaced, in (0, 1]; for hires, the tiles' refinement strength (default 0.35).</param>
 /// <param name="Sweep">Axes whose cross product the job renders.</param>
 /// <param name="Priority">-100..100, higher runs first.</param>
+/// <param name="Tile">Hires: tile side in pixels of the final image, a multiple of 8 (default 512).</param>
+/// <param name="Overlap">Hires: least overlap between neighbouring tiles in pixels, a multiple of 8 (default 64).</param>
+/// <param name="BaseWidth">Hires: width of the base render (default: about 512² at the target's aspect ratio).</param>
+/// <param name="BaseHeight">Hires: height of the base render; given together with <paramref name="BaseWidth"/>.</param>
 public sealed record CreateJobBody(
     string? Prompt = null,
     string? NegativePrompt = null,
@@ -36,7 +40,11 @@ public sealed record CreateJobBody(
     string? Mask = null,
     double? Strength = null,
     SweepBody? Sweep = null,
-    int? Priority = null);
+    int? Priority = null,
+    int? Tile = null,
+    int? Overlap = null,
+    int? BaseWidth = null,
+    int? BaseHeight = null);
 
 /// <summary>Sweep axes; each one given replaces its single-valued field.</summary>
 public sealed record SweepBody(

@@ -30,6 +30,10 @@ public static class JobEventTypes
 }
 
 /// <summary>Something that happened to a job, as its SSE stream shows it.</summary>
+/// <remarks>
+/// Item events of a hires job also name the item's <c>Part</c> (<c>base</c>, <c>tile</c> or <c>stitch</c>) and, for a
+/// tile, its <c>Tile</c> index (item index − 1), so a client can count tiles without reading the job.
+/// </remarks>
 public sealed record JobEvent(
     string Type,
     Guid JobId,
@@ -43,7 +47,9 @@ public sealed record JobEvent(
     string? Url = null,
     string? Error = null,
     long? Done = null,
-    long? Total = null);
+    long? Total = null,
+    string? Part = null,
+    int? Tile = null);
 
 /// <summary>
 /// In-process fan-out of job events from the consumers to SSE subscribers. Each subscriber has a small

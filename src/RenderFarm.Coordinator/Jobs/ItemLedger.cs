@@ -1,6 +1,7 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using RenderFarm.Contracts;
+using RenderFarm.Coordinator.Dispatch;
 using RenderFarm.Coordinator.Events;
 using RenderFarm.Coordinator.Options;
 using RenderFarm.Coordinator.Persistence;
@@ -13,10 +14,13 @@ namespace RenderFarm.Coordinator.Jobs;
 /// Records what workers report about items. Every change is a conditional, set-based UPDATE on the item (its
 /// expected state and attempt in the WHERE clause) plus one counter UPDATE on its job, in one transaction:
 /// a duplicate or stale report matches no row and changes nothing, which is what makes completion idempotent
-/// on (item id, attempt) without a separate dedup table.
+/// on (item id, attempt) without a separate dedup table. Hires jobs release their next parts (tiles after the base,
+/// the stitch after the last tile) from the same transaction that records a success (<see cref="HiresJobs"/>).
 /// </summary>
 internal sealed class ItemLedger(
     CoordinatorDbContext db,
+    IDatabaseDialect dialect,
+    OutboxSignal signal,
     JobEventHub hub,
     TimeProvider clock,
     IOptions<CoordinatorOptions> options,
@@ -28,7 +32,7 @@ internal sealed class ItemLedger(
 
     private readonly RetryPolicy _retry = options.Value.ToRetryPolicy();
 
-    private sealed record Snapshot(Guid JobId, long Index, ItemState State, int Attempt);
+    private sealed record Snapshot(Guid JobId, long Index, ItemState State, int Attempt, string Mode, bool Hires);
 
     public async Task StartedAsync(ItemStarted message, CancellationToken cancellationToken)
     {
@@ -67,7 +71,7 @@ internal sealed class ItemLedger(
             var jobState = await JobCounters.DeriveAsync(db, item.JobId, now, cancellationToken);
             await tx.CommitAsync(cancellationToken);
 
-            hub.Publish(new JobEvent(JobEventTypes.ItemStarted, item.JobId, item.Index, message.ItemId, message.Attempt, message.WorkerId));
+            hub.Publish(WithPart(new JobEvent(JobEventTypes.ItemStarted, item.JobId, item.Index, message.ItemId, message.Attempt, message.WorkerId), item));
             PublishJobState(item.JobId, jobState);
             return;
         }
@@ -107,11 +111,23 @@ internal sealed class ItemLedger(
             }
 
             await JobCounters.MoveAsync(db, item.JobId, from, ItemState.Succeeded, 1, now, cancellationToken);
+            IReadOnlyList<OutboxRow> released = item.Hires
+                ? await HiresJobs.AfterSuccessAsync(db, item.JobId, item.Index, item.Mode, now, cancellationToken)
+                : [];
+            if (released.Count > 0)
+            {
+                await dialect.WriteOutboxAsync(db, released, cancellationToken);
+            }
+
             var jobState = await JobCounters.DeriveAsync(db, item.JobId, now, cancellationToken);
             await tx.CommitAsync(cancellationToken);
+            if (released.Count > 0)
+            {
+                signal.Notify();
+            }
 
-            hub.Publish(new JobEvent(JobEventTypes.ItemDone, item.JobId, item.Index, message.ItemId, message.Attempt, message.WorkerId,
-                Url: CoordinatorRoutes.ImageUrl(item.JobId, item.Index)));
+            hub.Publish(WithPart(new JobEvent(JobEventTypes.ItemDone, item.JobId, item.Index, message.ItemId, message.Attempt, message.WorkerId,
+                Url: CoordinatorRoutes.ImageUrl(item.JobId, item.Index)), item));
             PublishJobState(item.JobId, jobState);
             return;
         }
@@ -153,8 +169,8 @@ internal sealed class ItemLedger(
             var jobState = await JobCounters.DeriveAsync(db, item.JobId, now, cancellationToken);
             await tx.CommitAsync(cancellationToken);
 
-            hub.Publish(new JobEvent(to == ItemState.Retrying ? JobEventTypes.ItemRetrying : JobEventTypes.ItemFailed,
-                item.JobId, item.Index, message.ItemId, message.Attempt, message.WorkerId, Error: message.Reason));
+            hub.Publish(WithPart(new JobEvent(to == ItemState.Retrying ? JobEventTypes.ItemRetrying : JobEventTypes.ItemFailed,
+                item.JobId, item.Index, message.ItemId, message.Attempt, message.WorkerId, Error: message.Reason), item));
             PublishJobState(item.JobId, jobState);
             return;
         }
@@ -229,8 +245,16 @@ internal sealed class ItemLedger(
 
     private Task<Snapshot?> ReadAsync(Guid itemId, CancellationToken cancellationToken) =>
         db.Items.AsNoTracking().Where(i => i.Id == itemId)
-            .Select(i => new Snapshot(i.JobId, i.Index, i.State, i.Attempt))
+            .Select(i => new Snapshot(i.JobId, i.Index, i.State, i.Attempt, i.Mode, i.Hires != null))
             .FirstOrDefaultAsync(cancellationToken);
+
+    // Item indexes of a hires job are base 0, tiles 1..N, stitch N + 1; the mode tells the part without reading the job.
+    private static JobEvent WithPart(JobEvent jobEvent, Snapshot item) => !item.Hires ? jobEvent : item.Mode switch
+    {
+        RenderModes.HiresTile => jobEvent with { Part = HiresRoles.Tile, Tile = checked((int)(item.Index - 1)) },
+        RenderModes.HiresStitch => jobEvent with { Part = HiresRoles.Stitch },
+        _ => jobEvent with { Part = HiresRoles.Base },
+    };
 
     private void PublishJobState(Guid jobId, JobState? state)
     {

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using RenderFarm.Contracts;
 using RenderFarm.Coordinator.Persistence;
 using RenderFarm.Domain.Items;
@@ -11,7 +12,8 @@ internal static class ItemMessages
     public static RenderItem ToRenderItem(ItemRow item) => new(
         item.Id, item.Attempt, item.Index, item.Seed, item.Prompt, item.NegativePrompt,
         item.Width, item.Height, item.Steps, item.GuidanceScale, item.Sampler, item.Model, item.Mode,
-        item.Strength, item.InitImageKey, item.MaskKey, ImageKey(item.JobId, item.Index));
+        item.Strength, item.InitImageKey, item.MaskKey, ImageKey(item.JobId, item.Index),
+        item.Hires is null ? null : JsonSerializer.Deserialize<HiresPart>(item.Hires, HiresJobs.PartJson));
 
     public static ItemRow ToRow(Guid jobId, ItemSpec spec) => new()
     {

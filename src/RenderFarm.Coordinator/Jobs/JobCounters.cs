@@ -31,7 +31,8 @@ internal static class JobCounters
     /// <summary>
     /// Re-derives the job's state from its counters (<see cref="JobStateMachine.Derive"/>) and stores it when it
     /// changed. Call inside the transaction that shifted the counters, after the shift: the shift holds the
-    /// job row's lock, so the counters read here are the ones this transaction commits.
+    /// job row's lock, so the counters read here are the ones this transaction commits. For a hires job it first
+    /// fails the parts a terminal failure made unreachable (<see cref="HiresJobs.FailUnreachableAsync"/>).
     /// </summary>
     /// <returns>The new state when it changed; null otherwise.</returns>
     public static async Task<JobState?> DeriveAsync(CoordinatorDbContext db, Guid jobId, DateTime now, CancellationToken cancellationToken)
@@ -40,6 +41,12 @@ internal static class JobCounters
         if (job is null || JobStateMachine.IsFinal(job.State) || job.TotalItems == 0)
         {
             return null;
+        }
+
+        // Hires items waiting on a part that failed for good can never be released; fail them so the job finishes.
+        if (await HiresJobs.FailUnreachableAsync(db, job, now, cancellationToken) > 0)
+        {
+            job = await db.Jobs.AsNoTracking().Where(j => j.Id == jobId).FirstAsync(cancellationToken);
         }
 
         var derived = JobStateMachine.Derive(CoordinatorDbContext.CountsOf(job));

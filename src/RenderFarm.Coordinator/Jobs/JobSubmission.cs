@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using RenderFarm.Contracts;
 using RenderFarm.Coordinator.Apis;
 using RenderFarm.Coordinator.Dispatch;
 using RenderFarm.Coordinator.Options;
@@ -9,6 +10,7 @@ using RenderFarm.Coordinator.Placement;
 using RenderFarm.Domain.Items;
 using RenderFarm.Domain.Requests;
 using RenderFarm.Domain.States;
+using RenderFarm.Domain.Tiling;
 
 namespace RenderFarm.Coordinator.Jobs;
 
@@ -76,6 +78,7 @@ internal sealed class JobSubmission(
         }
 
         var images = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        (int Width, int Height) initSize = default;
         foreach (var (field, value) in new[] { ("initImage", request.InitImage), ("mask", request.Mask) })
         {
             if (value is null || errors.ContainsKey(field))
@@ -83,9 +86,13 @@ internal sealed class JobSubmission(
                 continue;
             }
 
-            if (PngImage.TryDecode(value, out var png, out _, out _, out var problem))
+            if (PngImage.TryDecode(value, out var png, out var pngWidth, out var pngHeight, out var problem))
             {
                 images[field] = png;
+                if (field == "initImage")
+                {
+                    initSize = (pngWidth, pngHeight);
+                }
             }
             else
             {
@@ -115,12 +122,19 @@ internal sealed class JobSubmission(
             request = request with { Mask = await inputs.SaveAsync(jobId, "mask", mask, cancellationToken) };
         }
 
-        var total = SweepExpansion.CountItems(request);
-        var expansion = SweepExpansion.For(request, Random.Shared.NextInt64(0, SweepExpansion.MaxBaseSeed(total) + 1), _options.EffectiveModels[0]);
-
         try
         {
-            await WriteAsync(jobId, request, expansion, idempotencyKey, requestHash, cancellationToken);
+            if (request.Mode == RenderModes.Hires)
+            {
+                var baseImage = request.InitImage is { } baseKey ? new HiresBaseImage(baseKey, initSize.Width, initSize.Height) : null;
+                await WriteHiresAsync(jobId, request, baseImage, idempotencyKey, requestHash, cancellationToken);
+            }
+            else
+            {
+                var total = SweepExpansion.CountItems(request);
+                var expansion = SweepExpansion.For(request, Random.Shared.NextInt64(0, SweepExpansion.MaxBaseSeed(total) + 1), _options.EffectiveModels[0]);
+                await WriteAsync(jobId, request, expansion, idempotencyKey, requestHash, cancellationToken);
+            }
         }
         catch (DbUpdateException) when (idempotencyKey is not null)
         {
@@ -191,6 +205,69 @@ internal sealed class JobSubmission(
         await tx.CommitAsync(cancellationToken);
     }
 
+    /// <summary>
+    /// Writes a hires job (<see cref="HiresJobs"/>): every item, but outbox rows only for what can run now (the base,
+    /// or the tiles when the client gave the base image). The request is stored with its hires defaults resolved, so
+    /// the job's tile grid never depends on defaults of a later version.
+    /// </summary>
+    private async Task WriteHiresAsync(Guid jobId, JobRequest request, HiresBaseImage? baseImage, string? idempotencyKey, string requestHash, CancellationToken cancellationToken)
+    {
+        var now = clock.GetUtcNow().UtcDateTime;
+        var expansion = HiresExpansion.For(request, _options.ToValidationLimits(), Random.Shared.NextInt64(0, ValidationLimits.MaxSeed + 1),
+            _options.EffectiveModels[0], index => ItemMessages.ImageKey(jobId, index), baseImage);
+        var hires = expansion.Hires;
+        var rows = HiresJobs.Rows(jobId, expansion, now);
+        var succeeded = rows.Count(r => r.State == ItemState.Succeeded);
+        var accepted = request with
+        {
+            Seed = expansion.Seed,
+            Model = expansion.Model,
+            Tile = hires.Tile,
+            Overlap = hires.Overlap,
+            Strength = hires.Strength,
+            BaseWidth = baseImage is null ? hires.BaseWidth : null,
+            BaseHeight = baseImage is null ? hires.BaseHeight : null,
+        };
+
+        await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
+        db.Jobs.Add(new JobRow
+        {
+            Id = jobId,
+            State = JobState.Queued,
+            CreatedAt = now,
+            UpdatedAt = now,
+            Model = expansion.Model,
+            Width = hires.Width,
+            Height = hires.Height,
+            Mode = RenderModes.Hires,
+            Priority = request.Priority ?? GenerationDefaults.Priority,
+            BaseSeed = expansion.Seed,
+            Request = JsonSerializer.Serialize(accepted, RequestJson),
+            TotalItems = rows.Count,
+            QueuedItems = rows.Count - succeeded,
+            SucceededItems = succeeded,
+        });
+        if (idempotencyKey is not null)
+        {
+            db.IdempotencyKeys.Add(new IdempotencyKeyRow { Key = idempotencyKey, JobId = jobId, RequestHash = requestHash, CreatedAt = now });
+        }
+
+        await db.SaveChangesAsync(cancellationToken);
+        db.ChangeTracker.Clear();
+
+        // EF's batched inserts rather than the dialect's COPY, whose column list has no hires column; a hires job has
+        // at most Coordinator:HiresMaxTiles + 2 items, so the slower path costs little.
+        db.Items.AddRange(rows);
+        await db.SaveChangesAsync(cancellationToken);
+        db.ChangeTracker.Clear();
+
+        var release = baseImage is null
+            ? HiresJobs.Release(jobId, HiresExpansion.BaseIndex, HiresExpansion.BaseIndex, now)
+            : HiresJobs.Release(jobId, HiresExpansion.BaseIndex + 1, expansion.TileCount, now);
+        await dialect.WriteOutboxAsync(db, [.. release], cancellationToken);
+        await tx.CommitAsync(cancellationToken);
+    }
+
     private async Task<SubmissionResult?> FindKeyAsync(string key, string requestHash, CancellationToken cancellationToken)
     {
         var row = await db.IdempotencyKeys.AsNoTracking().FirstOrDefaultAsync(k => k.Key == key, cancellationToken);
@@ -237,6 +314,10 @@ internal sealed class JobSubmission(
             Mask = body.Mask,
             Strength = body.Strength,
             Priority = body.Priority,
+            Tile = body.Tile,
+            Overlap = body.Overlap,
+            BaseWidth = body.BaseWidth,
+            BaseHeight = body.BaseHeight,
             Sweep = sweep is null ? null : new SweepRequest
             {
                 Prompts = sweep.Prompts,

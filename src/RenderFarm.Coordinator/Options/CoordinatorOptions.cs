@@ -2,6 +2,7 @@ using Microsoft.Extensions.Options;
 using RenderFarm.Domain.Items;
 using RenderFarm.Domain.Policies;
 using RenderFarm.Domain.Requests;
+using RenderFarm.Domain.Tiling;
 
 namespace RenderFarm.Coordinator.Options;
 
@@ -34,6 +35,15 @@ public sealed class CoordinatorOptions
     /// <summary>Longest prompt in characters.</summary>
     public int MaxPromptLength { get; set; } = ValidationLimits.DefaultMaxPromptLength;
 
+    /// <summary>Largest target width × height of a hires job (its tiles are rendered separately, so far above <see cref="MaxPixels"/>).</summary>
+    public long HiresMaxPixels { get; set; } = HiresLimits.DefaultMaxPixels;
+
+    /// <summary>Largest target width or height of a hires job.</summary>
+    public int HiresMaxSide { get; set; } = HiresLimits.DefaultMaxSide;
+
+    /// <summary>Most tiles one hires job may cut into (each is an item).</summary>
+    public long HiresMaxTiles { get; set; } = HiresLimits.DefaultMaxTiles;
+
     /// <summary>Most items per work unit (see <see cref="WorkUnitPlanner"/>); 1 disables batching.</summary>
     public int WorkUnitSize { get; set; } = WorkUnitPlanner.DefaultMaxItemsPerUnit;
 
@@ -63,6 +73,7 @@ public sealed class CoordinatorOptions
         MaxCount = MaxCount,
         MaxSweepItems = MaxSweepItems,
         MaxPromptLength = MaxPromptLength,
+        Hires = new HiresLimits { MaxPixels = HiresMaxPixels, MaxSide = HiresMaxSide, MaxTiles = HiresMaxTiles },
     };
 
     public LeasePolicy ToLeasePolicy() => new() { HeartbeatInterval = HeartbeatInterval, LeaseDuration = LeaseDuration };
@@ -94,6 +105,9 @@ internal sealed class CoordinatorOptionsValidator : IValidateOptions<Coordinator
         Check(options.MaxCount >= 1, $"{nameof(options.MaxCount)} must be at least 1.");
         Check(options.MaxSweepItems >= 1, $"{nameof(options.MaxSweepItems)} must be at least 1.");
         Check(options.MaxPromptLength >= 1, $"{nameof(options.MaxPromptLength)} must be at least 1.");
+        Check(options.HiresMaxSide >= ValidationLimits.MinDimension, $"{nameof(options.HiresMaxSide)} must be at least {ValidationLimits.MinDimension}.");
+        Check(options.HiresMaxPixels >= (long)ValidationLimits.MinDimension * ValidationLimits.MinDimension, $"{nameof(options.HiresMaxPixels)} must allow at least one 64×64 image.");
+        Check(options.HiresMaxTiles >= 1, $"{nameof(options.HiresMaxTiles)} must be at least 1.");
         Check(options.WorkUnitSize is >= 1 and <= 1024, $"{nameof(options.WorkUnitSize)} must be between 1 and 1024.");
         Check(options.InsertPageSize is >= 1 and <= 1_000_000, $"{nameof(options.InsertPageSize)} must be between 1 and 1000000.");
         failures.AddRange(options.ToLeasePolicy().Validate().Select(e => $"{CoordinatorOptions.SectionName}:{e}"));
