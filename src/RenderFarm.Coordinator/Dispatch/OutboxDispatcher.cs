@@ -142,11 +142,12 @@ internal sealed partial class OutboxDispatcher(
 
         var liveAfter = _lease.ExpiredIfHeartbeatBefore(new DateTimeOffset(now)).UtcDateTime;
         var fleet = await Fleet.ReadLiveAsync(db, liveAfter, withLoad: true, cancellationToken);
+        var absent = await Fleet.ReadAbsentAsync(db, liveAfter, liveAfter - (_lease.LeaseDuration * Fleet.AbsentLeases), cancellationToken);
         var assignments = new Dictionary<string, List<Guid>>(StringComparer.Ordinal);
         var held = new List<OutboxRow>();
         foreach (var (row, unit) in units)
         {
-            switch (_policy.Place(UnitShape.Of(unit.Items[0]), fleet))
+            switch (_policy.Place(UnitShape.Of(unit.Items[0]), fleet, absent))
             {
                 case PlacementDecision.Direct { Worker: var worker }:
                     var queue = worker.RenderQueue!;

@@ -9,6 +9,22 @@ namespace RenderFarm.Coordinator.Placement;
 internal static class Fleet
 {
     /// <summary>
+    /// A worker whose heartbeat lapsed less than this many leases ago (and that did not drain) is "absent", not
+    /// gone: it may be restarting and come back to the shared queue (see <see cref="PlacementPolicy.Place"/>).
+    /// </summary>
+    public const int AbsentLeases = 10;
+
+    /// <summary>Workers not live now whose last heartbeat is at or after <paramref name="seenAfter"/> and that did not drain.</summary>
+    public static async Task<List<WorkerCapacity>> ReadAbsentAsync(CoordinatorDbContext db, DateTime liveAfter, DateTime seenAfter, CancellationToken cancellationToken)
+    {
+        var rows = await db.Workers.AsNoTracking()
+            .Where(w => w.LastHeartbeatAt < liveAfter && w.LastHeartbeatAt >= seenAfter && w.State != WorkerState.Draining)
+            .Select(w => new { w.Id, w.MemoryBudgetBytes, w.MaxPixels, w.ResidentMaxPixels })
+            .ToListAsync(cancellationToken);
+        return [.. rows.Select(w => new WorkerCapacity(w.Id, w.MemoryBudgetBytes, w.MaxPixels, w.ResidentMaxPixels, [], [], null, 0, 0))];
+    }
+
+    /// <summary>
     /// Workers whose last heartbeat is at or after <paramref name="liveAfter"/> and that are not draining; with
     /// <paramref name="withLoad"/>, each with the count of items placed on it and not started yet (one grouped
     /// query over the (state, assigned worker) index).

@@ -94,7 +94,15 @@ internal sealed class PlacementPolicy(int preferredBacklog)
 {
     public int PreferredBacklog { get; } = preferredBacklog >= 1 ? preferredBacklog : throw new ArgumentOutOfRangeException(nameof(preferredBacklog));
 
-    public PlacementDecision Place(UnitShape unit, IReadOnlyList<WorkerCapacity> live)
+    /// <summary>Where the unit goes.</summary>
+    /// <param name="unit">The unit's shape.</param>
+    /// <param name="live">Workers with a fresh heartbeat that are not draining: the candidates.</param>
+    /// <param name="absent">
+    /// Workers seen recently but not live now (a missed heartbeat, a restart) and not drained. Never candidates, but
+    /// if one of them could not take the unit, the unit does not go to the shared queue, where that worker might
+    /// take it on its return and fail it.
+    /// </param>
+    public PlacementDecision Place(UnitShape unit, IReadOnlyList<WorkerCapacity> live, IReadOnlyList<WorkerCapacity>? absent = null)
     {
         ArgumentNullException.ThrowIfNull(live);
         if (live.Count == 0)
@@ -117,7 +125,7 @@ internal sealed class PlacementPolicy(int preferredBacklog)
             .ThenBy(w => w.Id, StringComparer.Ordinal)
             .ToList();
         var best = ranked[0];
-        var needed = eligible.Count < live.Count;
+        var needed = eligible.Count < live.Count || (absent?.Any(w => !w.Fits(pixels)) ?? false);
         if (!needed && eligible.All(w => Score(w, unit) == Score(best, unit)))
         {
             return new PlacementDecision.Shared();
