@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.Extensions.Options;
 using RenderFarm.Contracts;
+using RenderFarm.Diffusion.Memory;
 using RenderFarm.Diffusion.Models;
 using RenderFarm.Domain.Policies;
 using RenderFarm.Worker.Models;
@@ -30,6 +31,7 @@ public sealed class WorkerOptions
     public const double DefaultProgressEventsPerSecond = 2;
     public static readonly TimeSpan DefaultRenderTimeout = TimeSpan.FromMinutes(20);
     public static readonly TimeSpan DefaultShutdownGrace = TimeSpan.FromSeconds(60);
+    public const string DefaultModelCacheSize = "50GiB";
 
     /// <summary>
     /// Identity of this worker process, stable for its lifetime; slots beyond the first append <c>-2</c>, <c>-3</c>, …
@@ -90,6 +92,15 @@ public sealed class WorkerOptions
 
     /// <summary>Load <see cref="DefaultModel"/> into every slot at start.</summary>
     public bool WarmUp { get; set; } = true;
+
+    /// <summary>
+    /// Disk the models fetched from the model store may take under <see cref="ModelsRoot"/> (<c>50GiB</c>, <c>800MiB</c>,
+    /// a number of bytes); the least recently used are evicted beyond it. Models put there by hand do not count.
+    /// </summary>
+    public string ModelCacheSize { get; set; } = DefaultModelCacheSize;
+
+    /// <summary><see cref="ModelCacheSize"/> in bytes; throws <see cref="FormatException"/> on a bad value.</summary>
+    public long ModelCacheBytes() => ByteSize.Parse(ModelCacheSize);
 
     /// <summary>The id slot <paramref name="index"/> (0-based) reports: the worker id itself for the first slot.</summary>
     public string SlotId(int index) =>
@@ -203,6 +214,11 @@ internal sealed class WorkerOptionsValidator : IValidateOptions<WorkerOptions>
         if (string.IsNullOrWhiteSpace(options.Pool))
         {
             Fail(nameof(options.Pool), "must not be empty.");
+        }
+
+        if (!ByteSize.TryParse(options.ModelCacheSize, out _, out var cacheError))
+        {
+            Fail(nameof(options.ModelCacheSize), $"must be a disk size such as 50GiB or 800MiB: {cacheError}.");
         }
 
         if (!Enum.IsDefined(options.Renderer))

@@ -72,6 +72,14 @@ public static class WorkerExtensions
             sp.GetRequiredService<IOptions<WorkerOptions>>().Value.ExecutionProvider,
             gpuIndex: 0,
             sp.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(DeviceProbes))));
+        services.TryAddSingleton(sp => new ModelCache(
+            sp.GetRequiredService<IArtifactStore>(),
+            sp.GetRequiredService<IOptions<WorkerOptions>>(),
+            sp.GetRequiredService<TimeProvider>(),
+            sp.GetRequiredService<ILogger<ModelCache>>(),
+            // Resolved when the cache evicts, long after the slots exist (the slots' renderers need the catalog, which
+            // needs the cache: a constructor dependency would be a cycle).
+            loadedModels: () => sp.GetRequiredService<WorkerSlotPool>().Slots.SelectMany(s => s.Renderer.LoadedModels)));
         services.TryAddSingleton<ModelCatalog>();
         services.TryAddSingleton<JobCancellations>();
         services.TryAddSingleton<WorkerLifecycle>();

@@ -12,9 +12,10 @@ public sealed class ModelNotFoundException : Exception
 
 /// <summary>
 /// Maps an item's model name to a folder under <see cref="WorkerOptions.ModelsRoot"/>. The tiny test model is
-/// generated on demand; fetching other models from the object store is a later issue's job.
+/// generated on demand; any other model missing there is fetched from the model store by <see cref="ModelCache"/>
+/// (when one is given; without it a missing model is simply not found).
 /// </summary>
-public sealed class ModelCatalog(IOptions<WorkerOptions> options)
+public sealed class ModelCatalog(IOptions<WorkerOptions> options, ModelCache? cache = null)
 {
     private readonly SemaphoreSlim _generate = new(1, 1);
 
@@ -29,7 +30,8 @@ public sealed class ModelCatalog(IOptions<WorkerOptions> options)
         && name.IndexOfAny(Path.GetInvalidFileNameChars()) < 0;
 
     /// <summary>The folder of <paramref name="name"/>, generating the tiny model when that is what is asked for.</summary>
-    /// <exception cref="ModelNotFoundException">The name is not a plain folder name, or no such folder exists.</exception>
+    /// <exception cref="ModelNotFoundException">The name is not a plain folder name, or the model is neither on disk nor in the model store.</exception>
+    /// <exception cref="Storage.Models.ModelIntegrityException">The store's copy fails verification (retryable: a new push repairs it).</exception>
     public async Task<string> ResolveAsync(string name, CancellationToken cancellationToken)
     {
         if (!IsValidName(name))
@@ -54,9 +56,12 @@ public sealed class ModelCatalog(IOptions<WorkerOptions> options)
 
         if (!Directory.Exists(directory))
         {
-            throw new ModelNotFoundException($"Model '{name}' is not installed on this worker (looked in '{directory}').");
+            return cache is null
+                ? throw new ModelNotFoundException($"Model '{name}' is not installed on this worker (looked in '{directory}').")
+                : await cache.FetchAsync(name, cancellationToken);
         }
 
+        cache?.MarkUsed(name);
         return directory;
     }
 }
