@@ -43,6 +43,31 @@ public static class RenderModes
     public const string Txt2Img = "txt2img";
     public const string Img2Img = "img2img";
     public const string Inpaint = "inpaint";
+
+    /// <summary>A large image: a base render refined in overlapping tiles spread over the workers, then stitched.</summary>
+    public const string Hires = "hires";
+}
+
+/// <summary>Where one item (e.g. a hires tile) stands.</summary>
+public enum ItemState
+{
+    /// <summary>Waiting for a worker (a hires tile also while it waits for its base image).</summary>
+    Queued,
+
+    /// <summary>A worker is rendering it.</summary>
+    Running,
+
+    /// <summary>An attempt failed; it will be tried again after a backoff.</summary>
+    Retrying,
+
+    /// <summary>Final: its image is stored.</summary>
+    Succeeded,
+
+    /// <summary>Final: failed for good.</summary>
+    Failed,
+
+    /// <summary>Final: its job was canceled.</summary>
+    Canceled,
 }
 
 /// <summary>
@@ -59,12 +84,16 @@ public static class RenderModes
 /// <param name="Seed">Seed of item 0; item i uses seed + i. Random when null.</param>
 /// <param name="Count">Images per sweep combination.</param>
 /// <param name="Model">Model name; the coordinator's default when null.</param>
-/// <param name="Mode"><see cref="RenderModes"/>: txt2img (default), img2img or inpaint.</param>
-/// <param name="InitImage">Base64 PNG for img2img and inpaint.</param>
+/// <param name="Mode"><see cref="RenderModes"/>: txt2img (default), img2img, inpaint or hires.</param>
+/// <param name="InitImage">Base64 PNG for img2img and inpaint; for hires, the base image (optional).</param>
 /// <param name="Mask">Base64 PNG mask (white is repainted) for inpaint.</param>
-/// <param name="Strength">How much of the init image is replaced, in (0, 1].</param>
+/// <param name="Strength">How much of the init image is replaced, in (0, 1]; for hires, the tiles' refinement strength.</param>
 /// <param name="Sweep">Axes whose cross product the job renders.</param>
 /// <param name="Priority">-100..100, higher runs first.</param>
+/// <param name="Tile">Hires: tile side in pixels (default 512).</param>
+/// <param name="Overlap">Hires: least overlap between tiles in pixels (default 64).</param>
+/// <param name="BaseWidth">Hires: base render width (default: about 512² at the target's aspect ratio).</param>
+/// <param name="BaseHeight">Hires: base render height, given with <paramref name="BaseWidth"/>.</param>
 public sealed record SubmitJobRequest(
     string? Prompt = null,
     string? NegativePrompt = null,
@@ -81,7 +110,11 @@ public sealed record SubmitJobRequest(
     string? Mask = null,
     double? Strength = null,
     SweepRequest? Sweep = null,
-    int? Priority = null);
+    int? Priority = null,
+    int? Tile = null,
+    int? Overlap = null,
+    int? BaseWidth = null,
+    int? BaseHeight = null);
 
 /// <summary>Sweep axes of a job; each one given replaces its single-valued field.</summary>
 public sealed record SweepRequest(
@@ -117,10 +150,14 @@ public sealed record RunningItem(long Index, Guid ItemId, int Attempt, string? W
 /// <summary>An item's failure: final, or the reason of an attempt being retried.</summary>
 public sealed record ItemError(long Index, long Seed, int Attempt, string Error, bool Final);
 
+/// <summary>One tile of a hires job, in pixels of the final image; <c>Index</c> is the tile's (its item is index + 1).</summary>
+public sealed record JobTile(int Index, int X, int Y, int Width, int Height, string? WorkerId, ItemState State);
+
 /// <summary>One job in full (<c>GET /v1/jobs/{id}</c>).</summary>
 /// <remarks><c>Images</c>: one page of images (see <see cref="RenderFarmClient.GetJobAsync"/>). <c>EligibleWorkers</c>: while
 /// the job waits, live workers that could take it; null once final. <c>WaitingReason</c>: why nothing is happening, when no
-/// worker can take the job.</remarks>
+/// worker can take the job. <c>Tiles</c>: for a hires job, a page of its tiles (null for other jobs). <c>ResultImage</c>: for a
+/// hires job, the farm's path to the stitched image once it exists.</remarks>
 public sealed record Job(
     Guid Id,
     JobState State,
@@ -139,7 +176,9 @@ public sealed record Job(
     IReadOnlyList<ItemError> Errors,
     int? EligibleWorkers,
     string? WaitingReason,
-    string? CancelReason)
+    string? CancelReason,
+    IReadOnlyList<JobTile>? Tiles = null,
+    string? ResultImage = null)
 {
     /// <summary>True once the job is Succeeded, Failed or Canceled; nothing changes it afterwards.</summary>
     [JsonIgnore]
@@ -197,6 +236,7 @@ public static class JobEventTypes
 }
 
 /// <summary>Something that happened to a job (one SSE event); which fields are set depends on <c>Type</c>.</summary>
+/// <remarks>Item events of a hires job name the item's <c>Part</c> (base, tile, stitch) and a tile's <c>Tile</c> index.</remarks>
 public sealed record JobEvent(
     string Type,
     Guid JobId,
@@ -210,4 +250,6 @@ public sealed record JobEvent(
     string? Url = null,
     string? Error = null,
     long? Done = null,
-    long? Total = null);
+    long? Total = null,
+    string? Part = null,
+    int? Tile = null);

@@ -126,6 +126,13 @@ internal static class JobWatcher
         var p = job.Progress;
         output.WriteLine(string.Create(c, $"job {job.Id}: {job.State}, {p.Done}/{p.Total} items done ({p.Succeeded} succeeded, {p.Failed} failed, {p.Canceled} canceled, {p.Running} running, {p.Queued + p.Retrying} waiting)"));
         output.WriteLine(string.Create(c, $"  {job.Mode} on {job.Model}, {job.Width}x{job.Height}, seed {job.Seed}, priority {job.Priority}, created {job.CreatedAt:u}{(job.FinishedAt is { } f ? $", finished {f:u}" : "")}"));
+        if (job.Tiles is { } tiles)
+        {
+            // The first page of tiles is enough for a count: a job lists up to 1000, and the total is items − 2 (base, stitch).
+            var total = job.Items - 2;
+            output.WriteLine(string.Create(c, $"  hires: {tiles.Count(t => t.State == ItemState.Succeeded)}{(tiles.Count < total ? "+" : "")}/{total} tiles done, final image {job.ResultImage ?? "not stitched yet"}"));
+        }
+
         foreach (var item in job.RunningItems)
         {
             output.WriteLine(string.Create(c, $"  running: item {item.Index} step {item.Step}/{item.TotalSteps} on {item.WorkerId ?? "?"} (attempt {item.Attempt})"));

@@ -26,10 +26,14 @@ internal static class SubmitCommand
         var seed = new Option<long?>("--seed") { Description = "Seed of the first image (image i uses seed + i); random when omitted." };
         var count = new Option<int?>("--count") { Description = "Images per sweep combination (default 1)." };
         var model = new Option<string?>("--model") { Description = "Model name (default: the farm's default model)." };
-        var mode = new Option<string?>("--mode") { Description = "txt2img (default), img2img or inpaint." };
-        var init = new Option<string?>("--init") { Description = "Init image file (PNG) for img2img and inpaint." };
+        var mode = new Option<string?>("--mode") { Description = "txt2img (default), img2img, inpaint or hires (a large image: a base render refined in tiles spread over the workers, then stitched)." };
+        var init = new Option<string?>("--init") { Description = "Init image file (PNG) for img2img and inpaint; for hires, the base image to upscale instead of rendering one." };
         var mask = new Option<string?>("--mask") { Description = "Mask image file (PNG, white is repainted) for inpaint." };
-        var strength = new Option<double?>("--strength") { Description = "img2img/inpaint strength in (0, 1]." };
+        var strength = new Option<double?>("--strength") { Description = "img2img/inpaint strength in (0, 1]; for hires, the tiles' refinement strength (default 0.35)." };
+        var tile = new Option<int?>("--tile") { Description = "Hires tile side in pixels, a multiple of 8 (default 512)." };
+        var overlap = new Option<int?>("--overlap") { Description = "Hires least overlap between tiles in pixels, a multiple of 8 (default 64)." };
+        var baseWidth = new Option<int?>("--base-width") { Description = "Hires base render width (default: about 512² at the target's aspect ratio)." };
+        var baseHeight = new Option<int?>("--base-height") { Description = "Hires base render height (with --base-width)." };
         var priority = new Option<int?>("--priority") { Description = "-100..100, higher runs first (default 0)." };
         var sweepPrompts = new Option<string?>("--sweep-prompts-file") { Description = "Sweep over prompts: a text file with one prompt per line." };
         var sweepSeeds = new Option<string?>("--sweep-seeds") { Description = "Sweep over seeds, e.g. 1,2,3." };
@@ -43,7 +47,7 @@ internal static class SubmitCommand
         var command = new Command("submit", "Submit a render job to the farm and print its id.")
         {
             prompt, file, negative, width, height, steps, sampler, guidance, seed, count, model, mode, init, mask, strength, priority,
-            sweepPrompts, sweepSeeds, sweepGuidance, sweepSteps, sweepSamplers, idempotencyKey, wait, farm,
+            tile, overlap, baseWidth, baseHeight, sweepPrompts, sweepSeeds, sweepGuidance, sweepSteps, sweepSamplers, idempotencyKey, wait, farm,
         };
 
         command.SetAction((result, cancellationToken) =>
@@ -94,7 +98,11 @@ internal static class SubmitCommand
                     Mask: ReadImage(result.GetValue(mask), "--mask"),
                     Strength: result.GetValue(strength),
                     Sweep: hasSweep ? sweep : null,
-                    Priority: result.GetValue(priority));
+                    Priority: result.GetValue(priority),
+                    Tile: result.GetValue(tile),
+                    Overlap: result.GetValue(overlap),
+                    BaseWidth: result.GetValue(baseWidth),
+                    BaseHeight: result.GetValue(baseHeight));
             }
         });
         return command;
