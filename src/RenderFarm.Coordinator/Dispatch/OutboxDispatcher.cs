@@ -14,8 +14,9 @@ using RenderFarm.Messaging;
 namespace RenderFarm.Coordinator.Dispatch;
 
 /// <summary>
-/// Drains the outbox onto the bus: claims a batch of due rows, sends what they describe, and deletes them in
-/// the same transaction.
+/// Drains the outbox onto the bus: claims a batch of due rows, places each work unit (<see cref="PlacementPolicy"/>:
+/// the shared queue, one worker's own queue, or back into the outbox for later), sends, and deletes the rows in the
+/// same transaction.
 /// </summary>
 /// <remarks>
 /// Why our own outbox: MassTransit's EF outbox is not served here, and the pattern is small. State and the
