@@ -99,8 +99,18 @@ public sealed class HiresPipeline
     /// </summary>
     public string Parameters(HiresRequest request, RgbImage baseImage)
     {
-        ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(baseImage);
+        return Parameters(request, _pipeline.Model.Name, baseImage.Width, baseImage.Height);
+    }
+
+    /// <summary>
+    /// The same text without a loaded model: for the farm's stitch, which blends stored tiles and never opens the model.
+    /// <paramref name="model"/> is the model's name (its folder name, as <see cref="Models.ModelFolder.Name"/> reads it).
+    /// </summary>
+    public static string Parameters(HiresRequest request, string model, int baseWidth, int baseHeight)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentException.ThrowIfNullOrEmpty(model);
         var s = request.Settings;
         var layout = request.Layout;
         var text = new GenerationParameters
@@ -113,11 +123,25 @@ public sealed class HiresPipeline
             Seed = request.Seed,
             Width = layout.Width,
             Height = layout.Height,
-            Model = _pipeline.Model.Name,
+            Model = model,
             DenoisingStrength = s.Strength,
         }.Format();
         return text + string.Create(CultureInfo.InvariantCulture,
-            $", Hires base: {baseImage.Width}x{baseImage.Height}, Hires tile: {layout.TileSize}, Hires overlap: {layout.Overlap}, Hires tiles: {layout.Tiles.Count}");
+            $", Hires base: {baseWidth}x{baseHeight}, Hires tile: {layout.TileSize}, Hires overlap: {layout.Overlap}, Hires tiles: {layout.Tiles.Count}");
+    }
+
+    /// <summary>
+    /// Refines tile <paramref name="tileIndex"/> of <paramref name="request"/> from <paramref name="baseImage"/>, exactly as
+    /// <see cref="RenderAsync"/> does (the farm's tile items must give the same bytes; tests compare them).
+    /// </summary>
+    public Task<GeneratedImage> RefineTileAsync(HiresRequest request, RgbImage baseImage, int tileIndex, IProgress<GenerationProgress>? progress, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        ArgumentNullException.ThrowIfNull(baseImage);
+        var layout = request.Layout;
+        var tile = layout.Tiles[tileIndex];
+        var refinement = new TileRefinement(baseImage, layout.Width, layout.Height, tile.Bounds, tile.Seed, tile.Prompt, request.Settings);
+        return _refiner.RefineAsync(refinement, progress, cancellationToken);
     }
 
     /// <summary>Renders each tile when the stitcher asks for it (in index order), so finished tiles never pile up.</summary>
@@ -128,10 +152,8 @@ public sealed class HiresPipeline
         public async ValueTask<RgbImage> GetTileAsync(int tileIndex, CancellationToken cancellationToken)
         {
             var layout = request.Layout;
-            var tile = layout.Tiles[tileIndex];
-            var refinement = new TileRefinement(baseImage, layout.Width, layout.Height, tile.Bounds, tile.Seed, tile.Prompt, request.Settings);
             var steps = progress is null ? null : new StepProgress(progress, HiresStage.Tile, _done, layout.Tiles.Count);
-            var image = await owner._refiner.RefineAsync(refinement, steps, cancellationToken);
+            var image = await owner.RefineTileAsync(request, baseImage, tileIndex, steps, cancellationToken);
             _done++;
             progress?.Report(new HiresProgress(HiresStage.Tile, _done, layout.Tiles.Count, 0, 0));
             return image.Image;

@@ -89,6 +89,22 @@ public sealed partial class RenderWorkUnitConsumer(
         using var render = CancellationTokenSource.CreateLinkedTokenSource(consumeToken, jobCanceled, timeout.Token);
         try
         {
+            if (items[0].Mode == RenderModes.HiresStitch)
+            {
+                // No engine and no PNG in memory: the stitch streams from the stored tiles into the output key itself.
+                await using (var rows = new ProgressReporter(context, jobId, items, _policy.MinProgressInterval, time, logger, consumeToken))
+                {
+                    await new HiresStitchRenderer(store).StitchAsync(items[0], rows, render.Token);
+                    await rows.FlushAsync();
+                }
+
+                reported.Add(items[0].ItemId);
+                await context.Publish(
+                    new ItemRendered(items[0].ItemId, jobId, items[0].Attempt, items[0].OutputKey, slot.WorkerId, time.GetElapsedTime(started)),
+                    consumeToken);
+                return;
+            }
+
             var batch = await LoadInputsAsync(items, render.Token);
             IReadOnlyList<RenderedImage> images;
             await using (var progress = new ProgressReporter(context, jobId, items, _policy.MinProgressInterval, time, logger, consumeToken))
@@ -163,6 +179,13 @@ public sealed partial class RenderWorkUnitConsumer(
             return new RenderBatch(items);
         }
 
+        if (first.Mode == RenderModes.HiresTile)
+        {
+            // The tile's input is the job's base render: missing, it fails retryable (HiresInputMissingException).
+            var baseKey = first.Hires?.BaseImageKey ?? throw new ArgumentException("A hires-tile item needs its base image key (RenderItem.Hires.BaseImageKey).");
+            return new RenderBatch(items, await HiresArtifacts.ReadAsync(store, baseKey, "base image", cancellationToken));
+        }
+
         var init = first.InitImageKey is { } initKey ? await ReadInputAsync(initKey, "init image", cancellationToken) : (ReadOnlyMemory<byte>?)null;
         var mask = first.MaskKey is { } maskKey ? await ReadInputAsync(maskKey, "mask", cancellationToken) : (ReadOnlyMemory<byte>?)null;
         return new RenderBatch(items, init, mask);
@@ -200,6 +223,7 @@ public sealed partial class RenderWorkUnitConsumer(
     {
         ModelNotFoundException or ModelFormatException => (exception.Message, false),
         ArgumentException => (exception.Message, false),
+        HiresInputMissingException => (exception.Message, true),
         OutOfMemoryException => ("The worker ran out of memory rendering this item.", true),
         _ => ($"{exception.GetType().Name}: {exception.Message}", true),
     };

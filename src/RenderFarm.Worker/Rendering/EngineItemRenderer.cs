@@ -51,6 +51,12 @@ public sealed partial class EngineItemRenderer : IItemRenderer
     public async Task<IReadOnlyList<RenderedImage>> RenderAsync(RenderBatch batch, IProgress<RenderStep>? progress, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(batch);
+        if (batch.First.Mode == RenderModes.HiresTile)
+        {
+            var tiles = HiresTileRenderer.Prepare(batch);
+            return await HiresTileRenderer.RenderAsync(await PipelineAsync(batch.First.Model, cancellationToken), tiles, progress, cancellationToken);
+        }
+
         var request = ToRequest(batch);
         var pipeline = await PipelineAsync(batch.First.Model, cancellationToken);
         var engineProgress = progress is null ? null : new StepProgress(progress);
@@ -72,6 +78,7 @@ public sealed partial class EngineItemRenderer : IItemRenderer
             RenderModes.Txt2Img => GenerationMode.TextToImage,
             RenderModes.Img2Img => GenerationMode.ImageToImage,
             RenderModes.Inpaint => GenerationMode.Inpaint,
+            RenderModes.HiresStitch => throw new ArgumentException("A hires-stitch item blends stored tiles; the consumer streams it to the store without the engine.", nameof(batch)),
             _ => throw new ArgumentException($"Unknown mode '{first.Mode}'. Valid modes: {string.Join(", ", RenderModes.All)}.", nameof(batch)),
         };
 

@@ -47,7 +47,9 @@ public sealed record RenderBatch(IReadOnlyList<RenderItem> Items, ReadOnlyMemory
         && a.Mode == b.Mode
         && Nullable.Equals(a.Strength, b.Strength)
         && a.InitImageKey == b.InitImageKey
-        && a.MaskKey == b.MaskKey;
+        && a.MaskKey == b.MaskKey
+        // Each hires tile is img2img of its own region (one init image per engine call), and a stitch is no render.
+        && a.Mode is not (RenderModes.HiresTile or RenderModes.HiresStitch);
 
     /// <summary>
     /// Splits <paramref name="items"/> into batches of items with the same settings, at most
