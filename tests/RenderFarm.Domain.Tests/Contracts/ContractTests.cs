@@ -59,7 +59,8 @@ public class ContractTests
     public void Required_data_is_not_nullable()
     {
         var context = new NullabilityInfoContext();
-        string[] optional = ["Reason", "PreviewKey", "Strength", "InitImageKey", "MaskKey"];
+        // Later additions are optional on the wire (older senders leave them out) as well as by meaning.
+        string[] optional = ["Reason", "PreviewKey", "Strength", "InitImageKey", "MaskKey", "Hires", "InstalledModels", "RenderQueue"];
         foreach (var type in MessageTypes.Append(typeof(RenderItem)))
         {
             foreach (var property in type.GetProperties())
