@@ -25,6 +25,7 @@ internal static class Harness
 
     public static async Task<int> RunAsync(BenchOptions options, TextWriter output)
     {
+        var loadBefore = LoadAverage();
         var model = options.Model ?? TestModels.EnsureTiny(Path.Combine(Path.GetTempPath(), "renderfarm-stepsync-bench", "tiny-sd"));
         var scene = new Scene(model, options);
         using var single = new SingleParticipantRun(scene);
@@ -65,7 +66,7 @@ internal static class Harness
         var repeatA = runsA.Max(r => Statistics.Difference(r.FinalLatents, reference).Max);
 
         var report = new Report(options, scene, msPerWindow, coordinator.WindowCounts, runsA, runsB, control,
-            new Quality(scale, fp16, fp32, repeatA, Float16Tolerance * scale, Float32Tolerance * scale));
+            new Quality(scale, fp16, fp32, repeatA, Float16Tolerance * scale, Float32Tolerance * scale), loadBefore, LoadAverage());
         report.Write(output);
 
         var failures = new List<string>();
@@ -85,6 +86,19 @@ internal static class Harness
         }
 
         return failures.Count == 0 ? 0 : 1;
+    }
+
+    /// <summary>The 1, 5 and 15-minute load averages: the machine is shared, so the report says how busy it was.</summary>
+    public static string LoadAverage()
+    {
+        try
+        {
+            return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
+        }
+        catch (IOException)
+        {
+            return "unknown";
+        }
     }
 
     /// <summary>Windows of <paramref name="window"/> over a square latent of <paramref name="latent"/>.</summary>

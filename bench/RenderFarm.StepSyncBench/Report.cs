@@ -11,7 +11,9 @@ internal sealed class Report(
     IReadOnlyList<RunMeasurement> runsA,
     IReadOnlyList<RunMeasurement> runsB,
     RunMeasurement control,
-    Quality quality)
+    Quality quality,
+    string loadBefore,
+    string loadAfter)
 {
     private const double MiB = 1024 * 1024;
     private const double GigabitBytesPerSecond = 1e9 / 8;
@@ -33,7 +35,7 @@ internal sealed class Report(
         Line(o, $"");
         Line(o, $"{options.Size}² image = {scene.LatentSize}² × 4 latent; window {scene.Window.Size} latent px, overlap {scene.Window.Overlap} → {windows} windows; " +
             $"Euler, {options.Steps} steps, guidance {Scene.GuidanceScale} (UNet batch 2 per window); {options.Repetitions} interleaved repetitions; " +
-            $"{Environment.ProcessorCount} logical cores; load average before the run: {LoadAverage()}.");
+            $"{Environment.ProcessorCount} logical cores; load average (1/5/15 min) before the run: {loadBefore}, after: {loadAfter}.");
         Line(o, $"Measured speed (ms per window, all participants running at once): " +
             string.Join(", ", msPerWindow.Select((ms, i) => string.Create(CultureInfo.InvariantCulture, $"P{i} {ms:0}"))) +
             " → windows " + string.Join(" / ", windowCounts) + ".");
@@ -118,18 +120,6 @@ internal sealed class Report(
     }
 
     private static double Ms(double bytes, double gigabit) => 1000 * bytes / (gigabit * GigabitBytesPerSecond);
-
-    private static string LoadAverage()
-    {
-        try
-        {
-            return string.Join(" ", File.ReadAllText("/proc/loadavg").Split(' ').Take(3));
-        }
-        catch (IOException)
-        {
-            return "unknown";
-        }
-    }
 
     private static void Line(TextWriter o, FormattableString text) => o.WriteLine(text.ToString(CultureInfo.InvariantCulture));
 
