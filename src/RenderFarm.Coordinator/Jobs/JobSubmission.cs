@@ -11,6 +11,8 @@ using RenderFarm.Domain.Items;
 using RenderFarm.Domain.Requests;
 using RenderFarm.Domain.States;
 using RenderFarm.Domain.Tiling;
+using RenderFarm.Storage;
+using RenderFarm.Storage.Models;
 
 namespace RenderFarm.Coordinator.Jobs;
 
@@ -50,11 +52,31 @@ internal sealed class JobSubmission(
     OutboxSignal signal,
     TimeProvider clock,
     IOptions<CoordinatorOptions> options,
-    PlacementAdmission admission)
+    PlacementAdmission admission,
+    IArtifactStore store)
 {
     internal static readonly JsonSerializerOptions RequestJson = new(JsonSerializerDefaults.Web);
 
     private readonly CoordinatorOptions _options = options.Value;
+
+    // Models pushed to the store (`renderfarm models push`) are as good as configured ones: workers fetch them on demand.
+    private async Task<bool> IsInModelStoreAsync(string name, CancellationToken cancellationToken)
+    {
+        if (!ModelNames.IsValid(name))
+        {
+            return false;
+        }
+
+        try
+        {
+            return await new ModelRepository(store, clock).TryGetManifestAsync(name, cancellationToken) is not null;
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            // An unreachable or damaged store must not turn a bad model name into a 500: the name is then unknown.
+            return false;
+        }
+    }
 
     public async Task<SubmissionResult> SubmitAsync(CreateJobBody body, string requestHash, string? idempotencyKey, CancellationToken cancellationToken)
     {
@@ -67,6 +89,11 @@ internal sealed class JobSubmission(
         var errors = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         var request = ToRequest(body, errors);
         var knownModels = new HashSet<string>(_options.EffectiveModels, StringComparer.Ordinal);
+        if (request.Model is { } named && !knownModels.Contains(named) && await IsInModelStoreAsync(named, cancellationToken))
+        {
+            knownModels.Add(named);
+        }
+
         var missing = errors.Keys.ToHashSet(StringComparer.Ordinal);
         foreach (var error in new JobRequestValidator(_options.ToValidationLimits(), knownModels).Validate(request))
         {
