@@ -3,21 +3,44 @@ using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Reflection;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Npgsql;
 
-// The farm's own cost per item: the real coordinator on the real PostgreSQL and RabbitMQ (and S3 or a local folder
-// for the artifacts), with worker processes whose renderer does no work (Worker:Renderer=Null). One job of --items
-// items (a seed sweep) per run; one run per worker count in --workers; a markdown table at the end.
+// Two benchmarks of the distributed farm: the real coordinator on the real PostgreSQL and RabbitMQ (and S3 or a
+// local folder for the artifacts), with real worker processes, one fresh farm per run.
 //
+// Throughput: the farm's own cost per item, with workers whose renderer does no work (Worker:Renderer=Null). One job
+// of --items items (a seed sweep) per worker count in --workers.
 //   dotnet run -c Release --project bench/RenderFarm.FarmBench -- [--items 20000] [--workers 1,2] [--storage s3|local]
-var options = BenchOptions.Parse(args);
+//
+// Hires: one hires job of --hires N (N×N) per worker count, workers running the engine on the tiny model with one
+// ONNX Runtime thread and one slot each; wall time, per-stage times, tiles per worker, peak memory, speed-up.
+//   dotnet run -c Release --project bench/RenderFarm.FarmBench -- --hires 2048 [--workers 1,2] [--rounds 1] [--steps 20]
+//     [--strength 0.35] [--tile 512] [--overlap 64] [--memory-budget 2GiB] [--threads 1] [--warmup] [--storage s3|local]
+BenchOptions options;
+try
+{
+    options = BenchOptions.Parse(args);
+}
+catch (FormatException ex)
+{
+    Console.Error.WriteLine($"farmbench: {ex.Message}");
+    Console.Error.WriteLine(BenchOptions.Usage);
+    return 2;
+}
+
 var settings = ServiceSettings.Load();
 var hosts = HostPaths.Read();
+if (options.Hires is { } hires)
+{
+    var hiresResults = await HiresBench.RunAllAsync(options, hires, settings, hosts, CancellationToken.None);
+    Console.WriteLine(HiresReport.Markdown(options, hires, hiresResults));
+    return hiresResults.All(r => r.State == "Succeeded" && r.ImageError is null) ? 0 : 1;
+}
+
 var results = new List<RunResult>();
 foreach (var workers in options.WorkerCounts)
 {
@@ -26,22 +49,100 @@ foreach (var workers in options.WorkerCounts)
 }
 
 Console.WriteLine(Report.Markdown(options, results));
+return 0;
 
-internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, string Storage, int UnitSize)
+internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, string Storage, int UnitSize, HiresOptions? Hires)
 {
+    public const string Usage = """
+        usage: farmbench [--items N] [--workers 1,2] [--storage s3|local] [--unit-size N]
+               farmbench --hires SIZE [--workers 1,2] [--rounds R] [--steps N] [--strength S] [--tile T] [--overlap O]
+                         [--guidance G] [--sampler NAME] [--seed N] [--base SIZE] [--memory-budget 2GiB] [--threads N]
+                         [--render-timeout 01:00:00] [--stall-minutes M] [--warmup] [--keep-artifacts] [--storage s3|local]
+        """;
+
+    private static readonly string[] Flags =
+    [
+        "--items", "--workers", "--storage", "--unit-size", "--hires", "--rounds", "--steps", "--strength", "--tile", "--overlap",
+        "--guidance", "--sampler", "--seed", "--base", "--memory-budget", "--threads", "--render-timeout", "--stall-minutes",
+    ];
+
+    private static readonly string[] Switches = ["--keep-artifacts", "--warmup"];
+
+    /// <summary>Reads the command line; a <see cref="FormatException"/> names the flag at fault.</summary>
     public static BenchOptions Parse(string[] args)
     {
-        string Get(string name, string fallback)
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        var switches = new HashSet<string>(StringComparer.Ordinal);
+        for (var i = 0; i < args.Length; i++)
         {
-            var i = Array.IndexOf(args, name);
-            return i >= 0 && i + 1 < args.Length ? args[i + 1] : fallback;
+            if (Switches.Contains(args[i]))
+                switches.Add(args[i]);
+            else if (!Flags.Contains(args[i]))
+                throw new FormatException($"unknown argument '{args[i]}'.");
+            else if (i + 1 >= args.Length)
+                throw new FormatException($"{args[i]} needs a value.");
+            else
+                values[args[i]] = args[++i];
         }
 
-        return new BenchOptions(
-            int.Parse(Get("--items", "20000"), CultureInfo.InvariantCulture),
-            Get("--workers", "1,2").Split(',').Select(w => int.Parse(w, CultureInfo.InvariantCulture)).ToList(),
-            Get("--storage", "s3"),
-            int.Parse(Get("--unit-size", "0"), CultureInfo.InvariantCulture));
+        string Get(string name, string fallback) => values.GetValueOrDefault(name, fallback);
+        int Int(string name, string fallback, int min, int max)
+        {
+            var text = Get(name, fallback);
+            return int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max
+                ? value : throw new FormatException($"{name} must be a whole number from {min} to {max}, got '{text}'.");
+        }
+
+        double Real(string name, string fallback, double min, double max)
+        {
+            var text = Get(name, fallback);
+            return double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && value >= min && value <= max
+                ? value : throw new FormatException($"{name} must be a number from {min} to {max}, got '{text}'.");
+        }
+
+        var workerCounts = Get("--workers", "1,2").Split(',').Select(w =>
+            int.TryParse(w, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n is >= 1 and <= 64
+                ? n : throw new FormatException($"--workers must list worker counts from 1 to 64 separated by commas, got '{Get("--workers", "")}'.")).ToList();
+        var storage = Get("--storage", "s3");
+        if (storage is not ("s3" or "local"))
+            throw new FormatException($"--storage must be s3 or local, got '{storage}'.");
+
+        HiresOptions? hires = null;
+        if (values.ContainsKey("--hires"))
+        {
+            if (values.Keys.FirstOrDefault(k => k is "--items" or "--unit-size") is { } throughputOnly)
+                throw new FormatException($"{throughputOnly} applies to throughput runs only, not to --hires.");
+
+            var timeoutText = Get("--render-timeout", "01:00:00");
+            if (!TimeSpan.TryParse(timeoutText, CultureInfo.InvariantCulture, out var renderTimeout) || renderTimeout <= TimeSpan.Zero)
+                throw new FormatException($"--render-timeout must be a positive time span such as 01:00:00, got '{timeoutText}'.");
+            var seedText = Get("--seed", "42");
+            if (!long.TryParse(seedText, NumberStyles.Integer, CultureInfo.InvariantCulture, out var seed))
+                throw new FormatException($"--seed must be a whole number, got '{seedText}'.");
+            hires = new HiresOptions(
+                Size: Int("--hires", "2048", 8, 65536),
+                Rounds: Int("--rounds", "1", 1, 100),
+                Steps: Int("--steps", "20", 1, 1000),
+                Strength: Real("--strength", "0.35", 0.01, 1),
+                Tile: Int("--tile", "512", 8, 65536),
+                Overlap: Int("--overlap", "64", 0, 65536),
+                Guidance: Real("--guidance", "7.5", 0, 50),
+                Sampler: Get("--sampler", "euler"),
+                Seed: seed,
+                BaseSize: values.ContainsKey("--base") ? Int("--base", "512", 8, 65536) : null,
+                MemoryBudget: values.GetValueOrDefault("--memory-budget"),
+                Threads: Int("--threads", "1", 0, 1024),
+                RenderTimeout: renderTimeout,
+                StallLimit: TimeSpan.FromMinutes(Int("--stall-minutes", "20", 1, 1440)),
+                KeepArtifacts: switches.Contains("--keep-artifacts"),
+                WarmUp: switches.Contains("--warmup"));
+        }
+        else if (values.Keys.FirstOrDefault(k => k is not ("--items" or "--workers" or "--storage" or "--unit-size")) is { } hiresOnly)
+        {
+            throw new FormatException($"{hiresOnly} applies to --hires runs only.");
+        }
+
+        return new BenchOptions(Int("--items", "20000", 1, 10_000_000), workerCounts, storage, Int("--unit-size", "0", 0, 100_000), hires);
     }
 }
 
@@ -62,154 +163,71 @@ internal static class BenchRun
 {
     public static async Task<RunResult> RunAsync(BenchOptions options, int workerCount, ServiceSettings settings, HostPaths hosts, CancellationToken ct)
     {
-        var id = Guid.NewGuid().ToString("N")[..10];
-        var database = "rf_bench_" + id;
-        var vhost = "rf-bench-" + id;
-        var logs = Directory.CreateDirectory(Path.Combine(Path.GetTempPath(), "farmbench", id)).FullName;
-        var postgres = new NpgsqlConnectionStringBuilder(settings.Require("RENDERFARM_POSTGRES")) { Database = database }.ConnectionString;
-        using var management = settings.Management();
-        await Rabbit.CreateVirtualHostAsync(management, settings, vhost, ct);
-        var processes = new List<ChildProcess>();
-        try
+        var coordinatorSettings = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (options.UnitSize > 0)
+            coordinatorSettings["Coordinator__WorkUnitSize"] = options.UnitSize.ToString(CultureInfo.InvariantCulture);
+        var workerSettings = new Dictionary<string, string>(StringComparer.Ordinal)
         {
-            var environment = new Dictionary<string, string>(StringComparer.Ordinal)
+            ["Worker__Renderer"] = "Null",
+            ["Worker__WarmUp"] = "false",
+        };
+        await using var farm = await FarmSession.StartAsync(
+            new FarmSpec(workerCount, options.Storage, coordinatorSettings, workerSettings, WarmModel: null), settings, hosts, ct);
+        var http = farm.Http;
+        var coordinator = farm.Coordinator;
+
+        var job = new JsonObject
+        {
+            ["prompt"] = "farm bench",
+            ["width"] = 64,
+            ["height"] = 64,
+            ["steps"] = 1,
+            ["guidanceScale"] = 1.0,
+            ["sampler"] = "euler",
+            ["sweep"] = new JsonObject { ["seeds"] = new JsonArray(Enumerable.Range(0, options.Items).Select(i => (JsonNode)JsonValue.Create((long)i)!).ToArray()) },
+        };
+
+        var cpuBefore = ProcessCpu.Snapshot();
+        var clock = Stopwatch.StartNew();
+        using var content = new StringContent(job.ToJsonString(), Encoding.UTF8, "application/json");
+        using var posted = await http.PostAsync("v1/jobs", content, ct);
+        var body = await posted.Content.ReadAsStringAsync(ct);
+        if (posted.StatusCode != HttpStatusCode.Accepted)
+            throw new InvalidOperationException($"POST /v1/jobs answered {(int)posted.StatusCode}: {body}");
+        var submitTime = clock.Elapsed;
+        var jobId = JsonDocument.Parse(body).RootElement.GetProperty("id").GetGuid();
+
+        string state = "";
+        long lastDone = -1;
+        var lastProgress = Stopwatch.StartNew();
+        while (true)
+        {
+            var detail = JsonDocument.Parse((await FarmSession.TryGetAsync(http, $"v1/jobs/{jobId}?imagesLimit=1", ct))!).RootElement;
+            state = detail.GetProperty("state").GetString()!;
+            if (state is "Succeeded" or "Failed" or "Canceled")
+                break;
+            var done = detail.GetProperty("progress").GetProperty("done").GetInt64();
+            if (done != lastDone)
             {
-                ["RENDERFARM_POSTGRES"] = postgres,
-                ["RENDERFARM_RABBITMQ"] = new UriBuilder(new Uri(settings.Require("RENDERFARM_RABBITMQ"))) { Path = "/" + vhost }.Uri.ToString(),
-                ["Logging__LogLevel__Default"] = "Warning",
-                ["Logging__LogLevel__Microsoft.Hosting.Lifetime"] = "Information",
-            };
-            if (options.Storage == "local")
-            {
-                environment["Storage__Provider"] = "Local";
-                environment["Storage__LocalRoot"] = Path.Combine(logs, "artifacts");
+                lastDone = done;
+                lastProgress.Restart();
             }
-            else
+            else if (lastProgress.Elapsed > TimeSpan.FromMinutes(2))
             {
-                foreach (var name in new[] { "RENDERFARM_S3_ENDPOINT", "RENDERFARM_S3_ACCESS_KEY", "RENDERFARM_S3_SECRET_KEY", "RENDERFARM_S3_SECURE" })
-                    environment[name] = settings.Require(name);
-                environment["RENDERFARM_S3_BUCKET"] = "rf-bench-" + id;
-            }
-
-            var coordinatorEnvironment = new Dictionary<string, string>(environment, StringComparer.Ordinal);
-            if (options.UnitSize > 0)
-                coordinatorEnvironment["Coordinator__WorkUnitSize"] = options.UnitSize.ToString(CultureInfo.InvariantCulture);
-            var port = FreePort();
-            var coordinator = ChildProcess.Start("coordinator", hosts.Coordinator, coordinatorEnvironment, logs, "--urls", $"http://127.0.0.1:{port}");
-            processes.Add(coordinator);
-            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}/"), Timeout = TimeSpan.FromMinutes(2) };
-            await Until(async () => (await TryGet(http, "alive", ct)) is not null, "coordinator /alive", ct);
-
-            var workerIds = Enumerable.Range(1, workerCount).Select(i => $"bench-{id}-{i}").ToList();
-            foreach (var workerId in workerIds)
-            {
-                processes.Add(ChildProcess.Start(workerId, hosts.Worker, new Dictionary<string, string>(environment, StringComparer.Ordinal)
-                {
-                    ["Worker__Id"] = workerId,
-                    ["Worker__Renderer"] = "Null",
-                    ["Worker__WarmUp"] = "false",
-                }, logs));
-            }
-
-            await Until(async () =>
-            {
-                var text = await TryGet(http, "v1/workers", ct);
-                return text is not null && workerIds.All(w => JsonDocument.Parse(text).RootElement.EnumerateArray()
-                    .Any(e => e.GetProperty("id").GetString() == w && e.GetProperty("live").GetBoolean()));
-            }, "workers live", ct);
-
-            var job = new JsonObject
-            {
-                ["prompt"] = "farm bench",
-                ["width"] = 64,
-                ["height"] = 64,
-                ["steps"] = 1,
-                ["guidanceScale"] = 1.0,
-                ["sampler"] = "euler",
-                ["sweep"] = new JsonObject { ["seeds"] = new JsonArray(Enumerable.Range(0, options.Items).Select(i => (JsonNode)JsonValue.Create((long)i)!).ToArray()) },
-            };
-
-            var cpuBefore = ProcessCpu.Snapshot();
-            var clock = Stopwatch.StartNew();
-            using var content = new StringContent(job.ToJsonString(), Encoding.UTF8, "application/json");
-            using var posted = await http.PostAsync("v1/jobs", content, ct);
-            var body = await posted.Content.ReadAsStringAsync(ct);
-            if (posted.StatusCode != HttpStatusCode.Accepted)
-                throw new InvalidOperationException($"POST /v1/jobs answered {(int)posted.StatusCode}: {body}");
-            var submitTime = clock.Elapsed;
-            var jobId = JsonDocument.Parse(body).RootElement.GetProperty("id").GetGuid();
-
-            string state = "";
-            long lastDone = -1;
-            var lastProgress = Stopwatch.StartNew();
-            while (true)
-            {
-                var detail = JsonDocument.Parse((await TryGet(http, $"v1/jobs/{jobId}?imagesLimit=1", ct))!).RootElement;
-                state = detail.GetProperty("state").GetString()!;
-                if (state is "Succeeded" or "Failed" or "Canceled")
-                    break;
-                var done = detail.GetProperty("progress").GetProperty("done").GetInt64();
-                if (done != lastDone)
-                {
-                    lastDone = done;
-                    lastProgress.Restart();
-                }
-                else if (lastProgress.Elapsed > TimeSpan.FromMinutes(2))
-                {
-                    throw new TimeoutException($"No progress for 2 minutes at {done}/{options.Items}; logs in {logs}");
-                }
-
-                await Task.Delay(100, ct);
+                throw new TimeoutException($"No progress for 2 minutes at {done}/{options.Items}; logs in {farm.Logs}");
             }
 
-            var elapsed = clock.Elapsed;
-            var cpuAfter = ProcessCpu.Snapshot();
-            var coordinatorCpu = ProcessCpu.Seconds(cpuBefore, cpuAfter, coordinator.Id);
-            var byProcess = ProcessCpu.ByCategory(cpuBefore, cpuAfter, coordinator.Id, processes.Skip(1).Select(p => p.Id).ToHashSet());
-            var peakRss = ProcessCpu.PeakRssMiB(coordinator.Id);
-            var (endToEnd, workerSide) = await Latencies.ReadAsync(postgres, jobId, ct);
-            return new RunResult(workerCount, options.Items, submitTime, elapsed, options.Items / elapsed.TotalSeconds,
-                Latencies.Percentiles(endToEnd), Latencies.Percentiles(workerSide), coordinatorCpu, peakRss, byProcess, state);
+            await Task.Delay(100, ct);
         }
-        finally
-        {
-            foreach (var process in processes)
-                process.Dispose();
-            await Rabbit.DeleteVirtualHostAsync(management, vhost, ct);
-            await Database.DropAsync(settings.Require("RENDERFARM_POSTGRES"), database, ct);
-            Console.Error.WriteLine($"[farmbench] logs: {logs}");
-        }
-    }
 
-    private static async Task<string?> TryGet(HttpClient http, string path, CancellationToken ct)
-    {
-        try
-        {
-            using var response = await http.GetAsync(path, ct);
-            return response.IsSuccessStatusCode ? await response.Content.ReadAsStringAsync(ct) : null;
-        }
-        catch (HttpRequestException)
-        {
-            return null;
-        }
-    }
-
-    private static async Task Until(Func<Task<bool>> condition, string what, CancellationToken ct)
-    {
-        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(90);
-        while (!await condition())
-        {
-            if (DateTime.UtcNow > deadline)
-                throw new TimeoutException("Timed out waiting for " + what);
-            await Task.Delay(200, ct);
-        }
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
+        var elapsed = clock.Elapsed;
+        var cpuAfter = ProcessCpu.Snapshot();
+        var coordinatorCpu = ProcessCpu.Seconds(cpuBefore, cpuAfter, coordinator.Id);
+        var byProcess = ProcessCpu.ByCategory(cpuBefore, cpuAfter, coordinator.Id, farm.Workers.Select(p => p.Id).ToHashSet());
+        var peakRss = ProcessCpu.PeakRssMiB(coordinator.Id);
+        var (endToEnd, workerSide) = await Latencies.ReadAsync(farm.Postgres, jobId, ct);
+        return new RunResult(workerCount, options.Items, submitTime, elapsed, options.Items / elapsed.TotalSeconds,
+            Latencies.Percentiles(endToEnd), Latencies.Percentiles(workerSide), coordinatorCpu, peakRss, byProcess, state);
     }
 }
 
@@ -318,6 +336,9 @@ internal static class ProcessCpu
         return sums;
     }
 
+    /// <summary>Resets the process's peak RSS (VmHWM) to its current RSS (<c>/proc/PID/clear_refs</c>, value 5).</summary>
+    public static void ResetPeakRss(int pid) => File.WriteAllText($"/proc/{pid}/clear_refs", "5");
+
     public static double PeakRssMiB(int pid)
     {
         foreach (var line in File.ReadLines($"/proc/{pid}/status"))
@@ -357,13 +378,18 @@ internal sealed class ChildProcess : IDisposable
     private readonly Process _process;
     private readonly StreamWriter _log;
 
-    private ChildProcess(Process process, StreamWriter log)
+    private ChildProcess(string name, Process process, StreamWriter log)
     {
+        Name = name;
         _process = process;
         _log = log;
     }
 
+    public string Name { get; }
+
     public int Id => _process.Id;
+
+    public bool HasExited => _process.HasExited;
 
     public static ChildProcess Start(string name, string dll, IReadOnlyDictionary<string, string> environment, string logFolder, params string[] arguments)
     {
@@ -388,7 +414,7 @@ internal sealed class ChildProcess : IDisposable
         process.Start();
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
-        return new ChildProcess(process, log);
+        return new ChildProcess(name, process, log);
     }
 
     public void Dispose()
