@@ -51,11 +51,64 @@ public static class TestModels
     /// Generates the tiny model into <paramref name="directory"/> unless an up-to-date copy (same generator version and
     /// options) is there; returns the full path. Safe when processes race: each writes a temporary sibling and renames it.
     /// </summary>
-    public static string EnsureTiny(string directory, TinyModelOptions? options = null)
+    /// <param name="directory">The model folder.</param>
+    /// <param name="options">The variant; the memory profile exists for the default (float32) one only.</param>
+    /// <param name="memoryProfile">
+    /// Also write <see cref="TinyMemoryProfileFile"/> (the profile calibrated on the dev VM) beside the model when none
+    /// is there, so a memory budget can be planned with at once. Off by default: tests of the "no profile" paths
+    /// use the bare model.
+    /// </param>
+    public static string EnsureTiny(string directory, TinyModelOptions? options = null, bool memoryProfile = false)
     {
         options ??= new TinyModelOptions();
-        return ModelDirectory.Ensure(directory, TinyManifest(options), temp => WriteTiny(temp, options));
+        var path = ModelDirectory.Ensure(directory, TinyManifest(options), temp => WriteTiny(temp, options));
+        if (memoryProfile && !options.Float16)
+        {
+            WriteTinyMemoryProfile(path, overwrite: false);
+        }
+
+        return path;
     }
+
+    /// <summary>The memory profile's file name, as <c>MemoryProfile.FileName</c> in the engine reads it.</summary>
+    public const string TinyMemoryProfileFile = "renderfarm-memory.json";
+
+    /// <summary>
+    /// Writes the tiny model's shipped memory profile into <paramref name="directory"/> (atomically: readers never
+    /// see half a file). With <paramref name="overwrite"/> off an existing profile (e.g. one calibrated on this
+    /// machine by <c>renderfarm plan --calibrate</c>) is kept.
+    /// </summary>
+    public static void WriteTinyMemoryProfile(string directory, bool overwrite)
+    {
+        var target = Path.Combine(directory, TinyMemoryProfileFile);
+        if (!overwrite && File.Exists(target))
+        {
+            return;
+        }
+
+        var temp = Path.Combine(directory, $".{TinyMemoryProfileFile}.{Guid.NewGuid():N}.tmp");
+        using (var resource = typeof(TestModels).Assembly.GetManifestResourceStream(TinyMemoryProfileResource)
+            ?? throw new InvalidOperationException($"The resource {TinyMemoryProfileResource} is missing from {typeof(TestModels).Assembly.GetName().Name}."))
+        using (var file = File.Create(temp))
+        {
+            resource.CopyTo(file);
+        }
+
+        try
+        {
+            File.Move(temp, target, overwrite);
+        }
+        catch (IOException) when (!overwrite && File.Exists(target))
+        {
+            // Another process put its copy (or a calibrated profile) in place first: keep that one.
+        }
+        finally
+        {
+            File.Delete(temp);
+        }
+    }
+
+    private const string TinyMemoryProfileResource = "RenderFarm.ModelGenerator.Tiny.renderfarm-memory.json";
 
     private static string TinyManifest(TinyModelOptions options) =>
         PipelineFiles.Manifest(options.Float16 ? "renderfarm-tiny-fp16" : "renderfarm-tiny", "tiny", w => w.WriteBoolean("float16", options.Float16));

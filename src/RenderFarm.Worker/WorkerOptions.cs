@@ -4,6 +4,7 @@ using RenderFarm.Contracts;
 using RenderFarm.Diffusion.Memory;
 using RenderFarm.Diffusion.Models;
 using RenderFarm.Domain.Policies;
+using RenderFarm.Worker.Memory;
 using RenderFarm.Worker.Models;
 
 namespace RenderFarm.Worker;
@@ -81,8 +82,21 @@ public sealed class WorkerOptions
     /// </summary>
     public TimeSpan ShutdownGrace { get; set; } = DefaultShutdownGrace;
 
-    /// <summary>Memory the engine may plan with; unset means all the device reports (issue 5 plans with it).</summary>
+    /// <summary>
+    /// Memory each slot's engine plans its renders with (<c>--memory-budget</c>): a size (<c>6GiB</c>, <c>512MiB</c>,
+    /// a number of bytes) or a share of the device's free memory when the worker starts (<c>50%</c> or <c>0.5</c>).
+    /// Resolved once at start. Unset: the engine runs every render resident and heartbeats report the device total.
+    /// </summary>
+    public string? MemoryBudget { get; set; }
+
+    /// <summary>The budget in bytes, as before <see cref="MemoryBudget"/> existed; set at most one of the two.</summary>
     public long? MemoryBudgetBytes { get; set; }
+
+    /// <summary>The configured budget (<see cref="MemoryBudget"/> or <see cref="MemoryBudgetBytes"/>), null when none; throws <see cref="FormatException"/> on a bad value.</summary>
+    public MemoryBudgetSetting? BudgetSetting() =>
+        !string.IsNullOrWhiteSpace(MemoryBudget) ? MemoryBudgetSetting.Parse(MemoryBudget)
+        : MemoryBudgetBytes is { } bytes ? MemoryBudgetSetting.Parse(bytes.ToString(CultureInfo.InvariantCulture))
+        : null;
 
     /// <summary>Pool reported for placement (see <see cref="PlacementProperties.Pool"/>).</summary>
     public string Pool { get; set; } = PlacementProperties.DefaultPool;
@@ -209,6 +223,19 @@ internal sealed class WorkerOptionsValidator : IValidateOptions<WorkerOptions>
         if (options.MemoryBudgetBytes is <= 0)
         {
             Fail(nameof(options.MemoryBudgetBytes), "must be positive when set.");
+        }
+
+        // Blank counts as unset, so an empty environment variable can clear a budget set elsewhere.
+        if (options.MemoryBudget is { } budget && !string.IsNullOrWhiteSpace(budget))
+        {
+            if (!MemoryBudgetSetting.TryParse(budget, out _, out var budgetError))
+            {
+                Fail(nameof(options.MemoryBudget), $"(--memory-budget) {budgetError}.");
+            }
+            else if (options.MemoryBudgetBytes is not null)
+            {
+                Fail(nameof(options.MemoryBudget), $"and {WorkerOptions.SectionName}:{nameof(options.MemoryBudgetBytes)} are both set; set one.");
+            }
         }
 
         if (string.IsNullOrWhiteSpace(options.Pool))

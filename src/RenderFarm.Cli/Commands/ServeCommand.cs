@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Hosting;
 using System.CommandLine;
 using RenderFarm.Cli.Farm;
+using RenderFarm.Worker.Memory;
 
 namespace RenderFarm.Cli.Commands;
 
@@ -16,10 +17,11 @@ internal static class ServeCommand
         var workers = new Option<int>("--workers") { Description = "In-process workers (render slots).", DefaultValueFactory = _ => DefaultWorkers };
         var data = new Option<string?>("--data") { Description = $"Folder for the database, images and models (default: $RENDERFARM_HOME/data or {EmbeddedFarm.DefaultDataRoot()})." };
         var models = new Option<string?>("--models") { Description = "Folder of model folders (default: DATA/models; the tiny model is generated there on first use)." };
+        var memoryBudget = new Option<string?>("--memory-budget") { Description = "Memory each worker plans its renders with: a size (6GiB, 512MiB) or a share of free memory at start (50% or 0.5). Default: none (every render resident)." };
 
         var command = new Command("serve", "Run the farm on this machine: the coordinator's API with in-process workers, SQLite, an in-memory bus and a local image folder. Ctrl+C stops it; its data survives a restart.")
         {
-            urls, workers, data, models,
+            urls, workers, data, models, memoryBudget,
         };
         command.SetAction((result, cancellationToken) =>
         {
@@ -28,7 +30,8 @@ internal static class ServeCommand
                 result.GetRequiredValue(urls),
                 result.GetValue(workers),
                 root,
-                Path.GetFullPath(result.GetValue(models) ?? Path.Combine(root, EmbeddedFarm.ModelsFolder))), cancellationToken);
+                Path.GetFullPath(result.GetValue(models) ?? Path.Combine(root, EmbeddedFarm.ModelsFolder)),
+                result.GetValue(memoryBudget)), cancellationToken);
         });
         return command;
     }
@@ -38,6 +41,11 @@ internal static class ServeCommand
         if (settings.Workers is < 1 or > 64)
         {
             return result.Fail(ExitCodes.InvalidInput, $"--workers must be between 1 and 64, got {settings.Workers}.");
+        }
+
+        if (settings.MemoryBudget is { } budget && !MemoryBudgetSetting.TryParse(budget, out _, out var budgetError))
+        {
+            return result.Fail(ExitCodes.InvalidInput, $"--memory-budget {budgetError}.");
         }
 
         WebApplication app;
@@ -74,6 +82,10 @@ internal static class ServeCommand
             output.WriteLine($"renderfarm serve: listening on {string.Join(' ', app.Urls)} with {settings.Workers} worker(s)");
             output.WriteLine($"  data: {settings.DataRoot}");
             output.WriteLine($"  models: {settings.ModelsRoot}");
+            if (settings.MemoryBudget is { } memory)
+            {
+                output.WriteLine($"  memory budget per worker: {MemoryBudgetSetting.Parse(memory)}");
+            }
             output.WriteLine($"  try: renderfarm submit \"a red fox\" --width 64 --height 64 --steps 2 --farm {app.Urls.First()} --wait");
             output.WriteLine("Press Ctrl+C to stop.");
             output.Flush();

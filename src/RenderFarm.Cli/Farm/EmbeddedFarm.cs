@@ -3,13 +3,11 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Configuration.Memory;
 using System.Globalization;
-using MassTransit.Configuration;
 using RenderFarm.Coordinator.Extensions;
 using RenderFarm.Messaging;
 using RenderFarm.Storage;
 using RenderFarm.Telemetry;
 using RenderFarm.Worker;
-using RenderFarm.Worker.Consumers;
 using RenderFarm.Worker.Extensions;
 
 namespace RenderFarm.Cli.Farm;
@@ -19,7 +17,8 @@ namespace RenderFarm.Cli.Farm;
 /// <param name="Workers">In-process workers (the worker library's slots).</param>
 /// <param name="DataRoot">Holds the SQLite database, the artifacts and (unless <paramref name="ModelsRoot"/>) the models.</param>
 /// <param name="ModelsRoot">Folder of model folders; the tiny model is generated there when a job names it.</param>
-internal sealed record EmbeddedFarmSettings(string Urls, int Workers, string DataRoot, string ModelsRoot);
+/// <param name="MemoryBudget">Each in-process worker's memory budget (<c>Worker:MemoryBudget</c>: a size or a share of free memory); null: none.</param>
+internal sealed record EmbeddedFarmSettings(string Urls, int Workers, string DataRoot, string ModelsRoot, string? MemoryBudget = null);
 
 /// <summary>
 /// The embedded farm: the coordinator's own composition (<c>AddCoordinator</c>, <c>MapCoordinatorApi</c>) with the
@@ -83,6 +82,11 @@ internal static class EmbeddedFarm
             [$"{WorkerOptions.SectionName}:{nameof(WorkerOptions.ModelsRoot)}"] = farm.ModelsRoot,
         };
 
+        if (farm.MemoryBudget is { } budget)
+        {
+            settings[$"{WorkerOptions.SectionName}:{nameof(WorkerOptions.MemoryBudget)}"] = budget;
+        }
+
         // The coordinator accepts only models it knows: the tiny model (generated on demand, and the default) and
         // whatever is installed under the models root.
         var models = InstalledModels(farm.ModelsRoot).Prepend(WorkerOptions.TinyModelName).Distinct(StringComparer.Ordinal).ToList();
@@ -114,10 +118,8 @@ internal static class EmbeddedFarm
         builder.Services.AddRenderFarmWorkerServices(builder.Configuration);
 
         // AddCoordinator has already called AddMassTransit (it may be called once per container), so the worker's
-        // consumers join that bus through MassTransit's container registration, which ConfigureEndpoints reads like
-        // the ones added inside AddMassTransit. Keep this list in step with WorkerExtensions.AddRenderFarmWorkerConsumers.
-        builder.Services.RegisterConsumer<RenderWorkUnitConsumer, RenderWorkUnitConsumerDefinition>();
-        builder.Services.RegisterConsumer<JobCanceledConsumer, JobCanceledConsumerDefinition>();
+        // consumers join that bus through MassTransit's container registration (the worker's own list).
+        builder.Services.AddRenderFarmWorkerConsumers();
 
         var app = builder.Build();
         app.MapRenderFarmHealth();

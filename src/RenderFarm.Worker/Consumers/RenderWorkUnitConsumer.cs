@@ -2,6 +2,7 @@ using MassTransit;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using RenderFarm.Contracts;
+using RenderFarm.Diffusion.Memory;
 using RenderFarm.Diffusion.Models;
 using RenderFarm.Storage;
 using RenderFarm.Worker.Cancellation;
@@ -223,6 +224,9 @@ public sealed partial class RenderWorkUnitConsumer(
     {
         ModelNotFoundException or ModelFormatException => (exception.Message, false),
         ArgumentException => (exception.Message, false),
+        // Refused by the planner before anything ran: this worker's budget cannot hold it on any attempt. (Refused
+        // mid-run by the capped arena, with ONNX Runtime's error inside, it may fit once other slots are done.)
+        MemoryBudgetExceededException { InnerException: null } => (exception.Message, false),
         HiresInputMissingException => (exception.Message, true),
         OutOfMemoryException => ("The worker ran out of memory rendering this item.", true),
         _ => ($"{exception.GetType().Name}: {exception.Message}", true),

@@ -42,6 +42,20 @@ public sealed record RenderWorkPolicy(
             MaxBatchSize: options.MaxBatchSize,
             MinProgressInterval: TimeSpan.FromSeconds(1 / options.ProgressEventsPerSecond));
     }
+
+    /// <summary>Prefetch, concurrency and retry of a render endpoint; every endpoint of render work gets the same.</summary>
+    public void ConfigureEndpoint(IReceiveEndpointConfigurator endpointConfigurator)
+    {
+        ArgumentNullException.ThrowIfNull(endpointConfigurator);
+        endpointConfigurator.PrefetchCount = PrefetchCount;
+        endpointConfigurator.ConcurrentMessageLimit = ConcurrentUnits;
+        endpointConfigurator.UseMessageRetry(retry =>
+        {
+            retry.Intervals([.. RetryIntervals]);
+            // Shutdown past the grace or a canceled job: back to the broker (or done), never a retry here.
+            retry.Ignore<OperationCanceledException>();
+        });
+    }
 }
 
 /// <summary>
@@ -65,14 +79,6 @@ public sealed class RenderWorkUnitConsumerDefinition : ConsumerDefinition<Render
         IConsumerConfigurator<RenderWorkUnitConsumer> consumerConfigurator,
         IRegistrationContext context)
     {
-        ArgumentNullException.ThrowIfNull(endpointConfigurator);
-        endpointConfigurator.PrefetchCount = _policy.PrefetchCount;
-        endpointConfigurator.ConcurrentMessageLimit = _policy.ConcurrentUnits;
-        endpointConfigurator.UseMessageRetry(retry =>
-        {
-            retry.Intervals([.. _policy.RetryIntervals]);
-            // Shutdown past the grace or a canceled job: back to the broker (or done), never a retry here.
-            retry.Ignore<OperationCanceledException>();
-        });
+        _policy.ConfigureEndpoint(endpointConfigurator);
     }
 }

@@ -1,4 +1,5 @@
 using MassTransit;
+using MassTransit.Configuration;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.DependencyInjection.Extensions;
@@ -11,6 +12,7 @@ using RenderFarm.Telemetry;
 using RenderFarm.Worker.Cancellation;
 using RenderFarm.Worker.Consumers;
 using RenderFarm.Worker.Heartbeats;
+using RenderFarm.Worker.Memory;
 using RenderFarm.Worker.Models;
 using RenderFarm.Worker.Rendering;
 using RenderFarm.Worker.Slots;
@@ -20,7 +22,7 @@ namespace RenderFarm.Worker.Extensions;
 /// <summary>
 /// The worker's composition. A distributed worker host calls <see cref="AddRenderFarmWorker"/>; a host that owns
 /// the bus and storage itself (the embedded <c>renderfarm serve</c>) calls <see cref="AddRenderFarmWorkerServices"/>
-/// and adds <see cref="AddRenderFarmWorkerConsumers"/> inside its own <c>AddRenderFarmBus</c>.
+/// and adds <see cref="AddRenderFarmWorkerConsumers(IBusRegistrationConfigurator)"/> inside its own <c>AddRenderFarmBus</c>.
 /// </summary>
 public static class WorkerExtensions
 {
@@ -29,6 +31,19 @@ public static class WorkerExtensions
 
     /// <summary>Time the bus and host get on top of <see cref="WorkerOptions.ShutdownGrace"/> to send the last events and close.</summary>
     public static readonly TimeSpan ShutdownMargin = TimeSpan.FromSeconds(15);
+
+    /// <summary>
+    /// Short command-line switches of the distributed worker host (<c>--memory-budget 6GiB</c>, <c>--slots 2</c>,
+    /// <c>--id gpu-0</c>, <c>--pool big</c>), for <c>AddCommandLine(args, switches)</c>; the long form
+    /// (<c>--Worker:MemoryBudget=6GiB</c>) works for every setting.
+    /// </summary>
+    public static IDictionary<string, string> CommandLineSwitches() => new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["--memory-budget"] = $"{WorkerOptions.SectionName}:{nameof(WorkerOptions.MemoryBudget)}",
+        ["--slots"] = $"{WorkerOptions.SectionName}:{nameof(WorkerOptions.Slots)}",
+        ["--id"] = $"{WorkerOptions.SectionName}:{nameof(WorkerOptions.Id)}",
+        ["--pool"] = $"{WorkerOptions.SectionName}:{nameof(WorkerOptions.Pool)}",
+    };
 
     /// <summary>The distributed worker: telemetry, artifact store, worker services and the bus carrying its consumers.</summary>
     public static IHostApplicationBuilder AddRenderFarmWorker(this IHostApplicationBuilder builder)
@@ -44,7 +59,7 @@ public static class WorkerExtensions
     /// <summary>
     /// Options (section <c>Worker</c>, then <paramref name="configure"/>), slots with their renderers, heartbeats and
     /// graceful shutdown. Needs an <c>IArtifactStore</c> and a MassTransit bus carrying
-    /// <see cref="AddRenderFarmWorkerConsumers"/>. To replace the renderer, register an <see cref="IItemRenderer"/>
+    /// <see cref="AddRenderFarmWorkerConsumers(IBusRegistrationConfigurator)"/>. To replace the renderer, register an <see cref="IItemRenderer"/>
     /// (transient: one per slot) before calling this.
     /// </summary>
     public static IServiceCollection AddRenderFarmWorkerServices(
@@ -81,6 +96,7 @@ public static class WorkerExtensions
             // needs the cache: a constructor dependency would be a cycle).
             loadedModels: () => sp.GetRequiredService<WorkerSlotPool>().Slots.SelectMany(s => s.Renderer.LoadedModels)));
         services.TryAddSingleton<ModelCatalog>();
+        services.TryAddSingleton<WorkerMemory>();
         services.TryAddSingleton<JobCancellations>();
         services.TryAddSingleton<WorkerLifecycle>();
         services.TryAddSingleton<HeartbeatPublisher>();
@@ -107,13 +123,31 @@ public static class WorkerExtensions
         return services;
     }
 
-    /// <summary>The worker's consumers and their definitions, for the <c>configureConsumers</c> of <c>AddRenderFarmBus</c>.</summary>
+    /// <summary>
+    /// The worker's consumers and their definitions, for the <c>configureConsumers</c> of <c>AddRenderFarmBus</c>:
+    /// render work from the shared queue and from this process's own queue (one slot pool for both), and cancels.
+    /// </summary>
     public static IBusRegistrationConfigurator AddRenderFarmWorkerConsumers(this IBusRegistrationConfigurator bus)
     {
         ArgumentNullException.ThrowIfNull(bus);
         bus.AddConsumer<RenderWorkUnitConsumer, RenderWorkUnitConsumerDefinition>();
+        bus.AddConsumer<WorkerQueueRenderConsumer, WorkerQueueRenderConsumerDefinition>();
         bus.AddConsumer<JobCanceledConsumer, JobCanceledConsumerDefinition>();
         return bus;
+    }
+
+    /// <summary>
+    /// The same consumers for a host whose bus is already registered (<c>AddMassTransit</c> runs once per container,
+    /// as in the embedded farm): MassTransit's container registration, which <c>ConfigureEndpoints</c> reads like
+    /// consumers added inside <c>AddMassTransit</c>. Keep in step with the overload above, just above it.
+    /// </summary>
+    public static IServiceCollection AddRenderFarmWorkerConsumers(this IServiceCollection services)
+    {
+        ArgumentNullException.ThrowIfNull(services);
+        services.RegisterConsumer<RenderWorkUnitConsumer, RenderWorkUnitConsumerDefinition>();
+        services.RegisterConsumer<WorkerQueueRenderConsumer, WorkerQueueRenderConsumerDefinition>();
+        services.RegisterConsumer<JobCanceledConsumer, JobCanceledConsumerDefinition>();
+        return services;
     }
 
     private static TimeSpan Max(TimeSpan? a, TimeSpan b) => a is { } value && value > b ? value : b;

@@ -2,35 +2,50 @@ using MassTransit;
 using Microsoft.Extensions.Options;
 using RenderFarm.Contracts;
 using RenderFarm.Diffusion.Models;
+using RenderFarm.Messaging;
+using RenderFarm.Worker.Memory;
+using RenderFarm.Worker.Models;
 using RenderFarm.Worker.Slots;
 
 namespace RenderFarm.Worker.Heartbeats;
 
-/// <summary>Builds and sends a slot's <see cref="WorkerHeartbeat"/>.</summary>
-public sealed class HeartbeatPublisher(IDeviceProbe probe, WorkerLifecycle lifecycle, IOptions<WorkerOptions> options, TimeProvider time)
+/// <summary>
+/// Builds and sends a slot's <see cref="WorkerHeartbeat"/>: the device, the memory budget and what it holds of the
+/// default model, the slot's current strategy, the models on disk and the process's own render queue.
+/// </summary>
+public sealed class HeartbeatPublisher(
+    IDeviceProbe probe,
+    WorkerLifecycle lifecycle,
+    WorkerMemory memory,
+    ModelCatalog catalog,
+    IOptions<WorkerOptions> options,
+    TimeProvider time)
 {
-    /// <summary>Every session loaded and kept loaded; the memory planner (issue 5) adds the others.</summary>
-    public const string ResidentStrategy = "resident";
-
     public WorkerHeartbeat Create(WorkerSlot slot)
     {
         ArgumentNullException.ThrowIfNull(slot);
         var device = probe.Probe();
         var settings = options.Value;
+        var capacity = memory.Capacity(device);
         return new WorkerHeartbeat(
             WorkerId: slot.WorkerId,
             Host: Environment.MachineName,
             DeviceName: device.Name,
             MemoryTotalBytes: device.MemoryTotalBytes,
             MemoryFreeBytes: device.MemoryFreeBytes,
-            MemoryBudgetBytes: settings.MemoryBudgetBytes ?? device.MemoryTotalBytes,
+            MemoryBudgetBytes: memory.ReportedBudgetBytes(device),
             ExecutionProviders: ExecutionProviders.Available,
             LoadedModels: [.. slot.Renderer.LoadedModels],
             CurrentItemIds: slot.CurrentItemIds,
             State: slot.StateWhen(lifecycle.IsDraining),
-            Strategy: ResidentStrategy,
+            // The slot's current or last render; before its first, what a default-sized render would use.
+            Strategy: slot.Renderer.MemoryStrategy ?? capacity.Strategy,
             Pool: settings.Pool,
-            Timestamp: time.GetUtcNow());
+            Timestamp: time.GetUtcNow(),
+            MaxPixels: capacity.MaxPixels,
+            ResidentMaxPixels: capacity.ResidentMaxPixels,
+            InstalledModels: catalog.Installed(),
+            RenderQueue: QueueNames.WorkerQueue(settings.Id));
     }
 
     public Task PublishAsync(WorkerSlot slot, IPublishEndpoint endpoint, CancellationToken cancellationToken)

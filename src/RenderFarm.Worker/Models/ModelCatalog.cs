@@ -29,6 +29,31 @@ public sealed class ModelCatalog(IOptions<WorkerOptions> options, ModelCache? ca
         && name.IndexOfAny(['/', '\\', '\0']) < 0
         && name.IndexOfAny(Path.GetInvalidFileNameChars()) < 0;
 
+    /// <summary>
+    /// Models on disk under <see cref="Root"/> (loaded or not), sorted: folders in the diffusers ONNX layout (with a
+    /// <c>model_index.json</c>). Hidden folders (generations or downloads in progress) are left out.
+    /// </summary>
+    public IReadOnlyList<string> Installed()
+    {
+        try
+        {
+            return Directory.Exists(Root)
+                ? Directory.EnumerateDirectories(Root)
+                    .Where(d => File.Exists(Path.Combine(d, "model_index.json")))
+                    .Select(Path.GetFileName)
+                    .OfType<string>()
+                    .Where(n => !n.StartsWith('.') && IsValidName(n))
+                    .Order(StringComparer.Ordinal)
+                    .ToList()
+                : [];
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Heartbeats must go on: a folder vanishing mid-listing reads as "nothing installed" for one beat.
+            return [];
+        }
+    }
+
     /// <summary>The folder of <paramref name="name"/>, generating the tiny model when that is what is asked for.</summary>
     /// <exception cref="ModelNotFoundException">The name is not a plain folder name, or the model is neither on disk nor in the model store.</exception>
     /// <exception cref="Storage.Models.ModelIntegrityException">The store's copy fails verification (retryable: a new push repairs it).</exception>
@@ -46,7 +71,8 @@ public sealed class ModelCatalog(IOptions<WorkerOptions> options, ModelCache? ca
             await _generate.WaitAsync(cancellationToken);
             try
             {
-                return await Task.Run(() => TestModels.EnsureTiny(directory), cancellationToken);
+                // With its shipped memory profile, so a budget is planned with from the first render.
+                return await Task.Run(() => TestModels.EnsureTiny(directory, memoryProfile: true), cancellationToken);
             }
             finally
             {

@@ -2,8 +2,10 @@ using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using RenderFarm.Contracts;
 using RenderFarm.Diffusion.Imaging;
+using RenderFarm.Diffusion.Memory;
 using RenderFarm.Diffusion.Models;
 using RenderFarm.Diffusion.Pipelines;
+using RenderFarm.Worker.Memory;
 using RenderFarm.Worker.Models;
 
 namespace RenderFarm.Worker.Rendering;
@@ -22,15 +24,29 @@ public sealed partial class EngineItemRenderer : IItemRenderer
     // Most recently used last; touched only by the slot's single render at a time.
     private readonly List<(string Name, StableDiffusionPipeline Pipeline)> _pipelines = [];
     private volatile string[] _loaded = [];
+    private volatile string? _strategy;
 
-    public EngineItemRenderer(ModelCatalog catalog, IOptions<WorkerOptions> options, ILogger<EngineItemRenderer> logger)
+    /// <param name="catalog">Where models are found.</param>
+    /// <param name="options">Provider, threads and how many models stay loaded.</param>
+    /// <param name="memory">The process's memory budget: with one, the engine plans every render against it.</param>
+    /// <param name="logger">Load and unload messages.</param>
+    public EngineItemRenderer(ModelCatalog catalog, IOptions<WorkerOptions> options, WorkerMemory memory, ILogger<EngineItemRenderer> logger)
     {
         ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(memory);
         _catalog = catalog;
         _logger = logger;
-        _execution = new ExecutionOptions { Provider = options.Value.ExecutionProvider, IntraOpThreads = options.Value.IntraOpThreads };
+        _execution = new ExecutionOptions
+        {
+            Provider = options.Value.ExecutionProvider,
+            IntraOpThreads = options.Value.IntraOpThreads,
+            MemoryBudgetBytes = memory.BudgetBytes,
+        };
         _maxLoaded = options.Value.MaxLoadedModels;
     }
+
+    /// <inheritdoc />
+    public string? MemoryStrategy => _strategy;
 
     /// <inheritdoc />
     public IReadOnlyCollection<string> LoadedModels => _loaded;
@@ -39,6 +55,13 @@ public sealed partial class EngineItemRenderer : IItemRenderer
     public async Task WarmUpAsync(string model, CancellationToken cancellationToken)
     {
         var pipeline = await PipelineAsync(model, cancellationToken);
+        if (!HoldsResident(pipeline))
+        {
+            // The plan would unload them again after the first render; loading them all could exceed the budget.
+            LogWarmUpWithoutLoading(model);
+            return;
+        }
+
         await Task.Run(() =>
         {
             pipeline.TextEncoder.Component.Load();
@@ -62,7 +85,11 @@ public sealed partial class EngineItemRenderer : IItemRenderer
         var engineProgress = progress is null ? null : new StepProgress(progress);
         return await Task.Run(() =>
         {
+            // Planned first (it throws MemoryBudgetExceededException when nothing fits), so heartbeats during the
+            // render already report the strategy it runs with.
+            _strategy = WorkerMemory.Describe(pipeline.ChooseMemory(request).Strategy);
             var result = pipeline.Generate(request, engineProgress, cancellationToken);
+            _strategy = WorkerMemory.Describe(result.Memory);
             return (IReadOnlyList<RenderedImage>)result.Images
                 .Select(image => new RenderedImage(batch.Items[image.Index].ItemId, image.ToPng()))
                 .ToList();
@@ -122,6 +149,12 @@ public sealed partial class EngineItemRenderer : IItemRenderer
 
         return request;
     }
+
+    /// <summary>Whether a default-sized (512²) render of <paramref name="pipeline"/> keeps every session resident under the budget.</summary>
+    private bool HoldsResident(StableDiffusionPipeline pipeline) =>
+        _execution.MemoryBudgetBytes is not { } budget
+        || pipeline.MemoryProfile is not { } profile
+        || new MemoryPlanner(profile).Predict(new RenderShape(WorkerMemory.DefaultSide, WorkerMemory.DefaultSide), Diffusion.Memory.MemoryStrategy.Resident).PeakBytes <= budget;
 
     private static RgbImage Decode(ReadOnlyMemory<byte> encoded, string what)
     {
@@ -184,6 +217,9 @@ public sealed partial class EngineItemRenderer : IItemRenderer
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Opened model {Model} from {Directory}")]
     private partial void LogLoaded(string model, string directory);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Opened model {Model} without loading its sessions: the memory budget does not hold them all at once")]
+    private partial void LogWarmUpWithoutLoading(string model);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Unloaded model {Model} to make room")]
     private partial void LogUnloaded(string model);

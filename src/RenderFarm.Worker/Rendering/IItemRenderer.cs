@@ -11,6 +11,12 @@ public interface IItemRenderer : IDisposable
     /// <summary>Models whose sessions are loaded now; heartbeats report them so placement can prefer this worker.</summary>
     IReadOnlyCollection<string> LoadedModels { get; }
 
+    /// <summary>
+    /// Memory strategy names (joined with '+', e.g. <c>resident</c> or <c>sequential+tiled-vae</c>) of the current or
+    /// last render; null before the first, or for a renderer that does not plan memory.
+    /// </summary>
+    string? MemoryStrategy => null;
+
     /// <summary>Loads <paramref name="model"/> ahead of the first item, so that item is not the slow one.</summary>
     Task WarmUpAsync(string model, CancellationToken cancellationToken);
 
