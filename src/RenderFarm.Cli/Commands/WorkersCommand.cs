@@ -15,12 +15,12 @@ internal static class WorkersCommand
             var workers = await client.GetWorkersAsync(cancellationToken);
             var o = result.Out();
             var c = CultureInfo.InvariantCulture;
-            o.WriteLine($"{"ID",-28}  {"STATE",-8}  {"LIVE",-4}  {"DEVICE",-24}  {"MEMORY GiB",-11}  {"MODELS",-16}  {"ITEMS",5}  LAST HEARTBEAT");
+            o.WriteLine($"{"ID",-28}  {"STATE",-8}  {"LIVE",-4}  {"DEVICE",-24}  {"MEMORY GiB",-11}  {"BUDGET GiB",-10}  {"STRATEGY",-24}  {"MAX SIDE",8}  {"MODELS",-16}  {"ITEMS",5}  LAST HEARTBEAT");
             foreach (var w in workers.OrderBy(w => w.Id, StringComparer.Ordinal))
             {
                 var memory = string.Create(c, $"{w.MemoryFreeBytes / 1073741824.0:0.0}/{w.MemoryTotalBytes / 1073741824.0:0.0}");
                 var models = w.LoadedModels.Count == 0 ? "-" : string.Join(',', w.LoadedModels);
-                o.WriteLine(string.Create(c, $"{w.Id,-28}  {w.State,-8}  {(w.Live ? "yes" : "no"),-4}  {w.Device,-24}  {memory,-11}  {models,-16}  {w.CurrentItems.Count,5}  {w.LastHeartbeat:u}"));
+                o.WriteLine(string.Create(c, $"{w.Id,-28}  {w.State,-8}  {(w.Live ? "yes" : "no"),-4}  {w.Device,-24}  {memory,-11}  {w.MemoryBudgetBytes / 1073741824.0,-10:0.00}  {w.Strategy,-24}  {(w.MaxSquareSide == 0 ? "-" : w.MaxSquareSide.ToString(c)),8}  {models,-16}  {w.CurrentItems.Count,5}  {w.LastHeartbeat:u}"));
             }
 
             o.WriteLine(string.Create(c, $"{workers.Count(w => w.Live)} live of {workers.Count} worker(s)"));
