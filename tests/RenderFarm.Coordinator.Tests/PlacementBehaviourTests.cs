@@ -110,7 +110,14 @@ public abstract class PlacementBehaviourTests<TFixture>(TFixture fixture)
         first.Attempt.ShouldBe(1);
         again.ItemId.ShouldBe(first.ItemId);
         again.Attempt.ShouldBe(2);
-        (await QueryAsync(db => db.Items.Where(i => i.Id == first.ItemId).Select(i => i.AssignedWorkerId).SingleAsync())).ShouldBe(heir.Id);
+        // The unit can arrive before the dispatcher's transaction (which records the assignment) commits.
+        string? assigned = null;
+        for (var deadline = DateTime.UtcNow.AddSeconds(15); assigned != heir.Id && DateTime.UtcNow < deadline; await Task.Delay(50))
+        {
+            assigned = await QueryAsync(db => db.Items.Where(i => i.Id == first.ItemId).Select(i => i.AssignedWorkerId).SingleAsync());
+        }
+
+        assigned.ShouldBe(heir.Id);
         var read = await Client.GetJobAsync(id);
         read.GetProperty("progress").GetProperty("queued").GetInt64().ShouldBe(1);
         read.GetProperty("eligibleWorkers").GetInt32().ShouldBe(1);
