@@ -39,7 +39,7 @@ internal sealed record HiresTestJob(int Width, int Height, int Tile, int Overlap
     public RenderItem Stitch => Item(Grid.Tiles.Count + 1, Seed, Prompt, Width, Height, RenderModes.HiresStitch, Strength, FinalKey,
         Part(HiresRoles.Stitch, -1, BaseKey, [.. Enumerable.Range(0, Grid.Tiles.Count).Select(TileKey)]));
 
-    /// <summary>The layout exactly as <c>renderfarm render</c> builds it (HiresRender.Layout).</summary>
+    /// <summary>The layout exactly as <c>renderfarm render</c> builds it (HiresLayouts.FromGrid).</summary>
     public HiresLayout Layout()
     {
         var grid = Grid;

@@ -7,6 +7,7 @@ using RenderFarm.Diffusion.Models;
 using RenderFarm.Diffusion.Pipelines;
 using RenderFarm.Domain.Requests;
 using RenderFarm.Domain.Tiling;
+using RenderFarm.Worker.Rendering;
 
 namespace RenderFarm.Cli.Commands;
 
@@ -83,7 +84,7 @@ internal static class HiresRender
                     var imageSeed = seed + i;
                     var request = new HiresRequest
                     {
-                        Layout = Layout(grid, imageSeed, o.Prompt),
+                        Layout = HiresLayouts.FromGrid(grid, imageSeed, o.Prompt),
                         Prompt = o.Prompt,
                         Seed = (ulong)imageSeed,
                         BaseWidth = hires.BaseWidth,
@@ -139,16 +140,6 @@ internal static class HiresRender
             return result.Fail(ExitCodes.InvalidInput, ex.Message);
         }
     }
-
-    /// <summary>The engine's view of the domain's grid: bounds, blend weights, and each tile's derived seed and prompt.</summary>
-    internal static HiresLayout Layout(TileGrid grid, long jobSeed, string prompt) =>
-        new(grid.Width, grid.Height, grid.TileSize, grid.Overlap, [.. grid.Tiles.Select(t => new HiresTile(
-            t.Index,
-            new PixelRect(t.X, t.Y, t.Width, t.Height),
-            grid.ColumnWeightsArray(t.Column),
-            grid.RowWeightsArray(t.Row),
-            (ulong)TileDerivation.Seed(jobSeed, t.Index),
-            TileDerivation.Prompt(prompt, t.Index)))]);
 
     private static List<ValidationError> Validate(RenderCommand.Options o, HiresSpec spec, long seed)
     {

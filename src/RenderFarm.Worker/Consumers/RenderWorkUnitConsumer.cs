@@ -196,10 +196,7 @@ public sealed partial class RenderWorkUnitConsumer(
     {
         try
         {
-            await using var stream = await store.OpenReadAsync(key, cancellationToken);
-            using var buffer = new MemoryStream();
-            await stream.CopyToAsync(buffer, cancellationToken);
-            return buffer.ToArray();
+            return await store.ReadAllBytesAsync(key, cancellationToken);
         }
         catch (ArtifactNotFoundException ex)
         {

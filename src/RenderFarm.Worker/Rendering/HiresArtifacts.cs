@@ -1,5 +1,4 @@
 using RenderFarm.Contracts;
-using RenderFarm.Diffusion.Hires;
 using RenderFarm.Diffusion.Imaging;
 using RenderFarm.Domain.Tiling;
 using RenderFarm.Storage;
@@ -14,10 +13,7 @@ internal static class HiresArtifacts
     {
         try
         {
-            await using var stream = await store.OpenReadAsync(key, cancellationToken);
-            using var buffer = new MemoryStream();
-            await stream.CopyToAsync(buffer, cancellationToken);
-            return buffer.ToArray();
+            return await store.ReadAllBytesAsync(key, cancellationToken);
         }
         catch (ArtifactNotFoundException ex)
         {
@@ -71,17 +67,4 @@ internal static class HiresArtifacts
 
         return (part, grid);
     }
-
-    /// <summary>
-    /// The engine's view of the grid, built as the single-machine render builds it (seed and prompt per tile from
-    /// <see cref="TileDerivation"/>), so the stitch blends with the very same weights.
-    /// </summary>
-    public static HiresLayout Layout(TileGrid grid, long jobSeed, string prompt) =>
-        new(grid.Width, grid.Height, grid.TileSize, grid.Overlap, [.. grid.Tiles.Select(t => new HiresTile(
-            t.Index,
-            new PixelRect(t.X, t.Y, t.Width, t.Height),
-            grid.ColumnWeightsArray(t.Column),
-            grid.RowWeightsArray(t.Row),
-            unchecked((ulong)TileDerivation.Seed(jobSeed, t.Index)),
-            TileDerivation.Prompt(prompt, t.Index)))]);
 }

@@ -44,7 +44,7 @@ public sealed class HiresStitchRenderer(IArtifactStore store)
             throw new ArgumentException("A hires-stitch item needs its base image key (its size goes into the image's parameters).", nameof(item));
         }
 
-        var layout = HiresArtifacts.Layout(grid, item.Seed, item.Prompt);
+        var layout = HiresLayouts.FromGrid(grid, item.Seed, item.Prompt);
         var parameters = await ParametersAsync(item, layout, baseKey, cancellationToken);
         await using var tiles = new HiresStoreTileSource(store, layout, keys);
         var rows = progress is null ? null : new RowProgress(progress);
