@@ -4,9 +4,7 @@ using System.Text.Json.Nodes;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using RenderFarm.Contracts;
-using RenderFarm.Coordinator.Apis;
 using RenderFarm.Coordinator.Jobs;
-using RenderFarm.Coordinator.Monitoring;
 using RenderFarm.Coordinator.Persistence;
 using RenderFarm.Coordinator.Tests.Infrastructure;
 using RenderFarm.Domain.States;
@@ -202,17 +200,6 @@ public abstract class HiresJobTests<TFixture>(TFixture fixture)
         var view = await Client.GetJobAsync(id);
         view.GetProperty("state").GetString().ShouldBe("Queued");
         view.GetProperty("progress").GetProperty("succeeded").GetInt64().ShouldBe(1);
-    }
-
-    [Fact]
-    public void The_job_view_copies_every_field_of_the_monitoring_details()
-    {
-        // JobView repeats JobDetails' fields (plus the hires ones) so the dashboard's model stays untouched; a field
-        // added to one and not the other would silently vanish from the API.
-        var details = typeof(JobDetails).GetProperties().Select(p => (p.Name, p.PropertyType)).ToList();
-        var view = typeof(JobView).GetProperties().Select(p => (p.Name, p.PropertyType)).ToList();
-
-        view.ShouldBe([.. details, (nameof(JobView.Tiles), typeof(IReadOnlyList<JobTile>)), (nameof(JobView.ResultImage), typeof(string))]);
     }
 
     private static JsonObject Hires(int width, int height, long seed)

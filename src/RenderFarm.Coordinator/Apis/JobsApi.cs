@@ -68,7 +68,7 @@ internal static class JobsApi
         return api;
     }
 
-    public static async Task<Results<Accepted<JobView>, ValidationProblem, ProblemHttpResult>> CreateJob(
+    public static async Task<Results<Accepted<JobDetails>, ValidationProblem, ProblemHttpResult>> CreateJob(
         HttpRequest request,
         [FromHeader(Name = CoordinatorRoutes.IdempotencyKeyHeader)] string? idempotencyKey,
         [FromServices] JobSubmission submission,
@@ -174,7 +174,7 @@ internal static class JobsApi
         return TypedResults.Ok(await monitoring.GetJobsAsync(filter, page, pageSize, cancellationToken));
     }
 
-    public static async Task<Results<Ok<JobView>, NotFound<ProblemDetails>>> GetJob(
+    public static async Task<Results<Ok<JobDetails>, NotFound<ProblemDetails>>> GetJob(
         Guid id,
         [FromServices] IMonitoringApi monitoring,
         [FromServices] CoordinatorDbContext db,
@@ -188,7 +188,7 @@ internal static class JobsApi
         return job is null ? JobNotFound(id) : TypedResults.Ok(await ViewAsync(db, job, cancellationToken, tilesAfter, tilesLimit));
     }
 
-    public static async Task<Results<Accepted<JobView>, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> CancelJob(
+    public static async Task<Results<Accepted<JobDetails>, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> CancelJob(
         Guid id,
         [FromServices] JobCancellation cancellation,
         [FromServices] IMonitoringApi monitoring,
@@ -216,9 +216,11 @@ internal static class JobsApi
         return TypedResults.Accepted(CoordinatorRoutes.Job(id), await ViewAsync(db, job, cancellationToken));
     }
 
-    private static async Task<JobView> ViewAsync(CoordinatorDbContext db, JobDetails job, CancellationToken cancellationToken,
+    private static async Task<JobDetails> ViewAsync(CoordinatorDbContext db, JobDetails job, CancellationToken cancellationToken,
         long tilesAfter = -1, int tilesLimit = HiresView.DefaultTilesLimit) =>
-        JobView.From(job, job.Mode == Contracts.RenderModes.Hires ? await HiresView.ReadAsync(db, job.Id, tilesAfter, tilesLimit, cancellationToken) : null);
+        job.Mode == Contracts.RenderModes.Hires && await HiresView.ReadAsync(db, job.Id, tilesAfter, tilesLimit, cancellationToken) is { } hires
+            ? job with { Tiles = hires.Tiles, ResultImage = hires.ResultImage }
+            : job;
 
     public static async Task<Results<ServerSentEventsResult<JobEvent>, NotFound<ProblemDetails>>> JobEvents(
         Guid id,
@@ -275,40 +277,4 @@ internal static class JobsApi
     // "$.sweep.seeds[2]" → "sweep.seeds[2]", the field naming the validator uses.
     private static string FieldOf(string? path) =>
         path is null or "$" || !path.StartsWith("$.", StringComparison.Ordinal) ? "body" : path[2..];
-}
-
-/// <summary>
-/// A job as <c>/v1/jobs</c> shows it: the monitoring API's <see cref="JobDetails"/>, field for field, plus for a hires
-/// job a page of its tiles and the final image's URL (null for other jobs).
-/// </summary>
-/// <remarks>
-/// A copy of <see cref="JobDetails"/>' fields rather than a change to the monitoring model, which the dashboard shares;
-/// a test (JobViewTests) fails when the two drift apart.
-/// </remarks>
-public sealed record JobView(
-    Guid Id,
-    JobState State,
-    DateTimeOffset CreatedAt,
-    DateTimeOffset? FinishedAt,
-    string Model,
-    int Width,
-    int Height,
-    string Mode,
-    int Priority,
-    long Seed,
-    long Items,
-    JobProgress Progress,
-    IReadOnlyList<RunningItem> RunningItems,
-    IReadOnlyList<JobImage> Images,
-    IReadOnlyList<ItemError> Errors,
-    int? EligibleWorkers,
-    string? WaitingReason,
-    string? CancelReason,
-    IReadOnlyList<JobTile>? Tiles,
-    string? ResultImage)
-{
-    internal static JobView From(JobDetails job, HiresJobView? hires) => new(
-        job.Id, job.State, job.CreatedAt, job.FinishedAt, job.Model, job.Width, job.Height, job.Mode, job.Priority, job.Seed,
-        job.Items, job.Progress, job.RunningItems, job.Images, job.Errors, job.EligibleWorkers, job.WaitingReason, job.CancelReason,
-        hires?.Tiles, hires?.ResultImage);
 }

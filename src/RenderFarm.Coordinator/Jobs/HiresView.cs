@@ -1,22 +1,13 @@
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using RenderFarm.Contracts;
+using RenderFarm.Coordinator.Monitoring;
 using RenderFarm.Coordinator.Persistence;
 using RenderFarm.Domain.Requests;
 using RenderFarm.Domain.States;
 using RenderFarm.Domain.Tiling;
 
 namespace RenderFarm.Coordinator.Jobs;
-
-/// <summary>One tile of a hires job, in pixels of the final image, and where its item stands.</summary>
-/// <param name="Index">The tile's index in the grid, row-major (its item is index + 1).</param>
-/// <param name="X">Left edge.</param>
-/// <param name="Y">Top edge.</param>
-/// <param name="Width">Width in pixels.</param>
-/// <param name="Height">Height in pixels.</param>
-/// <param name="WorkerId">The worker that rendered it or renders it now; null before it starts.</param>
-/// <param name="State">Its item's state (Queued also while it waits for the base image).</param>
-public sealed record JobTile(int Index, int X, int Y, int Width, int Height, string? WorkerId, ItemState State);
 
 /// <summary>The hires part of a job's view: a page of its tiles and where the final image is once stitched.</summary>
 /// <param name="Tiles">Tiles with an index above the page's cursor, in index order.</param>

@@ -32,7 +32,7 @@ public sealed record RunningItem(long Index, Guid ItemId, int Attempt, string? W
 public sealed record ItemError(long Index, long Seed, int Attempt, string Error, bool Final);
 
 /// <summary>One job in full, as <c>GET /v1/jobs/{id}</c> returns it.</summary>
-/// <remarks><c>EligibleWorkers</c>: While the job waits: connected workers (fresh heartbeat, taking work) that could take it; null once it is final. <c>WaitingReason</c>: Why nothing is happening, in plain words, when no worker can take the job; null otherwise.</remarks>
+/// <remarks><c>EligibleWorkers</c>: While the job waits: connected workers (fresh heartbeat, taking work) that could take it; null once it is final. <c>WaitingReason</c>: Why nothing is happening, in plain words, when no worker can take the job; null otherwise. <c>Tiles</c> and <c>ResultImage</c>: for a hires job, a page of its tiles and the stitched image's URL (null until stitched); null for other jobs.</remarks>
 public sealed record JobDetails(
     Guid Id,
     JobState State,
@@ -51,7 +51,19 @@ public sealed record JobDetails(
     IReadOnlyList<ItemError> Errors,
     int? EligibleWorkers,
     string? WaitingReason,
-    string? CancelReason);
+    string? CancelReason,
+    IReadOnlyList<JobTile>? Tiles = null,
+    string? ResultImage = null);
+
+/// <summary>One tile of a hires job, in pixels of the final image, and where its item stands.</summary>
+/// <param name="Index">The tile's index in the grid, row-major (its item is index + 1).</param>
+/// <param name="X">Left edge.</param>
+/// <param name="Y">Top edge.</param>
+/// <param name="Width">Width in pixels.</param>
+/// <param name="Height">Height in pixels.</param>
+/// <param name="WorkerId">The worker that rendered it or renders it now; null before it starts.</param>
+/// <param name="State">Its item's state (Queued also while it waits for the base image).</param>
+public sealed record JobTile(int Index, int X, int Y, int Width, int Height, string? WorkerId, ItemState State);
 
 /// <summary>A page of results.</summary>
 public sealed record PagedResult<T>(IReadOnlyList<T> Items, int Page, int PageSize, long Total);
