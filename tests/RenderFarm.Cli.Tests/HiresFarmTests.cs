@@ -87,11 +87,12 @@ public sealed class HiresFarmTests(EmbeddedFarmFixture farm, ITestOutputHelper o
             $"seam ratio {seams.Ratio:0.000} (median {seams.MedianGradient:0.00}, worst {seams.WorstBoundaryGradient:0.00} at {(seams.WorstIsVertical ? "x" : "y")}={seams.WorstBoundary}); " +
             $"the same lines inside the untiled tile renders {untiled:0.000}; tiles pasted without blending {pasted.Ratio:0.000}; farm {farmSeconds:0.0} s"));
 
-        // A random-weight model's texture varies from line to line by about 20% by chance: the untiled tile renders
-        // score about as high at these very lines. So the bound is the issue's 1.2, or what those lines show without
-        // tiling (10% slack), whichever is larger; the same tiles pasted without their cross-fade must exceed it, or
-        // the bound could not see a seam at all.
-        var bound = Math.Max(1.2, untiled * 1.1);
+        // The issue's bound. The render is deterministic (seeded, byte-identical to the one-machine render below), so
+        // this is not a threshold that passes by luck: it measured 1.138. A random-weight model's texture varies from
+        // line to line by about 20% by chance (the untiled tile renders score up to ~1.24 at these very lines, printed
+        // above), which is why the tiles pasted without their cross-fade must fail it too: otherwise the bound could
+        // not see a seam at all.
+        const double bound = 1.2;
         seams.Ratio.ShouldBeLessThanOrEqualTo(bound);
         pasted.Ratio.ShouldBeGreaterThan(bound, "a hard seam must fail the bound");
 
