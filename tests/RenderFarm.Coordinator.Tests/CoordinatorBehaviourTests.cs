@@ -359,6 +359,24 @@ public abstract class CoordinatorBehaviourTests<TFixture>(TFixture fixture)
     }
 
     [Fact]
+    public async Task A_running_item_shows_the_step_count_its_worker_reports_not_the_requested_steps()
+    {
+        // img2img and hires tiles run steps × strength of the schedule; the view must not say "step 3 of 20" for a
+        // 6-step render.
+        var job20 = JobsClient.ValidJob();
+        job20["steps"] = 20;
+        var id = (await Client.SubmitAsync(job20)).Id();
+        var item = (await Probe.NextUnitAsync(id)).Items.Single();
+        await Probe.Bus.Publish(new ItemStarted(item.ItemId, id, 1, "worker-a", DateTimeOffset.UtcNow));
+        await Client.WaitForJobAsync(id, j => j.GetProperty("progress").GetProperty("running").GetInt64() == 1);
+
+        await Probe.Bus.Publish(new ItemProgressed(item.ItemId, id, 1, 3, 6, null, DateTimeOffset.UtcNow));
+        var job = await Client.WaitForJobAsync(id, j => j.GetProperty("runningItems").EnumerateArray().Any(r => r.GetProperty("step").GetInt32() == 3));
+        var running = job.GetProperty("runningItems").EnumerateArray().Single();
+        (running.GetProperty("step").GetInt32(), running.GetProperty("totalSteps").GetInt32()).ShouldBe((3, 6));
+    }
+
+    [Fact]
     public async Task Workers_appear_after_a_heartbeat_and_make_jobs_eligible()
     {
         var worker = "worker-" + Guid.NewGuid().ToString("N")[..8];

@@ -61,7 +61,8 @@ internal sealed class ItemLedger(
                     .SetProperty(i => i.WorkerId, message.WorkerId)
                     .SetProperty(i => i.StartedAt, now)
                     .SetProperty(i => i.HeartbeatAt, now)
-                    .SetProperty(i => i.StepsDone, 0), cancellationToken);
+                    .SetProperty(i => i.StepsDone, 0)
+                    .SetProperty(i => i.StepsTotal, (int?)null), cancellationToken);
             if (changed == 0)
             {
                 continue;

@@ -207,7 +207,8 @@ internal sealed partial class LeaseRescuer(
                 .SetProperty(i => i.StartedAt, (DateTime?)null)
                 .SetProperty(i => i.AssignedWorkerId, (string?)null)
                 .SetProperty(i => i.AssignedAt, (DateTime?)null)
-                .SetProperty(i => i.StepsDone, 0), cancellationToken);
+                .SetProperty(i => i.StepsDone, 0)
+                .SetProperty(i => i.StepsTotal, (int?)null), cancellationToken);
 
         foreach (var job in due.GroupBy(i => i.JobId).OrderBy(g => g.Key))
         {

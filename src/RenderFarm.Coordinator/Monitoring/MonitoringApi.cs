@@ -39,7 +39,7 @@ internal sealed class MonitoringApi(CoordinatorDbContext db, TimeProvider clock,
         var running = job.RunningItems == 0 ? [] : await db.Items.AsNoTracking()
             .Where(i => i.JobId == jobId && i.State == ItemState.Running)
             .OrderBy(i => i.Index).Take(JobDetailsPage.ListLimit)
-            .Select(i => new RunningItem(i.Index, i.Id, i.Attempt, i.WorkerId, i.StepsDone, i.Steps))
+            .Select(i => new RunningItem(i.Index, i.Id, i.Attempt, i.WorkerId, i.StepsDone, i.StepsTotal ?? i.Steps))
             .ToListAsync(cancellationToken);
 
         var errors = job.FailedItems + job.RetryingItems + job.RunningItems + job.QueuedItems == 0 ? [] : await db.Items.AsNoTracking()

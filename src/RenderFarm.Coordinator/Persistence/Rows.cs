@@ -117,6 +117,13 @@ public sealed class ItemRow
     public int StepsDone { get; set; }
 
     /// <summary>
+    /// The running attempt's step count as its worker reports it; null until its first progress. It differs from
+    /// <see cref="Steps"/> where the engine runs only part of the schedule (img2img and hires tiles: steps × strength)
+    /// or counts something else (a hires stitch counts tile rows).
+    /// </summary>
+    public int? StepsTotal { get; set; }
+
+    /// <summary>
     /// The worker placement sent this attempt to alone (its own queue); null when it went to the shared queue. If
     /// that worker stops heartbeating before the item starts, the item is placed again.
     /// </summary>

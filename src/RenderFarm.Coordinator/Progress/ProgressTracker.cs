@@ -81,7 +81,7 @@ internal sealed partial class ProgressFlusher(
         {
             await db.Items
                 .Where(i => i.Id == p.ItemId && i.Attempt == p.Attempt && i.State == ItemState.Running && i.StepsDone < p.Step)
-                .ExecuteUpdateAsync(s => s.SetProperty(i => i.StepsDone, p.Step), cancellationToken);
+                .ExecuteUpdateAsync(s => s.SetProperty(i => i.StepsDone, p.Step).SetProperty(i => i.StepsTotal, p.TotalSteps), cancellationToken);
         }
 
         await tx.CommitAsync(cancellationToken);

@@ -162,6 +162,10 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                         .HasColumnType("integer")
                         .HasColumnName("steps_done");
 
+                    b.Property<int?>("StepsTotal")
+                        .HasColumnType("integer")
+                        .HasColumnName("steps_total");
+
                     b.Property<double?>("Strength")
                         .HasColumnType("double precision")
                         .HasColumnName("strength");

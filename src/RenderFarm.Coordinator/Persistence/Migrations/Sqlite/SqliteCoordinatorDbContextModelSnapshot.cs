@@ -156,6 +156,10 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("steps_done");
 
+                    b.Property<int?>("StepsTotal")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("steps_total");
+
                     b.Property<double?>("Strength")
                         .HasColumnType("REAL")
                         .HasColumnName("strength");
