@@ -148,6 +148,32 @@ public abstract class HiresJobTests<TFixture>(TFixture fixture)
     }
 
     [Fact]
+    public async Task The_last_tiles_reported_in_one_batch_release_the_stitch_once()
+    {
+        var id = (await Client.SubmitAsync(Hires(1024, 768, seed: 11))).Id();
+        await RenderAsync(id, (await Probe.NextUnitAsync(id)).Items.Single(), "worker-base");
+        var tiles = (await Probe.UnitsAsync(id, 6)).Select(u => u.Items[0]).OrderBy(i => i.Index).ToList();
+        foreach (var tile in tiles.Take(4))
+        {
+            await RenderAsync(id, tile, "worker-0");
+        }
+
+        await Client.WaitForJobAsync(id, j => j.GetProperty("progress").GetProperty("succeeded").GetInt64() == 5);
+        await using (var scope = fixture.Factory.Services.CreateAsyncScope())
+        {
+            // Both last tiles in one batch (and one of them twice): each success must see the counters as of itself.
+            var ledger = scope.ServiceProvider.GetRequiredService<ItemLedger>();
+            ItemRendered Rendered(RenderItem tile) => new(tile.ItemId, id, tile.Attempt, tile.OutputKey, "worker-1", TimeSpan.FromSeconds(1));
+            await ledger.RenderedAsync([Rendered(tiles[5]), Rendered(tiles[4]), Rendered(tiles[5])], CancellationToken.None);
+        }
+
+        var stitch = (await Probe.NextUnitAsync(id)).Items.ShouldHaveSingleItem();
+        stitch.Mode.ShouldBe(RenderModes.HiresStitch);
+        (await Probe.AnyUnitWithinAsync(id, TimeSpan.FromMilliseconds(300))).ShouldBeFalse("the stitch must be released once");
+        (await CountAsync(db => db.Outbox.CountAsync(o => o.JobId == id))).ShouldBe(0);
+    }
+
+    [Fact]
     public async Task A_tile_that_fails_for_good_fails_the_stitch_and_the_job()
     {
         // 640×512 in 512 tiles: two tiles side by side.

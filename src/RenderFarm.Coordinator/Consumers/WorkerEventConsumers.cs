@@ -7,27 +7,50 @@ using RenderFarm.Coordinator.Progress;
 
 namespace RenderFarm.Coordinator.Consumers;
 
-// Thin adapters from the bus to ItemLedger: the rules live there, so they read the same from a test or a
-// later batch consumer. Each gets its own endpoint (named by MassTransit from the type), so a flood of
+// Thin adapters from the bus to ItemLedger: the rules live there, so they read the same from a test. Each gets its own endpoint (named by MassTransit from the type), so a flood of
 // progress never queues in front of completions.
 
-/// <summary>Records that a worker started an item attempt.</summary>
-internal sealed class ItemStartedConsumer(ItemLedger ledger) : IConsumer<ItemStarted>
+/// <summary>
+/// Records that workers started item attempts, a batch at a time: a farm of fast workers reports hundreds of starts a
+/// second, and one transaction per batch instead of per item is what lets the coordinator keep up
+/// (<see cref="ItemLedger.StartedAsync(IReadOnlyList{ItemStarted}, CancellationToken)"/>).
+/// </summary>
+internal sealed class ItemStartedConsumer(ItemLedger ledger) : IConsumer<Batch<ItemStarted>>
 {
-    public Task Consume(ConsumeContext<ItemStarted> context)
+    public Task Consume(ConsumeContext<Batch<ItemStarted>> context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        return ledger.StartedAsync(context.Message, context.CancellationToken);
+        return ledger.StartedAsync([.. context.Message.Select(m => m.Message)], context.CancellationToken);
     }
 }
 
-/// <summary>Records an item's image, idempotently on (item id, attempt).</summary>
-internal sealed class ItemRenderedConsumer(ItemLedger ledger) : IConsumer<ItemRendered>
+/// <summary>Records items' images, a batch at a time, idempotently on (item id, attempt).</summary>
+internal sealed class ItemRenderedConsumer(ItemLedger ledger) : IConsumer<Batch<ItemRendered>>
 {
-    public Task Consume(ConsumeContext<ItemRendered> context)
+    public Task Consume(ConsumeContext<Batch<ItemRendered>> context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        return ledger.RenderedAsync(context.Message, context.CancellationToken);
+        return ledger.RenderedAsync([.. context.Message.Select(m => m.Message)], context.CancellationToken);
+    }
+}
+
+/// <summary>
+/// Batch limits for the start and image consumers. A batch is handed over when it is full or
+/// <see cref="TimeLimit"/> after its first message, so a lone report waits at most that long; a failed batch is
+/// retried whole, which the ledger's conditional updates make harmless.
+/// </summary>
+internal static class LedgerBatches
+{
+    public const int MessageLimit = 100;
+
+    public const int ConcurrencyLimit = 2;
+
+    public static readonly TimeSpan TimeLimit = TimeSpan.FromMilliseconds(20);
+
+    public static void Apply(BatchOptions options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        options.SetMessageLimit(MessageLimit).SetTimeLimit(TimeLimit).SetConcurrencyLimit(ConcurrencyLimit);
     }
 }
 

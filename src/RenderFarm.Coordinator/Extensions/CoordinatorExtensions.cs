@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
@@ -80,9 +81,9 @@ public static class CoordinatorExtensions
         services.AddRenderFarmStorage(configuration);
         services.AddRenderFarmBus(configuration, bus =>
         {
-            bus.AddConsumer<ItemStartedConsumer>();
+            bus.AddConsumer<ItemStartedConsumer>((_, c) => c.Options<BatchOptions>(LedgerBatches.Apply));
             bus.AddConsumer<ItemProgressedConsumer>();
-            bus.AddConsumer<ItemRenderedConsumer>();
+            bus.AddConsumer<ItemRenderedConsumer>((_, c) => c.Options<BatchOptions>(LedgerBatches.Apply));
             bus.AddConsumer<ItemFailedConsumer>();
             bus.AddConsumer<WorkerHeartbeatConsumer>();
         });

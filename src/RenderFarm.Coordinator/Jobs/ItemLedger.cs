@@ -32,108 +32,195 @@ internal sealed class ItemLedger(
 
     private readonly RetryPolicy _retry = options.Value.ToRetryPolicy();
 
-    private sealed record Snapshot(Guid JobId, long Index, ItemState State, int Attempt, string Mode, bool Hires);
+    private sealed record Snapshot(Guid Id, Guid JobId, long Index, ItemState State, int Attempt, string Mode, bool Hires);
 
-    public async Task StartedAsync(ItemStarted message, CancellationToken cancellationToken)
+    /// <summary>Records one start; see <see cref="StartedAsync(IReadOnlyList{ItemStarted}, CancellationToken)"/>.</summary>
+    public Task StartedAsync(ItemStarted message, CancellationToken cancellationToken) => StartedAsync([message], cancellationToken);
+
+    /// <summary>
+    /// Records a batch of starts in one transaction: one read of the items, a conditional update per item, and one
+    /// counter update per job (rather than a transaction, two reads and two job-row updates per item, which capped a
+    /// farm at tens of completions a second and made every start of a job queue on its job row's lock).
+    /// </summary>
+    public async Task StartedAsync(IReadOnlyList<ItemStarted> messages, CancellationToken cancellationToken)
     {
-        for (var race = 0; race < MaxRaces; race++)
+        ArgumentNullException.ThrowIfNull(messages);
+        var pending = messages.DistinctBy(m => (m.ItemId, m.Attempt)).ToList();
+        for (var race = 0; race < MaxRaces && pending.Count > 0; race++)
         {
             var now = Now();
             await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
-            var item = await ReadAsync(message.ItemId, cancellationToken);
-            if (item is null || item.Attempt != message.Attempt || item.State != ItemState.Queued)
+            var items = await ReadAsync(pending.Select(m => m.ItemId), cancellationToken);
+            var started = new List<(ItemStarted Message, Snapshot Item)>();
+            var raced = new List<ItemStarted>();
+            // Item rows are locked in id order, so two batches sharing an item (a redelivery) cannot deadlock.
+            foreach (var message in pending.OrderBy(m => m.ItemId))
             {
-                // Stale attempt, a redelivery, or the item finished first (events travel on separate queues).
-                if (item is { State: ItemState.Running } && item.Attempt == message.Attempt)
+                if (!items.TryGetValue(message.ItemId, out var item) || item.Attempt != message.Attempt || item.State != ItemState.Queued)
                 {
-                    await db.Items.Where(i => i.Id == message.ItemId && i.State == ItemState.Running && i.Attempt == message.Attempt)
-                        .ExecuteUpdateAsync(s => s.SetProperty(i => i.HeartbeatAt, now), cancellationToken);
-                    await tx.CommitAsync(cancellationToken);
+                    // Stale attempt, a redelivery, or the item finished first (events travel on separate queues).
+                    if (item is { State: ItemState.Running } && item.Attempt == message.Attempt)
+                    {
+                        await db.Items.Where(i => i.Id == message.ItemId && i.State == ItemState.Running && i.Attempt == message.Attempt)
+                            .ExecuteUpdateAsync(s => s.SetProperty(i => i.HeartbeatAt, now), cancellationToken);
+                    }
+
+                    continue;
                 }
 
-                return;
+                var changed = await db.Items
+                    .Where(i => i.Id == message.ItemId && i.State == ItemState.Queued && i.Attempt == message.Attempt)
+                    .ExecuteUpdateAsync(s => s
+                        .SetProperty(i => i.State, ItemState.Running)
+                        .SetProperty(i => i.WorkerId, message.WorkerId)
+                        .SetProperty(i => i.StartedAt, now)
+                        .SetProperty(i => i.HeartbeatAt, now)
+                        .SetProperty(i => i.StepsDone, 0)
+                        .SetProperty(i => i.StepsTotal, (int?)null), cancellationToken);
+                if (changed == 0)
+                {
+                    raced.Add(message);
+                }
+                else
+                {
+                    started.Add((message, item));
+                }
             }
 
-            var changed = await db.Items
-                .Where(i => i.Id == message.ItemId && i.State == ItemState.Queued && i.Attempt == message.Attempt)
-                .ExecuteUpdateAsync(s => s
-                    .SetProperty(i => i.State, ItemState.Running)
-                    .SetProperty(i => i.WorkerId, message.WorkerId)
-                    .SetProperty(i => i.StartedAt, now)
-                    .SetProperty(i => i.HeartbeatAt, now)
-                    .SetProperty(i => i.StepsDone, 0)
-                    .SetProperty(i => i.StepsTotal, (int?)null), cancellationToken);
-            if (changed == 0)
+            var jobStates = new List<(Guid JobId, JobState? State)>();
+            // Job rows are locked in id order too: batches touching the same jobs wait for each other, never deadlock.
+            foreach (var job in started.GroupBy(s => s.Item.JobId).OrderBy(g => g.Key))
             {
-                continue;
+                await JobCounters.MoveAsync(db, job.Key, ItemState.Queued, ItemState.Running, job.Count(), now, cancellationToken);
+                jobStates.Add((job.Key, await JobCounters.DeriveAsync(db, job.Key, now, cancellationToken)));
             }
 
-            await JobCounters.MoveAsync(db, item.JobId, ItemState.Queued, ItemState.Running, 1, now, cancellationToken);
-            var jobState = await JobCounters.DeriveAsync(db, item.JobId, now, cancellationToken);
             await tx.CommitAsync(cancellationToken);
+            foreach (var (message, item) in started)
+            {
+                hub.Publish(WithPart(new JobEvent(JobEventTypes.ItemStarted, item.JobId, item.Index, message.ItemId, message.Attempt, message.WorkerId), item));
+            }
 
-            hub.Publish(WithPart(new JobEvent(JobEventTypes.ItemStarted, item.JobId, item.Index, message.ItemId, message.Attempt, message.WorkerId), item));
-            PublishJobState(item.JobId, jobState);
-            return;
+            foreach (var (jobId, state) in jobStates)
+            {
+                PublishJobState(jobId, state);
+            }
+
+            pending = raced;
         }
 
-        logger.LogWarning("Item {ItemId} kept changing under ItemStarted; giving up on this delivery", message.ItemId);
+        foreach (var message in pending)
+        {
+            logger.LogWarning("Item {ItemId} kept changing under ItemStarted; giving up on this delivery", message.ItemId);
+        }
     }
 
-    public async Task RenderedAsync(ItemRendered message, CancellationToken cancellationToken)
+    /// <summary>Records one image; see <see cref="RenderedAsync(IReadOnlyList{ItemRendered}, CancellationToken)"/>.</summary>
+    public Task RenderedAsync(ItemRendered message, CancellationToken cancellationToken) => RenderedAsync([message], cancellationToken);
+
+    /// <summary>
+    /// Records a batch of images in one transaction, as <see cref="StartedAsync(IReadOnlyList{ItemStarted}, CancellationToken)"/>
+    /// does starts. A hires job's parts are recorded one at a time within it, because each success may release the
+    /// next parts and must see the counters as of itself (two last tiles in one batch would otherwise both release
+    /// the stitch).
+    /// </summary>
+    public async Task RenderedAsync(IReadOnlyList<ItemRendered> messages, CancellationToken cancellationToken)
     {
-        for (var race = 0; race < MaxRaces; race++)
+        ArgumentNullException.ThrowIfNull(messages);
+        var pending = messages.DistinctBy(m => m.ItemId).ToList();
+        for (var race = 0; race < MaxRaces && pending.Count > 0; race++)
         {
             var now = Now();
             await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
-            var item = await ReadAsync(message.ItemId, cancellationToken);
-            // A final item already has its one image or its one failure: duplicates change nothing. A success
-            // of an older attempt is still a good image (same key, same bytes), so it is taken.
-            if (item is null || ItemStateMachine.IsFinal(item.State) || message.Attempt > item.Attempt)
+            var items = await ReadAsync(pending.Select(m => m.ItemId), cancellationToken);
+            var done = new List<(ItemRendered Message, Snapshot Item, ItemState From)>();
+            var raced = new List<ItemRendered>();
+            foreach (var message in pending.OrderBy(m => m.ItemId))
             {
-                return;
+                // A final item already has its one image or its one failure: duplicates change nothing. A success
+                // of an older attempt is still a good image (same key, same bytes), so it is taken.
+                if (!items.TryGetValue(message.ItemId, out var item) || ItemStateMachine.IsFinal(item.State) || message.Attempt > item.Attempt)
+                {
+                    continue;
+                }
+
+                var from = item.State;
+                var attempt = item.Attempt;
+                var changed = await db.Items
+                    .Where(i => i.Id == message.ItemId && i.State == from && i.Attempt == attempt)
+                    .ExecuteUpdateAsync(s => s
+                        .SetProperty(i => i.State, ItemState.Succeeded)
+                        .SetProperty(i => i.ArtifactKey, message.ArtifactKey)
+                        .SetProperty(i => i.WorkerId, message.WorkerId)
+                        .SetProperty(i => i.FinishedAt, now)
+                        .SetProperty(i => i.RetryAt, (DateTime?)null)
+                        .SetProperty(i => i.Error, (string?)null)
+                        .SetProperty(i => i.StepsDone, i => i.Steps), cancellationToken);
+                if (changed == 0)
+                {
+                    raced.Add(message);
+                }
+                else
+                {
+                    done.Add((message, item, from));
+                }
             }
 
-            var from = item.State;
-            var attempt = item.Attempt;
-            var changed = await db.Items
-                .Where(i => i.Id == message.ItemId && i.State == from && i.Attempt == attempt)
-                .ExecuteUpdateAsync(s => s
-                    .SetProperty(i => i.State, ItemState.Succeeded)
-                    .SetProperty(i => i.ArtifactKey, message.ArtifactKey)
-                    .SetProperty(i => i.WorkerId, message.WorkerId)
-                    .SetProperty(i => i.FinishedAt, now)
-                    .SetProperty(i => i.RetryAt, (DateTime?)null)
-                    .SetProperty(i => i.Error, (string?)null)
-                    .SetProperty(i => i.StepsDone, i => i.Steps), cancellationToken);
-            if (changed == 0)
+            var released = new List<OutboxRow>();
+            var jobStates = new List<(Guid JobId, JobState? State)>();
+            foreach (var job in done.GroupBy(d => d.Item.JobId).OrderBy(g => g.Key))
             {
-                continue;
+                if (job.First().Item.Hires)
+                {
+                    foreach (var (_, item, from) in job.OrderBy(d => d.Item.Index))
+                    {
+                        await JobCounters.MoveAsync(db, job.Key, from, ItemState.Succeeded, 1, now, cancellationToken);
+                        released.AddRange(await HiresJobs.AfterSuccessAsync(db, job.Key, item.Index, item.Mode, now, cancellationToken));
+                    }
+                }
+                else
+                {
+                    var delta = new Dictionary<ItemState, long> { [ItemState.Succeeded] = job.Count() };
+                    foreach (var from in job.GroupBy(d => d.From))
+                    {
+                        delta[from.Key] = -from.Count();
+                    }
+
+                    await JobCounters.ShiftAsync(db, job.Key, delta, now, cancellationToken);
+                }
+
+                jobStates.Add((job.Key, await JobCounters.DeriveAsync(db, job.Key, now, cancellationToken)));
             }
 
-            await JobCounters.MoveAsync(db, item.JobId, from, ItemState.Succeeded, 1, now, cancellationToken);
-            IReadOnlyList<OutboxRow> released = item.Hires
-                ? await HiresJobs.AfterSuccessAsync(db, item.JobId, item.Index, item.Mode, now, cancellationToken)
-                : [];
             if (released.Count > 0)
             {
                 await dialect.WriteOutboxAsync(db, released, cancellationToken);
             }
 
-            var jobState = await JobCounters.DeriveAsync(db, item.JobId, now, cancellationToken);
             await tx.CommitAsync(cancellationToken);
             if (released.Count > 0)
             {
                 signal.Notify();
             }
 
-            hub.Publish(WithPart(new JobEvent(JobEventTypes.ItemDone, item.JobId, item.Index, message.ItemId, message.Attempt, message.WorkerId,
-                Url: CoordinatorRoutes.ImageUrl(item.JobId, item.Index)), item));
-            PublishJobState(item.JobId, jobState);
-            return;
+            foreach (var (message, item, _) in done)
+            {
+                hub.Publish(WithPart(new JobEvent(JobEventTypes.ItemDone, item.JobId, item.Index, message.ItemId, message.Attempt, message.WorkerId,
+                    Url: CoordinatorRoutes.ImageUrl(item.JobId, item.Index)), item));
+            }
+
+            foreach (var (jobId, state) in jobStates)
+            {
+                PublishJobState(jobId, state);
+            }
+
+            pending = raced;
         }
 
-        logger.LogWarning("Item {ItemId} kept changing under ItemRendered; giving up on this delivery", message.ItemId);
+        foreach (var message in pending)
+        {
+            logger.LogWarning("Item {ItemId} kept changing under ItemRendered; giving up on this delivery", message.ItemId);
+        }
     }
 
     public async Task FailedAsync(ItemFailed message, CancellationToken cancellationToken)
@@ -246,8 +333,17 @@ internal sealed class ItemLedger(
 
     private Task<Snapshot?> ReadAsync(Guid itemId, CancellationToken cancellationToken) =>
         db.Items.AsNoTracking().Where(i => i.Id == itemId)
-            .Select(i => new Snapshot(i.JobId, i.Index, i.State, i.Attempt, i.Mode, i.Hires != null))
+            .Select(i => new Snapshot(i.Id, i.JobId, i.Index, i.State, i.Attempt, i.Mode, i.Hires != null))
             .FirstOrDefaultAsync(cancellationToken);
+
+    private async Task<Dictionary<Guid, Snapshot>> ReadAsync(IEnumerable<Guid> itemIds, CancellationToken cancellationToken)
+    {
+        var ids = itemIds.Distinct().ToList();
+        var rows = await db.Items.AsNoTracking().Where(i => ids.Contains(i.Id))
+            .Select(i => new Snapshot(i.Id, i.JobId, i.Index, i.State, i.Attempt, i.Mode, i.Hires != null))
+            .ToListAsync(cancellationToken);
+        return rows.ToDictionary(r => r.Id);
+    }
 
     // Item indexes of a hires job are base 0, tiles 1..N, stitch N + 1; the mode tells the part without reading the job.
     private static JobEvent WithPart(JobEvent jobEvent, Snapshot item) => !item.Hires ? jobEvent : item.Mode switch
