@@ -1,6 +1,8 @@
 using MassTransit;
+using Microsoft.Extensions.Options;
 using RenderFarm.Contracts;
 using RenderFarm.Coordinator.Jobs;
+using RenderFarm.Coordinator.Options;
 using RenderFarm.Coordinator.Persistence;
 using RenderFarm.Coordinator.Placement;
 using RenderFarm.Coordinator.Progress;
@@ -35,22 +37,25 @@ internal sealed class ItemRenderedConsumer(ItemLedger ledger) : IConsumer<Batch<
 }
 
 /// <summary>
-/// Batch limits for the start and image consumers. A batch is handed over when it is full or
-/// <see cref="TimeLimit"/> after its first message, so a lone report waits at most that long; a failed batch is
-/// retried whole, which the ledger's conditional updates make harmless.
+/// Batch limits for the start and image consumers, from <see cref="CoordinatorOptions.LedgerBatchSize"/> and
+/// <see cref="CoordinatorOptions.LedgerBatchWait"/>. A batch is handed over when it is full or the wait after its first
+/// message is over; a failed batch is retried whole, which the ledger's conditional updates make harmless.
 /// </summary>
 internal static class LedgerBatches
 {
-    public const int MessageLimit = 100;
-
+    /// <summary>Batches of one endpoint recorded at once; two let one commit while the next is collected.</summary>
     public const int ConcurrencyLimit = 2;
 
-    public static readonly TimeSpan TimeLimit = TimeSpan.FromMilliseconds(20);
-
-    public static void Apply(BatchOptions options)
+    public static void Configure<TConsumer>(IRegistrationContext context, IConsumerConfigurator<TConsumer> consumer)
+        where TConsumer : class
     {
-        ArgumentNullException.ThrowIfNull(options);
-        options.SetMessageLimit(MessageLimit).SetTimeLimit(TimeLimit).SetConcurrencyLimit(ConcurrencyLimit);
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(consumer);
+        var options = context.GetRequiredService<IOptions<CoordinatorOptions>>().Value;
+        consumer.Options<BatchOptions>(batch => batch
+            .SetMessageLimit(options.LedgerBatchSize)
+            .SetTimeLimit(options.LedgerBatchWait)
+            .SetConcurrencyLimit(ConcurrencyLimit));
     }
 }
 

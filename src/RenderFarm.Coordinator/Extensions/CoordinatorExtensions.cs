@@ -81,9 +81,9 @@ public static class CoordinatorExtensions
         services.AddRenderFarmStorage(configuration);
         services.AddRenderFarmBus(configuration, bus =>
         {
-            bus.AddConsumer<ItemStartedConsumer>((_, c) => c.Options<BatchOptions>(LedgerBatches.Apply));
+            bus.AddConsumer<ItemStartedConsumer>(LedgerBatches.Configure);
             bus.AddConsumer<ItemProgressedConsumer>();
-            bus.AddConsumer<ItemRenderedConsumer>((_, c) => c.Options<BatchOptions>(LedgerBatches.Apply));
+            bus.AddConsumer<ItemRenderedConsumer>(LedgerBatches.Configure);
             bus.AddConsumer<ItemFailedConsumer>();
             bus.AddConsumer<WorkerHeartbeatConsumer>();
         });

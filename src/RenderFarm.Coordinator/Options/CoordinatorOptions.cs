@@ -20,6 +20,12 @@ public sealed class CoordinatorOptions
     /// </summary>
     public const int DefaultInsertPageSize = 4096;
 
+    /// <summary>Default for <see cref="LedgerBatchSize"/>.</summary>
+    public const int DefaultLedgerBatchSize = 100;
+
+    /// <summary>Default for <see cref="LedgerBatchWait"/>: a lone report waits at most this long.</summary>
+    public static readonly TimeSpan DefaultLedgerBatchWait = TimeSpan.FromMilliseconds(20);
+
     /// <summary>Models a job may name; the first is used when a job names none. Placement by VRAM comes later.</summary>
     public List<string> Models { get; set; } = [];
 
@@ -46,6 +52,15 @@ public sealed class CoordinatorOptions
 
     /// <summary>Most items per work unit (see <see cref="WorkUnitPlanner"/>); 1 disables batching.</summary>
     public int WorkUnitSize { get; set; } = WorkUnitPlanner.DefaultMaxItemsPerUnit;
+
+    /// <summary>
+    /// Most worker reports (starts, images) recorded in one ledger transaction. Larger batches cost the database far
+    /// less per item (docs/benchmarks.md, "Farm throughput"); 1 records each report alone.
+    /// </summary>
+    public int LedgerBatchSize { get; set; } = DefaultLedgerBatchSize;
+
+    /// <summary>How long a ledger batch waits for more reports after its first before it is recorded anyway.</summary>
+    public TimeSpan LedgerBatchWait { get; set; } = DefaultLedgerBatchWait;
 
     /// <summary>Items written per page when a job is inserted.</summary>
     public int InsertPageSize { get; set; } = DefaultInsertPageSize;
@@ -109,6 +124,9 @@ internal sealed class CoordinatorOptionsValidator : IValidateOptions<Coordinator
         Check(options.HiresMaxPixels >= (long)ValidationLimits.MinDimension * ValidationLimits.MinDimension, $"{nameof(options.HiresMaxPixels)} must allow at least one 64×64 image.");
         Check(options.HiresMaxTiles >= 1, $"{nameof(options.HiresMaxTiles)} must be at least 1.");
         Check(options.WorkUnitSize is >= 1 and <= 1024, $"{nameof(options.WorkUnitSize)} must be between 1 and 1024.");
+        Check(options.LedgerBatchSize is >= 1 and <= 1000, $"{nameof(options.LedgerBatchSize)} must be between 1 and 1000.");
+        Check(options.LedgerBatchWait > TimeSpan.Zero && options.LedgerBatchWait <= TimeSpan.FromSeconds(10),
+            $"{nameof(options.LedgerBatchWait)} must be more than zero and at most 00:00:10.");
         Check(options.InsertPageSize is >= 1 and <= 1_000_000, $"{nameof(options.InsertPageSize)} must be between 1 and 1000000.");
         failures.AddRange(options.ToLeasePolicy().Validate().Select(e => $"{CoordinatorOptions.SectionName}:{e}"));
         failures.AddRange(options.ToRetryPolicy().Validate().Select(e => $"{CoordinatorOptions.SectionName}:{e}"));
