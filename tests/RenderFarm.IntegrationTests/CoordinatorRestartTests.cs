@@ -15,7 +15,7 @@ public sealed class CoordinatorRestartTests(FarmEnvironment environment, ITestOu
         await farm.StartWorkerAsync("it-steady", ct);
 
         const string prompt = "a coordinator that restarts";
-        var jobId = await farm.SubmitAsync(Farm.Job(count: 6, steps: 60, seed: 9, prompt: prompt), ct);
+        var jobId = await farm.SubmitAsync(Farm.Job(count: 6, steps: 300, seed: 9, prompt: prompt), ct);
         var before = await farm.WaitForJobAsync(jobId, job => job.GetProperty("progress").GetProperty("succeeded").GetInt64() >= 1, TimeSpan.FromSeconds(60), ct);
         Farm.IsFinal(before).ShouldBeFalse("the restart must happen mid-job; make the items longer");
 
