@@ -21,21 +21,30 @@ public sealed class DenoisingLoopAllocationTests(OracleModels models)
             ? [tokenizer.Encode("").Ids, tokenizer.Encode("a lighthouse").Ids]
             : [tokenizer.Encode("a lighthouse").Ids]);
         var scheduler = SchedulerFactory.Create(sampler, pipeline.Model.Scheduler);
-        scheduler.SetTimesteps(12);
-        var generator = new TorchCpuGenerator(1);
-        var latents = new float[4 * 8 * 8];
-        generator.FillNormal(latents);
-        using var loop = new DenoisingLoop(pipeline.Unet, scheduler, latents, 8, 8, hidden, width, guidance, [generator], inpaint: null);
 
-        // The first steps may allocate once (ORT's first run, the sampler's history buffers).
-        loop.RunStep(0);
-        loop.RunStep(1);
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var step = 2; step < 12; step++)
+        // As in the scheduler test: the runtime may charge a one-off few hundred bytes to this thread (tiering),
+        // while an allocation in the loop recurs on every run, so the cleanest of several runs must be zero.
+        var perRun = new long[3];
+        for (var run = 0; run < perRun.Length; run++)
         {
-            loop.RunStep(step);
+            scheduler.SetTimesteps(12);
+            var generator = new TorchCpuGenerator(1);
+            var latents = new float[4 * 8 * 8];
+            generator.FillNormal(latents);
+            using var loop = new DenoisingLoop(pipeline.Unet, scheduler, latents, 8, 8, hidden, width, guidance, [generator], inpaint: null);
+
+            // The first steps may allocate once (ORT's first run, the sampler's history buffers).
+            loop.RunStep(0);
+            loop.RunStep(1);
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            for (var step = 2; step < 12; step++)
+            {
+                loop.RunStep(step);
+            }
+
+            perRun[run] = GC.GetAllocatedBytesForCurrentThread() - before;
         }
 
-        (GC.GetAllocatedBytesForCurrentThread() - before).ShouldBe(0);
+        perRun.Min().ShouldBe(0, $"bytes allocated per run: {string.Join(", ", perRun)}");
     }
 }

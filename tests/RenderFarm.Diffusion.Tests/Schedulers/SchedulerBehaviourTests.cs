@@ -128,21 +128,31 @@ public sealed class SchedulerBehaviourTests
     public void Step_does_not_allocate_after_the_first_call(string sampler)
     {
         var scheduler = SchedulerFactory.Create(sampler, Sd, eta: 0.3);
-        scheduler.SetTimesteps(8);
-        var sample = SamplingHarness.Gaussian(4096, 1);
         var output = SamplingHarness.Gaussian(4096, 2);
         var noise = SamplingHarness.Gaussian(4096, 3);
         var input = new float[4096];
-        scheduler.Step(output, 0, sample, noise);
 
-        var before = GC.GetAllocatedBytesForCurrentThread();
-        for (var i = 1; i < scheduler.Timesteps.Count; i++)
+        // The runtime itself sometimes charges a few hundred bytes to this thread once (a CI run saw 536 bytes in one
+        // sampler's loop, which allocates nothing): tiering and first-call bookkeeping. A real allocation in Step or
+        // ScaleModelInput happens on every run, so the cleanest of several runs must be zero.
+        var perRun = new long[5];
+        for (var run = 0; run < perRun.Length; run++)
         {
-            scheduler.ScaleModelInput(sample, input, i);
-            scheduler.Step(output, i, sample, scheduler.NeedsNoise(i) ? noise : default);
+            scheduler.SetTimesteps(8);
+            var sample = SamplingHarness.Gaussian(4096, 1);
+            scheduler.Step(output, 0, sample, noise);
+
+            var before = GC.GetAllocatedBytesForCurrentThread();
+            for (var i = 1; i < scheduler.Timesteps.Count; i++)
+            {
+                scheduler.ScaleModelInput(sample, input, i);
+                scheduler.Step(output, i, sample, scheduler.NeedsNoise(i) ? noise : default);
+            }
+
+            perRun[run] = GC.GetAllocatedBytesForCurrentThread() - before;
         }
 
-        (GC.GetAllocatedBytesForCurrentThread() - before).ShouldBe(0);
+        perRun.Min().ShouldBe(0, $"bytes allocated per run: {string.Join(", ", perRun)}");
     }
 
     [Theory]
