@@ -557,6 +557,11 @@ public abstract class CoordinatorBehaviourTests<TFixture>(TFixture fixture)
 
         public Task<List<ItemRow>> LockDueRetriesAsync(CoordinatorDbContext db, DateTime now, int limit, CancellationToken cancellationToken) =>
             inner.LockDueRetriesAsync(db, now, limit, cancellationToken);
+
+        public Task LockUnfinishedItemsAsync(CoordinatorDbContext db, Guid jobId, CancellationToken cancellationToken) =>
+            inner.LockUnfinishedItemsAsync(db, jobId, cancellationToken);
+
+        public Microsoft.EntityFrameworkCore.Storage.IExecutionStrategy RetryOnConflict(CoordinatorDbContext db) => inner.RetryOnConflict(db);
     }
 }
 

@@ -111,7 +111,8 @@ internal static class HiresJobs
     /// </summary>
     /// <remarks>
     /// Runs after the job row is locked; the items it updates were never released, so no worker report can hold
-    /// their rows, and cancellation locks running items before queued ones, so it waits here instead of deadlocking.
+    /// their rows. A concurrent cancel can (it locks the job's unfinished items in id order, and a waiting part may
+    /// sort before the failed item): PostgreSQL then aborts one transaction, and each side re-runs its own.
     /// </remarks>
     /// <returns>How many items it failed (their counters already moved).</returns>
     public static async Task<long> FailUnreachableAsync(CoordinatorDbContext db, JobRow job, DateTime now, CancellationToken cancellationToken)

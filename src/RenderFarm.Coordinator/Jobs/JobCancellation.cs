@@ -24,7 +24,14 @@ internal sealed class JobCancellation(CoordinatorDbContext db, IDatabaseDialect 
 {
     private static readonly ItemState[] Unfinished = [ItemState.Queued, ItemState.Running, ItemState.Retrying];
 
-    public async Task<CancelOutcome> CancelAsync(Guid jobId, string? reason, CancellationToken cancellationToken)
+    public Task<CancelOutcome> CancelAsync(Guid jobId, string? reason, CancellationToken cancellationToken) =>
+        dialect.RetryOnConflict(db).ExecuteAsync(
+            (jobId, reason),
+            (_, state, ct) => CancelOnceAsync(state.jobId, state.reason, ct),
+            verifySucceeded: null,
+            cancellationToken);
+
+    private async Task<CancelOutcome> CancelOnceAsync(Guid jobId, string? reason, CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow().UtcDateTime;
         await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
@@ -39,7 +46,8 @@ internal sealed class JobCancellation(CoordinatorDbContext db, IDatabaseDialect 
             return CancelOutcome.AlreadyFinished;
         }
 
-        // Items first, job second: the lock order every other writer uses.
+        // Items first (all of them, in id order), job second: the lock order every other writer uses.
+        await dialect.LockUnfinishedItemsAsync(db, jobId, cancellationToken);
         var delta = new Dictionary<ItemState, long>();
         long canceled = 0;
         foreach (var from in Unfinished)

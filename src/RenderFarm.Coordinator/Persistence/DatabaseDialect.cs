@@ -1,5 +1,7 @@
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage;
 using Npgsql;
+using Npgsql.EntityFrameworkCore.PostgreSQL;
 using NpgsqlTypes;
 using RenderFarm.Domain.States;
 
@@ -28,6 +30,18 @@ internal interface IDatabaseDialect
 
     /// <summary>Locks up to <paramref name="limit"/> retrying items whose backoff has passed at <paramref name="now"/>.</summary>
     Task<List<ItemRow>> LockDueRetriesAsync(CoordinatorDbContext db, DateTime now, int limit, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Locks every unfinished item of a job for the caller's transaction, in item id order: the order in which the
+    /// ledger's batches and the progress flusher lock items, so a cancel waits for them instead of deadlocking.
+    /// </summary>
+    Task LockUnfinishedItemsAsync(CoordinatorDbContext db, Guid jobId, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// How to run a transaction that may still lose a deadlock (a hires job's failure cascade locks the parts it fails
+    /// after its own item, in index order): retried from the start when the database chose it as the victim.
+    /// </summary>
+    IExecutionStrategy RetryOnConflict(CoordinatorDbContext db);
 }
 
 /// <summary>PostgreSQL: binary COPY for bulk writes and <c>FOR UPDATE SKIP LOCKED</c> so several coordinators can share the work.</summary>
@@ -47,6 +61,13 @@ internal sealed class PostgresDialect : IDatabaseDialect
 
     private const string DueSql =
         "SELECT * FROM items WHERE state = {0} AND retry_at <= {1} ORDER BY retry_at LIMIT {2} FOR UPDATE SKIP LOCKED";
+
+    // PostgreSQL sorts before it locks, so the rows are locked in id order; the count keeps the rows on the server.
+    private const string LockUnfinishedSql =
+        """SELECT count(*) AS "Value" FROM (SELECT id FROM items WHERE job_id = {0} AND state IN ({1}, {2}, {3}) ORDER BY id FOR UPDATE) AS locked""";
+
+    // A deadlock victim is retried at once and then with backoff; three tries outlast any cycle the ledger can form.
+    private const int ConflictRetries = 3;
 
     public async Task WriteItemsAsync(CoordinatorDbContext db, IReadOnlyList<ItemRow> items, CancellationToken cancellationToken)
     {
@@ -111,6 +132,23 @@ internal sealed class PostgresDialect : IDatabaseDialect
 
     public Task<List<ItemRow>> LockDueRetriesAsync(CoordinatorDbContext db, DateTime now, int limit, CancellationToken cancellationToken) =>
         db.Items.FromSqlRaw(DueSql, (int)ItemState.Retrying, now, limit).AsNoTracking().ToListAsync(cancellationToken);
+
+    public Task LockUnfinishedItemsAsync(CoordinatorDbContext db, Guid jobId, CancellationToken cancellationToken) =>
+        db.Database.SqlQueryRaw<long>(LockUnfinishedSql, jobId, (int)ItemState.Queued, (int)ItemState.Running, (int)ItemState.Retrying)
+            .ToListAsync(cancellationToken);
+
+    public IExecutionStrategy RetryOnConflict(CoordinatorDbContext db) => new ConflictRetryingStrategy(db, ConflictRetries);
+
+    /// <summary>
+    /// Npgsql's retrying strategy (it retries what PostgreSQL reports as transient, deadlock_detected among them), run
+    /// around commands that the context's own non-retrying strategy executes: that one reports a transient error as an
+    /// <see cref="InvalidOperationException"/> wrapping it, so the wrapped error is looked at too.
+    /// </summary>
+    private sealed class ConflictRetryingStrategy(DbContext context, int maxRetryCount) : NpgsqlRetryingExecutionStrategy(context, maxRetryCount)
+    {
+        protected override bool ShouldRetryOn(Exception? exception) =>
+            base.ShouldRetryOn(exception) || (exception is InvalidOperationException { InnerException: { } inner } && base.ShouldRetryOn(inner));
+    }
 
     private static async Task WriteNullableAsync<T>(NpgsqlBinaryImporter writer, T? value, NpgsqlDbType type, CancellationToken cancellationToken)
     {
@@ -178,4 +216,9 @@ internal sealed class SqliteDialect : IDatabaseDialect
     public Task<List<ItemRow>> LockDueRetriesAsync(CoordinatorDbContext db, DateTime now, int limit, CancellationToken cancellationToken) =>
         db.Items.Where(i => i.State == ItemState.Retrying && i.RetryAt <= now)
             .OrderBy(i => i.RetryAt).Take(limit).AsNoTracking().ToListAsync(cancellationToken);
+
+    // The transaction's database lock is the only lock: there is no row order to keep and no deadlock to lose.
+    public Task LockUnfinishedItemsAsync(CoordinatorDbContext db, Guid jobId, CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public IExecutionStrategy RetryOnConflict(CoordinatorDbContext db) => db.Database.CreateExecutionStrategy();
 }

@@ -77,7 +77,8 @@ internal sealed partial class ProgressFlusher(
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<CoordinatorDbContext>();
         await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
-        foreach (var p in batch)
+        // In item id order, as the ledger locks items, so a flush and a ledger batch wait for each other, never deadlock.
+        foreach (var p in batch.OrderBy(p => p.ItemId))
         {
             await db.Items
                 .Where(i => i.Id == p.ItemId && i.Attempt == p.Attempt && i.State == ItemState.Running && i.StepsDone < p.Step)
