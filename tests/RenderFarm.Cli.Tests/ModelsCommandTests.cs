@@ -1,6 +1,6 @@
-using System.Runtime.CompilerServices;
 using System.Text.Json;
 using RenderFarm.Storage;
+using RenderFarm.Testing;
 
 namespace RenderFarm.Cli.Tests;
 
@@ -107,24 +107,21 @@ public sealed class ModelsCommandTests(CliModels models) : IDisposable
     {
         private static readonly Lock Gate = new();
 
+        private static readonly string[] Names =
+            ["RENDERFARM_S3_ENDPOINT", "RENDERFARM_S3_ACCESS_KEY", "RENDERFARM_S3_SECRET_KEY", "RENDERFARM_S3_BUCKET", "RENDERFARM_S3_SECURE"];
+
         public static void EnsureInEnvironment()
         {
             lock (Gate)
             {
-                if (Environment.GetEnvironmentVariable("RENDERFARM_S3_ENDPOINT") is { Length: > 0 })
-                {
-                    return;
-                }
+                LocalServiceSettings.Require("RENDERFARM_S3_ENDPOINT");
 
                 // The same values the services export: setting them here only spares CI an `eval` of services.env.
-                foreach (var line in File.ReadLines(EnvFile()))
+                foreach (var name in Names)
                 {
-                    var text = line.Trim();
-                    text = text.StartsWith("export ", StringComparison.Ordinal) ? text["export ".Length..] : text;
-                    var equals = text.IndexOf('=', StringComparison.Ordinal);
-                    if (equals > 0 && text.StartsWith("RENDERFARM_S3_", StringComparison.Ordinal))
+                    if (LocalServiceSettings.Get(name) is { } value)
                     {
-                        Environment.SetEnvironmentVariable(text[..equals], text[(equals + 1)..].Trim('\'', '"'));
+                        Environment.SetEnvironmentVariable(name, value);
                     }
                 }
             }
@@ -150,23 +147,6 @@ public sealed class ModelsCommandTests(CliModels models) : IDisposable
             {
                 await store.DeleteAsync(key, CancellationToken.None);
             }
-        }
-
-        private static string EnvFile([CallerFilePath] string source = "")
-        {
-            foreach (var start in new[] { AppContext.BaseDirectory, Path.GetDirectoryName(source) ?? "." })
-            {
-                for (var dir = new DirectoryInfo(start); dir is not null; dir = dir.Parent)
-                {
-                    var env = Path.Combine(dir.FullName, ".state", "services", "services.env");
-                    if (File.Exists(Path.Combine(dir.FullName, "RenderFarm.sln")) && File.Exists(env))
-                    {
-                        return env;
-                    }
-                }
-            }
-
-            throw new InvalidOperationException("RENDERFARM_S3_ENDPOINT is not set and no .state/services/services.env was found: run `deploy/local/services start`.");
         }
     }
 }

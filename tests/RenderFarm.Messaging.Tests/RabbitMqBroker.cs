@@ -1,8 +1,8 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Reflection;
 using System.Text;
+using RenderFarm.Testing;
 
 namespace RenderFarm.Messaging.Tests;
 
@@ -25,9 +25,8 @@ public sealed class RabbitMqBroker : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var settings = ServicesSettings.Load();
-        var amqp = new Uri(settings.Require(Messaging.BusOptions.RabbitMqEnvironmentVariable));
-        var management = new Uri(settings.Require(ManagementVariable));
+        var amqp = new Uri(LocalServiceSettings.Require(Messaging.BusOptions.RabbitMqEnvironmentVariable));
+        var management = new Uri(LocalServiceSettings.Require(ManagementVariable));
 
         var credentials = Uri.UnescapeDataString(amqp.UserInfo);
         _management = new HttpClient { BaseAddress = management, Timeout = TimeSpan.FromSeconds(15) };
@@ -75,77 +74,5 @@ public sealed class RabbitMqBroker : IAsyncLifetime
         }
 
         _management.Dispose();
-    }
-}
-
-/// <summary>
-/// Service settings from the environment, else from <c>.state/services/services.env</c> (written by
-/// <c>deploy/local/services start</c>) in the folder holding RenderFarm.sln.
-/// </summary>
-internal sealed class ServicesSettings
-{
-    private const string StartHint = "Run `deploy/local/services start` (or export its settings) before these tests.";
-
-    private readonly Dictionary<string, string> _fromFile;
-    private readonly string _source;
-
-    private ServicesSettings(Dictionary<string, string> fromFile, string source)
-    {
-        _fromFile = fromFile;
-        _source = source;
-    }
-
-    public static ServicesSettings Load()
-    {
-        var root = FindRepositoryRoot();
-        var state = Environment.GetEnvironmentVariable("RENDERFARM_STATE")
-            ?? (root is null ? null : Path.Combine(root, ".state", "services"));
-        var file = state is null ? null : Path.Combine(state, "services.env");
-
-        var values = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (file is not null && File.Exists(file))
-        {
-            foreach (var raw in File.ReadAllLines(file))
-            {
-                var line = raw.Trim();
-                if (line.StartsWith("export ", StringComparison.Ordinal))
-                    line = line["export ".Length..];
-                var eq = line.IndexOf('=', StringComparison.Ordinal);
-                if (eq <= 0 || line.StartsWith('#'))
-                    continue;
-                values[line[..eq]] = line[(eq + 1)..].Trim('\'', '"');
-            }
-        }
-
-        return new ServicesSettings(values, file ?? "(no RenderFarm.sln found above the test assembly or its source folder)");
-    }
-
-    public string Require(string name)
-    {
-        var value = Environment.GetEnvironmentVariable(name);
-        if (!string.IsNullOrWhiteSpace(value))
-            return value;
-        if (_fromFile.TryGetValue(name, out value) && !string.IsNullOrWhiteSpace(value))
-            return value;
-        throw new InvalidOperationException($"{name} is not set and not in {_source}. {StartHint}");
-    }
-
-    private static string? FindRepositoryRoot()
-    {
-        var sourceDirectory = typeof(ServicesSettings).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
-            .FirstOrDefault(a => a.Key == "SourceDirectory")?.Value;
-
-        // The build output first (tests run from a copy of the repository), then the source tree the
-        // assembly was built from (an --artifacts-path outside the repository).
-        foreach (var start in new[] { AppContext.BaseDirectory, sourceDirectory })
-        {
-            for (var dir = start is null ? null : new DirectoryInfo(start); dir is not null; dir = dir.Parent)
-            {
-                if (File.Exists(Path.Combine(dir.FullName, "RenderFarm.sln")))
-                    return dir.FullName;
-            }
-        }
-
-        return null;
     }
 }

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using RenderFarm.Testing;
 
 namespace RenderFarm.Storage.Tests;
 
@@ -90,7 +91,7 @@ public sealed class StorageRegistrationTests
                 "export RENDERFARM_S3_ACCESS_KEY='test:tester'",
             ]);
 
-            var values = LocalServices.ParseEnvFile(file);
+            var values = LocalServiceSettings.ParseEnvFile(file);
 
             values["RENDERFARM_POSTGRES"].ShouldBe("Host=127.0.0.1;Port=55432;Username=postgres;Database=renderfarm");
             values["RENDERFARM_S3_ACCESS_KEY"].ShouldBe("test:tester");
