@@ -42,23 +42,27 @@ if (options.Hires is { } hires)
 }
 
 var results = new List<RunResult>();
-// Ledger batch sizes side by side in one invocation, so their ratio is measured on the same machine state.
-foreach (var ledgerBatch in options.LedgerBatches.Count > 0 ? options.LedgerBatches.Select(b => (int?)b) : [null])
+// Ledger batch sizes and thread-pool spin limits side by side in one invocation, so their ratios are measured on the
+// same machine state.
+foreach (var spinLimit in options.SpinLimits.Count > 0 ? options.SpinLimits.Select(l => (int?)l) : [null])
 {
-    foreach (var workers in options.WorkerCounts)
+    foreach (var ledgerBatch in options.LedgerBatches.Count > 0 ? options.LedgerBatches.Select(b => (int?)b) : [null])
     {
-        Console.Error.WriteLine($"[farmbench] {options.Items} items, {workers} worker process(es), storage {options.Storage}, ledger batch {ledgerBatch?.ToString(CultureInfo.InvariantCulture) ?? "default"}");
-        results.Add(await BenchRun.RunAsync(options, workers, ledgerBatch, settings, hosts, CancellationToken.None));
+        foreach (var workers in options.WorkerCounts)
+        {
+            Console.Error.WriteLine($"[farmbench] {options.Items} items, {workers} worker process(es), storage {options.Storage}, ledger batch {ledgerBatch?.ToString(CultureInfo.InvariantCulture) ?? "default"}, spin limit {spinLimit?.ToString(CultureInfo.InvariantCulture) ?? "default"}");
+            results.Add(await BenchRun.RunAsync(options, workers, ledgerBatch, spinLimit, settings, hosts, CancellationToken.None));
+        }
     }
 }
 
 Console.WriteLine(Report.Markdown(options, results));
 return 0;
 
-internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, string Storage, int UnitSize, IReadOnlyList<int> LedgerBatches, HiresOptions? Hires)
+internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, string Storage, int UnitSize, IReadOnlyList<int> LedgerBatches, IReadOnlyList<int> SpinLimits, HiresOptions? Hires)
 {
     public const string Usage = """
-        usage: farmbench [--items N] [--workers 1,2] [--storage s3|local] [--unit-size N] [--ledger-batch 1,100]
+        usage: farmbench [--items N] [--workers 1,2] [--storage s3|local] [--unit-size N] [--ledger-batch 1,100] [--spin-limit 70,0]
                farmbench --hires SIZE [--workers 1,2] [--rounds R] [--steps N] [--strength S] [--tile T] [--overlap O]
                          [--guidance G] [--sampler NAME] [--seed N] [--base SIZE] [--memory-budget 2GiB] [--threads N]
                          [--render-timeout 01:00:00] [--stall-minutes M] [--warmup] [--keep-artifacts] [--storage s3|local]
@@ -66,7 +70,7 @@ internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, 
 
     private static readonly string[] Flags =
     [
-        "--items", "--workers", "--storage", "--unit-size", "--ledger-batch", "--hires", "--rounds", "--steps", "--strength", "--tile", "--overlap",
+        "--items", "--workers", "--storage", "--unit-size", "--ledger-batch", "--spin-limit", "--hires", "--rounds", "--steps", "--strength", "--tile", "--overlap",
         "--guidance", "--sampler", "--seed", "--base", "--memory-budget", "--threads", "--render-timeout", "--stall-minutes",
     ];
 
@@ -114,7 +118,7 @@ internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, 
         HiresOptions? hires = null;
         if (values.ContainsKey("--hires"))
         {
-            if (values.Keys.FirstOrDefault(k => k is "--items" or "--unit-size" or "--ledger-batch") is { } throughputOnly)
+            if (values.Keys.FirstOrDefault(k => k is "--items" or "--unit-size" or "--ledger-batch" or "--spin-limit") is { } throughputOnly)
                 throw new FormatException($"{throughputOnly} applies to throughput runs only, not to --hires.");
 
             var timeoutText = Get("--render-timeout", "01:00:00");
@@ -141,7 +145,7 @@ internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, 
                 KeepArtifacts: switches.Contains("--keep-artifacts"),
                 WarmUp: switches.Contains("--warmup"));
         }
-        else if (values.Keys.FirstOrDefault(k => k is not ("--items" or "--workers" or "--storage" or "--unit-size" or "--ledger-batch")) is { } hiresOnly)
+        else if (values.Keys.FirstOrDefault(k => k is not ("--items" or "--workers" or "--storage" or "--unit-size" or "--ledger-batch" or "--spin-limit")) is { } hiresOnly)
         {
             throw new FormatException($"{hiresOnly} applies to --hires runs only.");
         }
@@ -151,13 +155,19 @@ internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, 
                 int.TryParse(b, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n is >= 1 and <= 1000
                     ? n : throw new FormatException($"--ledger-batch must list batch sizes from 1 to 1000 separated by commas, got '{batchText}'.")).ToList()
             : [];
-        return new BenchOptions(Int("--items", "20000", 1, 10_000_000), workerCounts, storage, Int("--unit-size", "0", 0, 100_000), ledgerBatches, hires);
+        var spinLimits = values.TryGetValue("--spin-limit", out var spinText)
+            ? spinText.Split(',').Select(l =>
+                int.TryParse(l, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n is >= 0 and <= short.MaxValue
+                    ? n : throw new FormatException($"--spin-limit must list thread-pool spin limits from 0 to {short.MaxValue} separated by commas, got '{spinText}'.")).ToList()
+            : [];
+        return new BenchOptions(Int("--items", "20000", 1, 10_000_000), workerCounts, storage, Int("--unit-size", "0", 0, 100_000), ledgerBatches, spinLimits, hires);
     }
 }
 
 internal sealed record RunResult(
     int Workers,
     int? LedgerBatch,
+    int? SpinLimit,
     int Items,
     TimeSpan SubmitTime,
     TimeSpan SubmitToDone,
@@ -171,13 +181,16 @@ internal sealed record RunResult(
 
 internal static class BenchRun
 {
-    public static async Task<RunResult> RunAsync(BenchOptions options, int workerCount, int? ledgerBatch, ServiceSettings settings, HostPaths hosts, CancellationToken ct)
+    public static async Task<RunResult> RunAsync(BenchOptions options, int workerCount, int? ledgerBatch, int? spinLimit, ServiceSettings settings, HostPaths hosts, CancellationToken ct)
     {
         var coordinatorSettings = new Dictionary<string, string>(StringComparer.Ordinal);
         if (options.UnitSize > 0)
             coordinatorSettings["Coordinator__WorkUnitSize"] = options.UnitSize.ToString(CultureInfo.InvariantCulture);
         if (ledgerBatch is { } batch)
             coordinatorSettings["Coordinator__LedgerBatchSize"] = batch.ToString(CultureInfo.InvariantCulture);
+        // The runtime reads the variable before the coordinator's runtimeconfig, so it overrides what the build sets.
+        if (spinLimit is { } spin)
+            coordinatorSettings["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = spin.ToString(CultureInfo.InvariantCulture);
         var workerSettings = new Dictionary<string, string>(StringComparer.Ordinal)
         {
             ["Worker__Renderer"] = "Null",
@@ -238,7 +251,7 @@ internal static class BenchRun
         var byProcess = ProcessCpu.ByCategory(cpuBefore, cpuAfter, coordinator.Id, farm.Workers.Select(p => p.Id).ToHashSet());
         var peakRss = ProcessCpu.PeakRssMiB(coordinator.Id);
         var (endToEnd, workerSide) = await Latencies.ReadAsync(farm.Postgres, jobId, ct);
-        return new RunResult(workerCount, ledgerBatch, options.Items, submitTime, elapsed, options.Items / elapsed.TotalSeconds,
+        return new RunResult(workerCount, ledgerBatch, spinLimit, options.Items, submitTime, elapsed, options.Items / elapsed.TotalSeconds,
             Latencies.Percentiles(endToEnd), Latencies.Percentiles(workerSide), coordinatorCpu, peakRss, byProcess, state);
     }
 }
@@ -371,14 +384,14 @@ internal static class Report
         string F(double v, string format = "F0") => v.ToString(format, CultureInfo.InvariantCulture);
         s.AppendLine(CultureInfo.InvariantCulture, $"{options.Items} items (seed sweep, 64×64, 1 step), Null renderer, storage {options.Storage}, work unit size {(options.UnitSize > 0 ? options.UnitSize.ToString(CultureInfo.InvariantCulture) : "default")}");
         s.AppendLine();
-        s.AppendLine("| ledger batch | worker processes | final state | POST (s) | submit → done (s) | completions/s | e2e p50 / p95 / p99 / max (s) | worker-side p50 / p95 / p99 (ms) | coordinator CPU (s) | coordinator peak RSS (MiB) | CPU s by process |");
-        s.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|");
+        s.AppendLine("| ledger batch | spin limit | worker processes | final state | POST (s) | submit → done (s) | completions/s | e2e p50 / p95 / p99 / max (s) | worker-side p50 / p95 / p99 (ms) | coordinator CPU (s) | coordinator peak RSS (MiB) | CPU s by process |");
+        s.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in results)
         {
             var e = r.EndToEndPercentiles;
             var w = r.WorkerSidePercentiles;
             s.AppendLine(CultureInfo.InvariantCulture,
-                $"| {r.LedgerBatch?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {r.Workers} | {r.FinalState} | {F(r.SubmitTime.TotalSeconds, "F2")} | {F(r.SubmitToDone.TotalSeconds, "F1")} | **{F(r.CompletionsPerSecond)}** | {F(e[0], "F1")} / {F(e[1], "F1")} / {F(e[2], "F1")} / {F(e[3], "F1")} | {F(w[0] * 1000)} / {F(w[1] * 1000)} / {F(w[2] * 1000)} | {F(r.CoordinatorCpuSeconds, "F1")} | {F(r.PeakRssMiB)} | {string.Join(", ", r.CpuSecondsByProcess.OrderByDescending(p => p.Value).Select(p => $"{p.Key} {F(p.Value, "F1")}"))} |");
+                $"| {r.LedgerBatch?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {r.SpinLimit?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {r.Workers} | {r.FinalState} | {F(r.SubmitTime.TotalSeconds, "F2")} | {F(r.SubmitToDone.TotalSeconds, "F1")} | **{F(r.CompletionsPerSecond)}** | {F(e[0], "F1")} / {F(e[1], "F1")} / {F(e[2], "F1")} / {F(e[3], "F1")} | {F(w[0] * 1000)} / {F(w[1] * 1000)} / {F(w[2] * 1000)} | {F(r.CoordinatorCpuSeconds, "F1")} | {F(r.PeakRssMiB)} | {string.Join(", ", r.CpuSecondsByProcess.OrderByDescending(p => p.Value).Select(p => $"{p.Key} {F(p.Value, "F1")}"))} |");
         }
 
         return s.ToString();
