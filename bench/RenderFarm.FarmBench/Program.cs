@@ -76,6 +76,9 @@ internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, 
 
     private static readonly string[] Switches = ["--keep-artifacts", "--warmup"];
 
+    // Flags of throughput runs that a --hires run refuses.
+    private static readonly string[] ThroughputOnly = ["--items", "--unit-size", "--ledger-batch", "--spin-limit"];
+
     /// <summary>Reads the command line; a <see cref="FormatException"/> names the flag at fault.</summary>
     public static BenchOptions Parse(string[] args)
     {
@@ -108,9 +111,18 @@ internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, 
                 ? value : throw new FormatException($"{name} must be a number from {min} to {max}, got '{text}'.");
         }
 
-        var workerCounts = Get("--workers", "1,2").Split(',').Select(w =>
-            int.TryParse(w, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n is >= 1 and <= 64
-                ? n : throw new FormatException($"--workers must list worker counts from 1 to 64 separated by commas, got '{Get("--workers", "")}'.")).ToList();
+        // A comma-separated list of whole numbers, each from min to max; empty when the flag is absent and has no fallback.
+        List<int> Ints(string name, string? fallback, int min, int max, string what)
+        {
+            var text = values.TryGetValue(name, out var given) ? given : fallback;
+            if (text is null)
+                return [];
+            return text.Split(',').Select(item =>
+                int.TryParse(item, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n >= min && n <= max
+                    ? n : throw new FormatException($"{name} must list {what} from {min} to {max} separated by commas, got '{text}'.")).ToList();
+        }
+
+        var workerCounts = Ints("--workers", "1,2", 1, 64, "worker counts");
         var storage = Get("--storage", "s3");
         if (storage is not ("s3" or "local"))
             throw new FormatException($"--storage must be s3 or local, got '{storage}'.");
@@ -118,7 +130,7 @@ internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, 
         HiresOptions? hires = null;
         if (values.ContainsKey("--hires"))
         {
-            if (values.Keys.FirstOrDefault(k => k is "--items" or "--unit-size" or "--ledger-batch" or "--spin-limit") is { } throughputOnly)
+            if (values.Keys.FirstOrDefault(k => ThroughputOnly.Contains(k)) is { } throughputOnly)
                 throw new FormatException($"{throughputOnly} applies to throughput runs only, not to --hires.");
 
             var timeoutText = Get("--render-timeout", "01:00:00");
@@ -145,21 +157,13 @@ internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, 
                 KeepArtifacts: switches.Contains("--keep-artifacts"),
                 WarmUp: switches.Contains("--warmup"));
         }
-        else if (values.Keys.FirstOrDefault(k => k is not ("--items" or "--workers" or "--storage" or "--unit-size" or "--ledger-batch" or "--spin-limit")) is { } hiresOnly)
+        else if (values.Keys.FirstOrDefault(k => !ThroughputOnly.Contains(k) && k is not ("--workers" or "--storage")) is { } hiresOnly)
         {
             throw new FormatException($"{hiresOnly} applies to --hires runs only.");
         }
 
-        var ledgerBatches = values.TryGetValue("--ledger-batch", out var batchText)
-            ? batchText.Split(',').Select(b =>
-                int.TryParse(b, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n is >= 1 and <= 1000
-                    ? n : throw new FormatException($"--ledger-batch must list batch sizes from 1 to 1000 separated by commas, got '{batchText}'.")).ToList()
-            : [];
-        var spinLimits = values.TryGetValue("--spin-limit", out var spinText)
-            ? spinText.Split(',').Select(l =>
-                int.TryParse(l, NumberStyles.Integer, CultureInfo.InvariantCulture, out var n) && n is >= 0 and <= short.MaxValue
-                    ? n : throw new FormatException($"--spin-limit must list thread-pool spin limits from 0 to {short.MaxValue} separated by commas, got '{spinText}'.")).ToList()
-            : [];
+        var ledgerBatches = Ints("--ledger-batch", null, 1, 1000, "batch sizes");
+        var spinLimits = Ints("--spin-limit", null, 0, short.MaxValue, "thread-pool spin limits");
         return new BenchOptions(Int("--items", "20000", 1, 10_000_000), workerCounts, storage, Int("--unit-size", "0", 0, 100_000), ledgerBatches, spinLimits, hires);
     }
 }

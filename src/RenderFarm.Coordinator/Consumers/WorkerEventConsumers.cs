@@ -9,8 +9,8 @@ using RenderFarm.Coordinator.Progress;
 
 namespace RenderFarm.Coordinator.Consumers;
 
-// Thin adapters from the bus to ItemLedger: the rules live there, so they read the same from a test. Each gets its own endpoint (named by MassTransit from the type), so a flood of
-// progress never queues in front of completions.
+// Thin adapters from the bus to ItemLedger: the rules live there, so they read the same from a test. Each gets its
+// own endpoint (named by MassTransit from the type), so a flood of progress never queues in front of completions.
 
 /// <summary>
 /// Records that workers started item attempts, a batch at a time: a farm of fast workers reports hundreds of starts a

@@ -1,3 +1,4 @@
+using System.Linq.Expressions;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using RenderFarm.Contracts;
@@ -331,17 +332,16 @@ internal sealed class ItemLedger(
         }
     }
 
+    private static readonly Expression<Func<ItemRow, Snapshot>> ToSnapshot =
+        i => new Snapshot(i.Id, i.JobId, i.Index, i.State, i.Attempt, i.Mode, i.Hires != null);
+
     private Task<Snapshot?> ReadAsync(Guid itemId, CancellationToken cancellationToken) =>
-        db.Items.AsNoTracking().Where(i => i.Id == itemId)
-            .Select(i => new Snapshot(i.Id, i.JobId, i.Index, i.State, i.Attempt, i.Mode, i.Hires != null))
-            .FirstOrDefaultAsync(cancellationToken);
+        db.Items.AsNoTracking().Where(i => i.Id == itemId).Select(ToSnapshot).FirstOrDefaultAsync(cancellationToken);
 
     private async Task<Dictionary<Guid, Snapshot>> ReadAsync(IEnumerable<Guid> itemIds, CancellationToken cancellationToken)
     {
         var ids = itemIds.Distinct().ToList();
-        var rows = await db.Items.AsNoTracking().Where(i => ids.Contains(i.Id))
-            .Select(i => new Snapshot(i.Id, i.JobId, i.Index, i.State, i.Attempt, i.Mode, i.Hires != null))
-            .ToListAsync(cancellationToken);
+        var rows = await db.Items.AsNoTracking().Where(i => ids.Contains(i.Id)).Select(ToSnapshot).ToListAsync(cancellationToken);
         return rows.ToDictionary(r => r.Id);
     }
 
