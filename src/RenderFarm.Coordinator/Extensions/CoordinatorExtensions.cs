@@ -4,6 +4,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using RenderFarm.Coordinator.Apis;
+using RenderFarm.Coordinator.Automatic1111;
 using RenderFarm.Coordinator.Consumers;
 using RenderFarm.Coordinator.Dispatch;
 using RenderFarm.Coordinator.Events;
@@ -38,7 +39,8 @@ namespace RenderFarm.Coordinator.Extensions;
 /// <c>MaxSweepItems</c>, <c>MaxPromptLength</c>, <c>WorkUnitSize</c>, <c>InsertPageSize</c>, <c>HeartbeatInterval</c>,
 /// <c>LeaseDuration</c>, <c>MaxAttempts</c>, <c>InitialBackoff</c>, <c>BackoffMultiplier</c>, <c>MaxBackoff</c>),
 /// <c>Coordinator:Dispatcher:*</c> (<c>BatchSize</c>, <c>PollInterval</c>), <c>Coordinator:Rescuer:*</c>
-/// (<c>Interval</c>, <c>BatchSize</c>), <c>Coordinator:Progress:*</c> (<c>FlushInterval</c>, <c>MaxPending</c>).</item>
+/// (<c>Interval</c>, <c>BatchSize</c>), <c>Coordinator:Progress:*</c> (<c>FlushInterval</c>, <c>MaxPending</c>),
+/// <c>Coordinator:Automatic1111:*</c> (<c>WaitTimeout</c>, <c>PollInterval</c>).</item>
 /// </list>
 /// </remarks>
 public static class CoordinatorExtensions
@@ -54,6 +56,7 @@ public static class CoordinatorExtensions
         AddOptions<OutboxDispatcherOptions, BackgroundOptionsValidator>(services, OutboxDispatcherOptions.SectionName);
         AddOptions<LeaseRescuerOptions, BackgroundOptionsValidator>(services, LeaseRescuerOptions.SectionName);
         AddOptions<ProgressOptions, BackgroundOptionsValidator>(services, ProgressOptions.SectionName);
+        AddOptions<Automatic1111Options, Automatic1111OptionsValidator>(services, Automatic1111Options.SectionName);
         services.AddOptions<DatabaseOptions>()
             .BindConfiguration(DatabaseOptions.SectionName)
             .PostConfigure(o => o.ConnectionString ??= configuration.GetConnectionString(DatabaseOptions.ConnectionStringName)
@@ -97,6 +100,9 @@ public static class CoordinatorExtensions
         services.AddScoped<JobCancellation>();
         services.AddScoped<IJobInputs, ArtifactJobInputs>();
         services.AddScoped<IMonitoringApi, MonitoringApi>();
+        services.AddSingleton<Automatic1111Tasks>();
+        services.AddScoped<Automatic1111Checkpoint>();
+        services.AddScoped<Automatic1111Runner>();
 
         // Hosted services start in registration order: the schema exists before anything reads it.
         services.Insert(0, ServiceDescriptor.Singleton<IHostedService, DatabaseMigrationService>());
@@ -111,7 +117,7 @@ public static class CoordinatorExtensions
         return builder;
     }
 
-    /// <summary>Maps the HTTP API (<c>/v1/jobs</c>, <c>/v1/images</c>, <c>/v1/workers</c>), the OpenAPI document (<c>/openapi/v1.json</c>) and Scalar (<c>/scalar</c>).</summary>
+    /// <summary>Maps the HTTP API (<c>/v1/jobs</c>, <c>/v1/images</c>, <c>/v1/workers</c>, the AUTOMATIC1111-compatible <c>/sdapi/v1</c>), the OpenAPI document (<c>/openapi/v1.json</c>) and Scalar (<c>/scalar</c>).</summary>
     public static WebApplication MapCoordinatorApi(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
@@ -122,6 +128,7 @@ public static class CoordinatorExtensions
         app.MapJobsApi();
         app.MapImagesApi();
         app.MapWorkersApi();
+        app.MapAutomatic1111Api();
         return app;
     }
 
