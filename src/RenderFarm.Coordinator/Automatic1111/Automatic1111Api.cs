@@ -357,6 +357,13 @@ internal sealed class Automatic1111Runner(
 
     private static Automatic1111Errors.FieldError JsonError(JsonException ex)
     {
+        // System.Text.Json wraps a syntax error (the reader's own JsonException) and names the field being read;
+        // a value of the wrong type has no inner exception.
+        if (ex.InnerException is JsonException)
+        {
+            return new([], "The body is not valid JSON; send a JSON object (A1111's txt2img/img2img fields).");
+        }
+
         // "$.init_images[0]" → ["init_images", 0], FastAPI's loc.
         var path = new List<object>();
         foreach (var part in (ex.Path ?? "$").TrimStart('$').Split('.', StringSplitOptions.RemoveEmptyEntries))

@@ -32,10 +32,18 @@ internal static class Automatic1111Samplers
     /// The farm sampler for an A1111 sampler name (or alias, any case, as A1111 looks them up) and scheduler; null
     /// with <paramref name="problem"/> when the farm has no such sampler or schedule.
     /// </summary>
-    public static string? Resolve(string name, string? scheduler, out string problem)
+    public static string? Resolve(string name, string? scheduler, out string problem) => Resolve(name, scheduler, out _, out problem);
+
+    /// <inheritdoc cref="Resolve(string, string?, out string)"/>
+    /// <param name="name">A1111 sampler name or alias.</param>
+    /// <param name="scheduler">A1111 scheduler, or null.</param>
+    /// <param name="canonical">The A1111 sampler's own name (aliases and case resolved); empty when not found.</param>
+    /// <param name="problem">Why nothing was found.</param>
+    public static string? Resolve(string name, string? scheduler, out string canonical, out string problem)
     {
         var entry = All.FirstOrDefault(e => string.Equals(e.Name, name, StringComparison.OrdinalIgnoreCase)
             || e.Aliases.Contains(name, StringComparer.OrdinalIgnoreCase));
+        canonical = entry?.Name ?? "";
         if (entry is null)
         {
             problem = $"Sampler not found: '{name}'. This farm serves: {string.Join(", ", All.Select(e => e.Name))}.";

@@ -11,7 +11,7 @@ namespace RenderFarm.Coordinator.Automatic1111;
 /// <param name="Jobs">One job for the whole batch; one job per image with hires fix (a hires job makes one image).</param>
 /// <param name="Hires">Hires fix: each job's image is its last item (the stitch).</param>
 /// <param name="Images">batch_size × n_iter.</param>
-/// <param name="Sampler">The sampler under its A1111 name.</param>
+/// <param name="Sampler">The sampler under its A1111 name, as the client named it (the scheduler is apart).</param>
 /// <param name="Understood">The request with A1111's defaults filled in and images left out, echoed as <c>parameters</c>.</param>
 internal sealed record Automatic1111Call(string Kind, IReadOnlyList<CreateJobBody> Jobs, bool Hires, int Images, string Sampler, GenerationBody Understood)
 {
@@ -58,7 +58,7 @@ internal static class Automatic1111Translation
         var samplerName = !string.IsNullOrWhiteSpace(body.SamplerName) ? body.SamplerName
             : !string.IsNullOrWhiteSpace(body.SamplerIndex) ? body.SamplerIndex
             : Automatic1111Defaults.Sampler;
-        var sampler = Automatic1111Samplers.Resolve(samplerName, body.Scheduler, out var samplerProblem);
+        var sampler = Automatic1111Samplers.Resolve(samplerName, body.Scheduler, out var displaySampler, out var samplerProblem);
         if (sampler is null)
         {
             return new Translation.NotFound(samplerProblem);
@@ -83,7 +83,6 @@ internal static class Automatic1111Translation
         var model = CheckpointName(body, defaultCheckpoint, errors);
         var seed = body.Seed is null or Automatic1111Defaults.RandomSeed ? (long?)null : body.Seed;
         var images = (int)Math.Clamp((long)Math.Max(batchSize, 1) * Math.Max(iterations, 1), 1, int.MaxValue);
-        var displaySampler = Automatic1111Samplers.All.First(e => e.Farm == sampler).Name;
 
         var job = new CreateJobBody(
             Prompt: body.Prompt ?? "",
