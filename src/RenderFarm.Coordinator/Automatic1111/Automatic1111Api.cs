@@ -76,7 +76,6 @@ internal static class Automatic1111Api
     {
         long total = 0, done = 0;
         int step = 0, steps = 0;
-        var interrupted = false;
         Automatic1111Task? oldest = null;
         Guid? current = null;
         foreach (var task in tasks.InFlight())
@@ -95,7 +94,6 @@ internal static class Automatic1111Api
                 current ??= jobId;
                 total += job.Progress.Total;
                 done += job.Progress.Done;
-                interrupted |= job.State == JobState.Canceled;
                 if (steps == 0 && job.RunningItems is [var running, ..] && running.TotalSteps > 0)
                 {
                     (step, steps) = (running.Step, running.TotalSteps);
@@ -119,7 +117,8 @@ internal static class Automatic1111Api
         var progress = total == 0 ? 0 : Math.Clamp((done + (steps > 0 ? (double)step / steps : 0)) / total, 0, 1);
         var elapsed = (clock.GetUtcNow() - oldest.StartedAt).TotalSeconds;
         var eta = progress > 0 ? elapsed / progress - elapsed : 0;
-        var state = new ProgressState(false, interrupted, false, oldest.Kind, (int)Math.Min(total, int.MaxValue), Timestamp(oldest.StartedAt),
+        // Only unfinished jobs are counted, so nothing listed is interrupted yet (a canceled job is final at once).
+        var state = new ProgressState(false, false, false, oldest.Kind, (int)Math.Min(total, int.MaxValue), Timestamp(oldest.StartedAt),
             (int)Math.Min(done, int.MaxValue), step, steps);
         var text = string.Create(CultureInfo.InvariantCulture, $"{done} of {total} farm items done (job {current})");
         return TypedResults.Json(new ProgressResponse(progress, Math.Max(eta, 0), state, null, text, current?.ToString()), Automatic1111Json.Options);

@@ -46,6 +46,13 @@ internal static class Automatic1111Translation
     public const string Txt2Img = "txt2img";
     public const string Img2Img = "img2img";
 
+    /// <summary>
+    /// Most images of one hires-fix call: each is a job of its own, submitted one after another before the call waits,
+    /// so the bound keeps a single request from writing thousands of jobs. A1111's UI caps batch count × size at 800;
+    /// a hires batch that large belongs in separate calls or the job API.
+    /// </summary>
+    public const int MaxHiresImages = 64;
+
     // A1111 option values that mean "nothing extra" (no second-pass override, no refiner).
     private static readonly string[] NoneValues = ["", "None", "Use same sampler", "Use same checkpoint", "Use same scheduler"];
 
@@ -306,6 +313,11 @@ internal static class Automatic1111Translation
             && Automatic1111Checkpoint.ModelName(hrModel) != job.Model)
         {
             errors.Add(Field("hr_checkpoint_name", "the farm's hires pass uses the first pass's model; leave hr_checkpoint_name out."));
+        }
+
+        if (images > MaxHiresImages)
+        {
+            errors.Add(Field("batch_size", $"batch_size × n_iter is {images}; with enable_hr this farm renders at most {MaxHiresImages} images per call (one hires job each)."));
         }
 
         understood = understood with { DenoisingStrength = strength, HrScale = scale, HrResizeX = resizeX, HrResizeY = resizeY, HrSecondPassSteps = steps };

@@ -37,6 +37,8 @@ public sealed class Automatic1111ApiTests(PostgresCoordinatorFixture fixture) : 
         { """{"prompt": "x", "width": 64, "height": 64, "steps": 2, "enable_hr": true, "hr_scale": 0}""", "txt2img", "hr_scale" },
         { """{"prompt": "x", "width": 64, "height": 64, "steps": 2, "enable_hr": true, "hr_scale": 0.5}""", "txt2img", "hr_scale" },
         { """{"prompt": "x", "width": 64, "height": 64, "steps": 2, "enable_hr": true, "hr_prompt": "something else"}""", "txt2img", "hr_prompt" },
+        { """{"prompt": "x", "width": 64, "height": 64, "steps": 2, "enable_hr": true, "batch_size": 65}""", "txt2img", "batch_size" },
+        { """{"prompt": "x", "width": 64, "height": 64, "steps": 2, "batch_size": 100, "n_iter": 2}""", "txt2img", "batch_size" },
         { """{"prompt": "x", "width": 64, "height": 64, "steps": 2}""", "img2img", "init_images" },
         { """{"prompt": "x", "width": 64, "height": 64, "steps": 2, "init_images": ["not base64!"]}""", "img2img", "init_images" },
         { """{"prompt": "x", "width": 64, "height": 64, "steps": 2, "init_images": ["aGVsbG8="]}""", "img2img", "init_images" },

@@ -21,6 +21,16 @@ public sealed class Automatic1111TranslationTests
     public void A1111_sampler_names_map_onto_the_farms(string name, string? scheduler, string farm) =>
         Automatic1111Samplers.Resolve(name, scheduler, out _).ShouldBe(farm);
 
+    [Fact]
+    public void Every_farm_sampler_has_an_a1111_name_and_that_name_is_the_one_the_pngs_carry()
+    {
+        Automatic1111Samplers.All.Select(e => e.Farm).Distinct().Order().ShouldBe(RenderFarm.Domain.Requests.KnownSamplers.All.Order());
+        foreach (var entry in Automatic1111Samplers.All)
+        {
+            RenderFarm.Diffusion.Imaging.GenerationParameters.DisplayName(entry.Farm).ShouldBe(entry.Name);
+        }
+    }
+
     [Theory]
     [InlineData("Heun", null, "Sampler not found")]
     [InlineData("Euler a", "Karras", "Karras")]
