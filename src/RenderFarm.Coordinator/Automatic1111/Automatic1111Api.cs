@@ -55,6 +55,7 @@ internal static class Automatic1111Api
             .WithDescription("Cancels the jobs of every A1111 call this coordinator is running, as POST /v1/jobs/{id}/cancel does; the waiting calls answer with the images finished so far.");
 
         api.MapGet("/samplers", Samplers).WithName("A1111Samplers").WithSummary("AUTOMATIC1111 samplers").Produces<IReadOnlyList<SamplerItem>>();
+        api.MapGet("/schedulers", Schedulers).WithName("A1111Schedulers").WithSummary("AUTOMATIC1111 schedulers (A1111 1.9+): Automatic and Karras");
         api.MapGet("/sd-models", SdModels).WithName("A1111SdModels").WithSummary("AUTOMATIC1111 checkpoints: the farm's configured and pushed models").Produces<IReadOnlyList<SdModelItem>>();
         api.MapGet("/options", GetOptions).WithName("A1111GetOptions").WithSummary("AUTOMATIC1111 options (sd_model_checkpoint and the few the farm keeps)");
         api.MapPost("/options", SetOptions).WithName("A1111SetOptions").WithSummary("AUTOMATIC1111 options: sets sd_model_checkpoint for the whole farm; other options are ignored");
@@ -144,6 +145,14 @@ internal static class Automatic1111Api
     public static IResult Samplers() => TypedResults.Json(
         Automatic1111Samplers.All.Select(e => new SamplerItem(e.Name, e.Aliases,
             e.Farm == e.Karras ? new Dictionary<string, string> { ["scheduler"] = "karras" } : new Dictionary<string, string>())).ToList(),
+        Automatic1111Json.Options);
+
+    public static IResult Schedulers() => TypedResults.Json(
+        new[]
+        {
+            new SchedulerItem("automatic", Automatic1111Samplers.AutomaticScheduler, null, -1, false),
+            new SchedulerItem("karras", Automatic1111Samplers.KarrasScheduler, null, 7.0, false),
+        },
         Automatic1111Json.Options);
 
     public static async Task<IResult> SdModels([FromServices] Automatic1111Checkpoint checkpoint, CancellationToken cancellationToken)
@@ -317,9 +326,15 @@ internal sealed class Automatic1111Runner(
                     break;
                 case SubmissionResult.Invalid invalid when jobIds.Count == 0:
                     return Validation(Automatic1111Translation.FieldErrors(invalid.Errors, call));
-                case var other:
-                    // The jobs of one call differ only in their seeds, so a later one cannot fail where the first passed.
-                    throw new InvalidOperationException($"Job {jobIds.Count} of an A1111 call was refused after job 0 was accepted: {other}.");
+                case SubmissionResult.Invalid invalid:
+                    // The jobs of a call differ only in their seeds, but the fleet can shrink between two submissions
+                    // (admission refuses a size no live worker takes); the jobs already written go on and are named.
+                    return Http(StatusCodes.Status422UnprocessableEntity,
+                        $"Job {jobIds.Count + 1} of this call was refused after {jobIds.Count} were accepted ({string.Join(", ", jobIds)}, which go on): "
+                        + string.Join("; ", invalid.Errors.SelectMany(e => e.Value)),
+                        jobIds: jobIds);
+                default:
+                    throw new InvalidOperationException("A submission without an idempotency key cannot reuse one.");
             }
         }
 

@@ -68,6 +68,9 @@ public sealed record ProgressState(
 /// <summary>One entry of <c>GET /sdapi/v1/samplers</c>.</summary>
 public sealed record SamplerItem(string Name, IReadOnlyList<string> Aliases, IReadOnlyDictionary<string, string> Options);
 
+/// <summary>One entry of <c>GET /sdapi/v1/schedulers</c> (A1111 1.9+): <c>default_rho</c> -1 means the sampler's own.</summary>
+public sealed record SchedulerItem(string Name, string Label, IReadOnlyList<string>? Aliases, double DefaultRho, bool NeedInnerModel);
+
 /// <summary>One entry of <c>GET /sdapi/v1/sd-models</c>.</summary>
 public sealed record SdModelItem(string Title, string ModelName, string? Hash, string? Sha256, string Filename, string? Config);
 

@@ -152,16 +152,18 @@ public sealed class Automatic1111ApiTests(PostgresCoordinatorFixture fixture) : 
     }
 
     [Fact]
-    public async Task Samplers_and_models_list_the_farms_under_a1111_names()
+    public async Task Samplers_schedulers_and_models_list_the_farms_under_a1111_names()
     {
         var samplers = (await fixture.Client.GetFromJsonAsync<JsonArray>("/sdapi/v1/samplers", Timeout()))!;
         var models = (await fixture.Client.GetFromJsonAsync<JsonArray>("/sdapi/v1/sd-models", Timeout()))!;
+        var schedulers = (await fixture.Client.GetFromJsonAsync<JsonArray>("/sdapi/v1/schedulers", Timeout()))!;
 
         samplers.Select(s => s!["name"]!.GetValue<string>())
             .ShouldBe(["Euler a", "Euler", "LMS", "DDIM", "PLMS", "DPM++ 2M", "DPM++ 2M Karras", "LCM"]);
         samplers[0]!["aliases"]!.AsArray().Select(a => a!.GetValue<string>()).ShouldContain("k_euler_a");
         models.Select(m => m!["title"]!.GetValue<string>()).ShouldBe(["tiny-sd", "sd15"]);
         models[0]!["model_name"]!.GetValue<string>().ShouldBe("tiny-sd");
+        schedulers.Select(s => s!["label"]!.GetValue<string>()).ShouldBe(["Automatic", "Karras"]);
     }
 
     [Fact]
