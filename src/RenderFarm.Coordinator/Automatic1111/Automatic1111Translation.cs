@@ -48,8 +48,8 @@ internal static class Automatic1111Translation
 
     /// <summary>
     /// Most images of one hires-fix call: each is a job of its own, submitted one after another before the call waits,
-    /// so the bound keeps a single request from writing thousands of jobs. A1111's UI caps batch count × size at 800;
-    /// a hires batch that large belongs in separate calls or the job API.
+    /// so the bound keeps a single request from writing thousands of jobs; larger hires batches belong in separate calls
+    /// or the job API.
     /// </summary>
     public const int MaxHiresImages = 64;
 

@@ -106,3 +106,26 @@ public sealed class Automatic1111TranslationTests
 
     private static T Parse<T>(string json) => JsonSerializer.Deserialize<T>(json, Automatic1111Json.Options)!;
 }
+
+/// <summary>Start-up validation of <c>Coordinator:Automatic1111</c>: a bad value stops the host with the key named.</summary>
+public sealed class Automatic1111OptionsTests
+{
+    [Fact]
+    public void The_defaults_are_valid_and_wait_ten_minutes() =>
+        (new Automatic1111OptionsValidator().Validate(null, new Automatic1111Options()).Succeeded, new Automatic1111Options().WaitTimeout)
+            .ShouldBe((true, TimeSpan.FromMinutes(10)));
+
+    [Theory]
+    [InlineData("00:00:00", "00:00:01", "WaitTimeout")]
+    [InlineData("2.00:00:00", "00:00:01", "WaitTimeout")]
+    [InlineData("00:10:00", "00:00:00", "PollInterval")]
+    public void A_setting_out_of_range_fails_naming_the_key(string wait, string poll, string key)
+    {
+        var options = new Automatic1111Options { WaitTimeout = TimeSpan.Parse(wait), PollInterval = TimeSpan.Parse(poll) };
+
+        var result = new Automatic1111OptionsValidator().Validate(null, options);
+
+        result.Failed.ShouldBeTrue();
+        result.FailureMessage.ShouldContain($"Coordinator:Automatic1111:{key}");
+    }
+}
