@@ -252,7 +252,7 @@ internal static class Automatic1111Api
         {
             chunks = PngCodec.ReadTextChunks(bytes);
         }
-        catch (Exception ex) when (ex is FormatException or ArgumentException or OverflowException)
+        catch (Exception ex) when (ex is FormatException or ArgumentException or OverflowException or IndexOutOfRangeException)
         {
             return Http(StatusCodes.Status400BadRequest, "image is a damaged PNG; its chunks cannot be read.");
         }

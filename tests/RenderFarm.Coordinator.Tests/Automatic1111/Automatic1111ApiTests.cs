@@ -167,7 +167,7 @@ public sealed class Automatic1111ApiTests(PostgresCoordinatorFixture fixture) : 
     }
 
     [Fact]
-    public async Task Png_info_reads_the_parameters_chunk_into_a1111s_keys()
+    public async Task Png_info_reads_the_parameters_chunk_into_a1111s_keys_and_refuses_bad_images_with_400()
     {
         var text = new GenerationParameters
         {
@@ -185,6 +185,9 @@ public sealed class Automatic1111ApiTests(PostgresCoordinatorFixture fixture) : 
 
         using var answer = await PostAsync("png-info", new JsonObject { ["image"] = "data:image/png;base64," + Convert.ToBase64String(png) }.ToJsonString());
         using var notBase64 = await PostAsync("png-info", """{"image": "%%%"}""");
+        var damaged = TestPng.Bytes.ToArray();
+        System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(damaged.AsSpan(33), 0x7FFFFFF0); // the chunk after IHDR claims 2 GiB
+        using var damagedAnswer = await PostAsync("png-info", new JsonObject { ["image"] = Convert.ToBase64String(damaged) }.ToJsonString());
 
         var info = JsonNode.Parse(await answer.Content.ReadAsStringAsync())!;
         info["info"]!.GetValue<string>().ShouldBe(text);
@@ -198,6 +201,7 @@ public sealed class Automatic1111ApiTests(PostgresCoordinatorFixture fixture) : 
         (parameters["Size-1"]!.GetValue<string>(), parameters["Size-2"]!.GetValue<string>()).ShouldBe(("512", "768"));
         info["items"]!.AsObject().ShouldBeEmpty();
         notBase64.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
+        damagedAnswer.StatusCode.ShouldBe(HttpStatusCode.BadRequest, await damagedAnswer.Content.ReadAsStringAsync());
     }
 
     private Task<HttpResponseMessage> PostAsync(string route, string body) =>
