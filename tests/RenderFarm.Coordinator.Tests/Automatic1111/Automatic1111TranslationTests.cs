@@ -104,6 +104,16 @@ public sealed class Automatic1111TranslationTests
         (job.Width, job.Height, job.Tile).ShouldBe((3072, 3072, (int?)null));
     }
 
+    [Fact]
+    public void Whole_numbers_are_read_as_pydantic_reads_them_and_fractions_are_refused()
+    {
+        var body = Parse<Txt2ImgBody>("""{"width": 512.0, "height": "768", "seed": 4294967295.0, "steps": 20}""");
+
+        (body.Width, body.Height, body.Seed, body.Steps).ShouldBe((512, 768, 4294967295L, 20));
+        Should.Throw<JsonException>(() => Parse<Txt2ImgBody>("""{"steps": 20.5}"""));
+        Should.Throw<JsonException>(() => Parse<Txt2ImgBody>("""{"width": 1e12}"""));
+    }
+
     private static T Parse<T>(string json) => JsonSerializer.Deserialize<T>(json, Automatic1111Json.Options)!;
 }
 
