@@ -46,6 +46,8 @@ internal static class ModelsCommand
             else
             {
                 TestModels.WriteTiny(directory);
+                // The shipped profile, so `renderfarm plan --model DIR` plans at once; a calibrated one is kept.
+                TestModels.WriteTinyMemoryProfile(directory, overwrite: false);
             }
 
             result.Out().WriteLine(Path.GetFullPath(directory));
