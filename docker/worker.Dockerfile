@@ -15,7 +15,9 @@ FROM ${BASE}
 WORKDIR /app
 COPY --from=build /app .
 # Models are cached here (tiny-sd is generated on first use); mount a volume to keep them across restarts.
+# CUDA counts GPUs in NVML's order, so --gpu N and the heartbeat's probe name the same card (src/RenderFarm.Worker/README.md).
 ENV RENDERFARM_HOME=/data \
-    DOTNET_gcServer=0
+    DOTNET_gcServer=0 \
+    CUDA_DEVICE_ORDER=PCI_BUS_ID
 VOLUME /data
 ENTRYPOINT ["./RenderFarm.Worker"]
