@@ -22,5 +22,10 @@ public static class ModelNames
     public const string UnetFile = "unet/model.onnx";
     public const string VaeDecoderFile = "vae_decoder/model.onnx";
     public const string VaeEncoderFile = "vae_encoder/model.onnx";
+    public const string SafetyCheckerFile = "safety_checker/model.onnx";
+    public const string ClipInput = "clip_input";
+    public const string Images = "images";
+    public const string OutImages = "out_images";
+    public const string HasNsfwConcepts = "has_nsfw_concepts";
     public const string ManifestFile = "renderfarm-model.json";
 }

@@ -1,4 +1,5 @@
 using RenderFarm.ModelGenerator.Oracle;
+using RenderFarm.ModelGenerator.Safety;
 using RenderFarm.ModelGenerator.Tiny;
 
 namespace RenderFarm.ModelGenerator;
@@ -45,6 +46,23 @@ public static class TestModels
         PipelineFiles.WriteOnnx(directory, ModelNames.VaeDecoderFile, TinyModel.VaeDecoder(options));
         PipelineFiles.WriteOnnx(directory, ModelNames.VaeEncoderFile, TinyModel.VaeEncoder(options));
         PipelineFiles.WriteManifest(directory, TinyManifest(options));
+    }
+
+    /// <summary>
+    /// Writes the tiny safety checker into <paramref name="directory"/>'s <c>safety_checker/model.onnx</c> (the folder
+    /// is usually a model folder, which then runs the checker on every image).
+    /// </summary>
+    public static void WriteSafetyChecker(string directory, TinySafetyCheckerOptions? options = null)
+    {
+        Directory.CreateDirectory(directory);
+        PipelineFiles.WriteOnnx(directory, ModelNames.SafetyCheckerFile, TinySafetyChecker.Model(options ?? new TinySafetyCheckerOptions()));
+    }
+
+    /// <summary>The tiny model with the tiny safety checker beside it (<c>renderfarm models generate --kind tiny-safety</c>).</summary>
+    public static void WriteTinyWithSafetyChecker(string directory, TinySafetyCheckerOptions? options = null)
+    {
+        WriteTiny(directory);
+        WriteSafetyChecker(directory, options);
     }
 
     /// <summary>

@@ -28,9 +28,12 @@ internal static class ModelLocator
         }
     }
 
-    /// <summary>The folder to load: <paramref name="modelOption"/> when given, else the tiny model (generated if missing).</summary>
+    /// <summary>
+    /// The folder to load: <paramref name="modelOption"/> when given, else the tiny model (generated if missing) with
+    /// its shipped memory profile beside it, so <c>renderfarm plan</c> works on a fresh install.
+    /// </summary>
     public static string Resolve(string? modelOption) =>
         string.IsNullOrWhiteSpace(modelOption)
-            ? TestModels.EnsureTiny(Path.Combine(Home, "models", TinyModelName))
+            ? TestModels.EnsureTiny(Path.Combine(Home, "models", TinyModelName), memoryProfile: true)
             : modelOption;
 }

@@ -58,6 +58,13 @@ public sealed class WorkerOptions
     /// <summary>Upper bound on <c>ItemProgressed</c> events per item and second; the first and last step are always sent.</summary>
     public double ProgressEventsPerSecond { get; set; } = DefaultProgressEventsPerSecond;
 
+    /// <summary>
+    /// The GPU this process renders on when the sessions run on CUDA: CUDA's ordinal among the devices
+    /// <c>CUDA_VISIBLE_DEVICES</c> leaves visible (ONNX Runtime's <c>device_id</c>), and the heartbeat reports that same
+    /// card's memory (<see cref="Heartbeats.GpuSelection"/>). One worker process per GPU; its slots share the card.
+    /// </summary>
+    public int Gpu { get; set; }
+
     /// <summary>ONNX Runtime intra-op threads per session; 0 lets it use every core.</summary>
     public int IntraOpThreads { get; set; }
 
@@ -179,6 +186,11 @@ internal sealed class WorkerOptionsValidator : IValidateOptions<WorkerOptions>
             Fail(nameof(options.ProgressEventsPerSecond), $"must be a positive number, got {options.ProgressEventsPerSecond}.");
         }
 
+        if (options.Gpu < 0)
+        {
+            Fail(nameof(options.Gpu), $"must be 0 or more (GPUs are numbered from 0), got {options.Gpu}.");
+        }
+
         if (options.IntraOpThreads < 0)
         {
             Fail(nameof(options.IntraOpThreads), "must be 0 (all cores) or positive.");
@@ -192,11 +204,18 @@ internal sealed class WorkerOptionsValidator : IValidateOptions<WorkerOptions>
         {
             try
             {
-                ExecutionProviders.Resolve(options.ExecutionProvider);
+                if (ExecutionProviders.Resolve(options.ExecutionProvider) == ExecutionProviders.Cuda)
+                {
+                    Heartbeats.GpuSelection.FromEnvironment(options.Gpu);
+                }
             }
             catch (InvalidOperationException ex)
             {
                 Fail(nameof(options.ExecutionProvider), ex.Message);
+            }
+            catch (ArgumentException ex)
+            {
+                Fail(nameof(options.Gpu), ex.Message);
             }
         }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json;
 using RenderFarm.Diffusion.Memory;
 
@@ -116,6 +117,45 @@ public sealed class PlanCommandTests(CliModels models)
 
         exitCode.ShouldBe(2);
         stderr.ShouldContain("--calibrate");
+    }
+
+    [Fact]
+    public async Task A_fresh_install_plans_with_the_tiny_models_shipped_profile()
+    {
+        // A separate process with its own RENDERFARM_HOME: exactly what a new user's first `renderfarm plan` sees.
+        var home = Path.Combine(models.Scratch, "fresh-home-" + Guid.NewGuid().ToString("N"));
+        var (fileName, prefix) = ProbeProcess.Self("renderfarm");
+        var start = new ProcessStartInfo(fileName) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var argument in prefix.Concat(["plan", "--width", "512", "--height", "512", "--json"]))
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        start.Environment["RENDERFARM_HOME"] = home;
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+        await process.WaitForExitAsync(timeout.Token);
+
+        process.ExitCode.ShouldBe(0, await stderr);
+        var plan = Json(await stdout);
+        plan.GetProperty("model").GetString().ShouldBe("tiny-sd");
+        plan.GetProperty("profileKind").GetString().ShouldBe(MemoryProfile.Measured);
+        plan.GetProperty("fits").GetBoolean().ShouldBeTrue();
+        File.Exists(Path.Combine(home, "models", "tiny-sd", MemoryProfile.FileName)).ShouldBeTrue();
+    }
+
+    [Fact]
+    public async Task A_tiny_model_written_by_models_generate_plans_at_once()
+    {
+        var directory = Path.Combine(models.Scratch, "generated-" + Guid.NewGuid().ToString("N"));
+        (await Cli.RunAsync("models", "generate", "--kind", "tiny", directory)).ExitCode.ShouldBe(0);
+
+        var (exitCode, stdout, stderr) = await Cli.RunAsync("plan", "--model", directory, "--width", "256", "--height", "256", "--json");
+
+        exitCode.ShouldBe(0, stderr);
+        Json(stdout).GetProperty("profileKind").GetString().ShouldBe(MemoryProfile.Measured);
     }
 
     [Fact]

@@ -20,6 +20,30 @@ public sealed class TokenizeCommandTests(CliModels models)
     }
 
     [Fact]
+    public async Task Text_cleanup_chooses_how_a_cjk_prompt_is_cut()
+    {
+        var tokenizer = Path.Combine(Cli.SharedFolder(), "clip-vit-l-14-tokenizer");
+
+        var (original, originalOut, originalErr) = await Cli.RunAsync("tokenize", "猫ねこ", "--tokenizer", tokenizer, "--json");
+        var (noFtfy, noFtfyOut, noFtfyErr) = await Cli.RunAsync("tokenize", "猫ねこ", "--tokenizer", tokenizer, "--json", "--text-cleanup", "no-ftfy");
+        var (bad, _, badErr) = await Cli.RunAsync("tokenize", "猫", "--tokenizer", tokenizer, "--text-cleanup", "ftfy-ish");
+
+        original.ShouldBe(0, originalErr);
+        noFtfy.ShouldBe(0, noFtfyErr);
+        // One word "猫ねこ" ("«" without a word end, 104) against "猫" + "ねこ" ("«</w>" 360).
+        Ids(originalOut).ShouldBe([49406, 163, 234, 104, 4813, 255, 4813, 497, 49407]);
+        Ids(noFtfyOut).ShouldBe([49406, 163, 234, 360, 4813, 255, 4813, 497, 49407]);
+        bad.ShouldBe(2);
+        badErr.ShouldContain("ftfy-ish");
+    }
+
+    private static int[] Ids(string json)
+    {
+        using var document = JsonDocument.Parse(json);
+        return [.. document.RootElement.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32())];
+    }
+
+    [Fact]
     public async Task A_long_prompt_reports_truncation()
     {
         var tokenizer = Path.Combine(Cli.SharedFolder(), "clip-vit-l-14-tokenizer");

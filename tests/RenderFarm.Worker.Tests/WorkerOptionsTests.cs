@@ -43,6 +43,7 @@ public sealed class WorkerOptionsTests
     [InlineData("Worker:MaxBatchSize", "0", "MaxBatchSize")]
     [InlineData("Worker:ShutdownGrace", "-00:00:01", "ShutdownGrace")]
     [InlineData("Worker:MemoryBudgetBytes", "0", "MemoryBudgetBytes")]
+    [InlineData("Worker:Gpu", "-1", "Gpu")]
     public void Invalid_settings_fail_naming_the_key(string key, string value, string property)
     {
         var error = Should.Throw<OptionsValidationException>(() => Resolve(new Dictionary<string, string?> { [key] = value }));

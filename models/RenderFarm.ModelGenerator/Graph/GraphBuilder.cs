@@ -11,6 +11,7 @@ internal enum ElementType
     Float = 1,
     Int32 = 6,
     Int64 = 7,
+    Bool = 9,
     Float16 = 10,
 }
 

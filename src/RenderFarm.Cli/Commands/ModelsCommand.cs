@@ -32,8 +32,12 @@ internal static class ModelsCommand
 
     private static Command CreateGenerate()
     {
-        var kind = new Option<string>("--kind") { Description = "tiny (random-weight SD architecture) or oracle (exact math for tests).", DefaultValueFactory = _ => "tiny" };
-        kind.AcceptOnlyFromAmong("tiny", "oracle");
+        var kind = new Option<string>("--kind")
+        {
+            Description = "tiny (random-weight SD architecture), oracle (exact math for tests) or tiny-safety (tiny with a safety checker that flags images whose centre is redder than CLIP's mean red).",
+            DefaultValueFactory = _ => "tiny",
+        };
+        kind.AcceptOnlyFromAmong("tiny", "oracle", "tiny-safety");
         var output = new Argument<string>("directory") { Description = "Folder to write the model into." };
         var generate = new Command("generate", "Write a generated test model in the diffusers ONNX layout.") { kind, output };
         generate.SetAction(result =>
@@ -43,9 +47,16 @@ internal static class ModelsCommand
             {
                 TestModels.WriteOracle(directory);
             }
+            else if (result.GetValue(kind) == "tiny-safety")
+            {
+                TestModels.WriteTinyWithSafetyChecker(directory);
+                TestModels.WriteTinyMemoryProfile(directory, overwrite: false);
+            }
             else
             {
                 TestModels.WriteTiny(directory);
+                // The shipped profile, so `renderfarm plan --model DIR` plans at once; a calibrated one is kept.
+                TestModels.WriteTinyMemoryProfile(directory, overwrite: false);
             }
 
             result.Out().WriteLine(Path.GetFullPath(directory));

@@ -5,6 +5,7 @@ using RenderFarm.Contracts;
 using RenderFarm.Diffusion.Imaging;
 using RenderFarm.Diffusion.Models;
 using RenderFarm.Diffusion.Pipelines;
+using RenderFarm.Diffusion.Safety;
 using RenderFarm.Domain.Requests;
 using Spectre.Console;
 
@@ -33,11 +34,16 @@ internal static class RenderCommand
         var strength = new Option<double>("--strength") { Description = "img2img/inpaint strength in (0, 1].", DefaultValueFactory = _ => 0.75 };
         var threads = new Option<int>("--threads") { Description = "Inference threads (0 = all cores).", DefaultValueFactory = _ => 0 };
         var provider = new Option<ExecutionProviderPreference>("--provider") { Description = "Auto (CUDA when available), Cpu or Cuda.", DefaultValueFactory = _ => ExecutionProviderPreference.Auto };
+        var safety = new Option<string?>("--safety")
+        {
+            Description = "What the model's safety checker (safety_checker/model.onnx) does: off, flag (record the verdict in the PNG; the default when the model has one), blur or block (a flagged image is not written).",
+        };
+        safety.AcceptOnlyFromAmong([.. SafetyModes.Names]);
         var hires = HiresRender.CreateOptions();
 
         var command = new Command("render", "Render images on this machine with the engine (no farm, no services).")
         {
-            prompt, negative, model, output, seed, steps, sampler, guidance, width, height, count, batch, mode, init, mask, strength, threads, provider,
+            prompt, negative, model, output, seed, steps, sampler, guidance, width, height, count, batch, mode, init, mask, strength, threads, provider, safety,
             hires.Hires, hires.Tile, hires.Overlap, hires.BaseWidth, hires.BaseHeight,
         };
 
@@ -46,20 +52,22 @@ internal static class RenderCommand
             result.GetValue(seed), result.GetValue(steps), result.GetRequiredValue(sampler), result.GetValue(guidance),
             result.GetValue(width), result.GetValue(height), result.GetValue(count), result.GetValue(batch), result.GetRequiredValue(mode),
             result.GetValue(init), result.GetValue(mask), result.GetValue(strength), result.GetValue(threads), result.GetValue(provider),
-            hires.Read(result, strength)), cancellationToken));
+            hires.Read(result, strength), result.GetValue(safety)), cancellationToken));
         return command;
     }
 
     internal sealed record Options(
         string Prompt, string? Negative, string? Model, string Output, long? Seed, int Steps, string Sampler, double Guidance,
         int Width, int Height, int Count, int Batch, string Mode, string? Init, string? Mask, double Strength, int Threads,
-        ExecutionProviderPreference Provider, HiresRender.Settings Hires);
+        ExecutionProviderPreference Provider, HiresRender.Settings Hires, string? Safety = null);
 
     private static async Task<int> RunAsync(ParseResult result, Options o, CancellationToken cancellationToken)
     {
         if (HiresRender.Applies(o))
         {
-            return await HiresRender.RunAsync(result, o, cancellationToken);
+            return o.Safety is null
+                ? await HiresRender.RunAsync(result, o, cancellationToken)
+                : result.Fail(ExitCodes.InvalidInput, "safety: --safety is not supported by hires renders yet (they do not run the safety checker).");
         }
 
         var seed = o.Seed ?? Random.Shared.NextInt64(0, uint.MaxValue);
@@ -113,13 +121,21 @@ internal static class RenderCommand
                 InitImage = o.Init is null ? null : LoadImage(o.Init, "--init"),
                 Mask = o.Mask is null ? null : LoadImage(o.Mask, "--mask"),
                 Strength = o.Strength,
+                Safety = SafetyModes.TryParse(o.Safety, out var safetyMode) ? safetyMode : null,
             };
 
             var modelDirectory = ModelLocator.Resolve(o.Model);
             using var pipeline = StableDiffusionPipeline.Open(modelDirectory, new ExecutionOptions { IntraOpThreads = o.Threads, Provider = o.Provider });
+            if (request.Safety is { } asked && asked != SafetyMode.Off && pipeline.SafetyChecker is null)
+            {
+                return result.Fail(ExitCodes.InvalidInput,
+                    $"safety: --safety {o.Safety} needs a safety checker, and '{pipeline.Model.Root}' has no safety_checker/model.onnx (`renderfarm models generate --kind tiny-safety DIR` writes a test model with one).");
+            }
+
             var specs = GenerationRequest.Seeds(o.Prompt, o.Negative ?? "", (ulong)seed, o.Count);
             var clock = Stopwatch.StartNew();
             var written = new List<string>();
+            var produced = 0;
             await WithProgressAsync(result, o.Count * o.Steps, async advance =>
             {
                 foreach (var chunk in specs.Chunk(o.Batch))
@@ -133,7 +149,13 @@ internal static class RenderCommand
 
                     foreach (var image in generated.Images)
                     {
-                        var index = written.Count;
+                        var index = produced++;
+                        if (image.Safety is { Blocked: true })
+                        {
+                            result.Error().WriteLine($"blocked: image {index} (seed {image.Parameters.Seed}) was flagged by the safety checker and not written.");
+                            continue;
+                        }
+
                         var path = OutputPath(o.Output, index, o.Count);
                         Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
                         await File.WriteAllBytesAsync(path, image.ToPng(), cancellationToken);
@@ -148,9 +170,14 @@ internal static class RenderCommand
                 result.Out().WriteLine(Path.GetFullPath(written[i]));
             }
 
+            if (written.Count == 0)
+            {
+                return result.Fail(ExitCodes.Failure, "every image was blocked by the safety checker; nothing was written.");
+            }
+
             result.Out().WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{written.Count} image(s), {o.Width}x{o.Height}, {o.Steps} steps of {o.Sampler}, seed {seed}, model {pipeline.Model.Name}, " +
-                $"{seconds:0.00} s ({seconds / written.Count:0.00} s/image) on {pipeline.Unet.Component.Provider}"));
+                $"{seconds:0.00} s ({seconds / produced:0.00} s/image) on {pipeline.Unet.Component.Provider}"));
             return ExitCodes.Success;
         }
         catch (OperationCanceledException)

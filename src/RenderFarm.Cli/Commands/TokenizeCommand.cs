@@ -13,7 +13,13 @@ internal static class TokenizeCommand
         var model = new Option<string?>("--model") { Description = "Model folder whose tokenizer/ to use (default: the tiny model)." };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "A tokenizer folder (vocab.json, merges.txt) instead of a model's." };
         var json = new Option<bool>("--json") { Description = "Print {ids, count, truncated} as JSON." };
-        var command = new Command("tokenize", "Print the CLIP token ids of a prompt.") { prompt, model, tokenizer, json };
+        var cleanup = new Option<string>("--text-cleanup")
+        {
+            Description = "original (OpenAI's simple_tokenizer with ftfy, what renders use: a run of CJK letters is one word) or no-ftfy (transformers without ftfy: each CJK ideograph is a word).",
+            DefaultValueFactory = _ => "original",
+        };
+        cleanup.AcceptOnlyFromAmong("original", "no-ftfy");
+        var command = new Command("tokenize", "Print the CLIP token ids of a prompt.") { prompt, model, tokenizer, json, cleanup };
         command.SetAction(result =>
         {
             if (result.GetValue(model) is not null && result.GetValue(tokenizer) is not null)
@@ -25,7 +31,7 @@ internal static class TokenizeCommand
             try
             {
                 var directory = result.GetValue(tokenizer) ?? Path.Combine(ModelLocator.Resolve(result.GetValue(model)), "tokenizer");
-                clip = ClipTokenizer.FromFolder(directory);
+                clip = ClipTokenizer.FromFolder(directory, result.GetValue(cleanup) == "no-ftfy" ? ClipTextCleanup.NoFtfy : ClipTextCleanup.Original);
             }
             catch (Exception ex) when (ex is FileNotFoundException or DirectoryNotFoundException or InvalidDataException)
             {

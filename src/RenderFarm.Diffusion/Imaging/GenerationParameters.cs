@@ -22,6 +22,8 @@ public sealed record GenerationParameters
     public required string Model { get; init; }
     /// <summary>img2img/inpaint strength; null for txt2img.</summary>
     public double? DenoisingStrength { get; init; }
+    /// <summary>The safety checker's outcome (<c>passed</c>, <c>flagged</c>, <c>blurred</c>); null when no checker ran.</summary>
+    public string? SafetyChecker { get; init; }
 
     private static readonly (string Name, string Display)[] SamplerDisplayNames =
     [
@@ -50,6 +52,11 @@ public sealed record GenerationParameters
         if (DenoisingStrength is { } strength)
         {
             text.Append(c, $", Denoising strength: {strength.ToString("0.###", c)}");
+        }
+
+        if (SafetyChecker is { } outcome)
+        {
+            text.Append(", Safety checker: ").Append(outcome);
         }
 
         return text.ToString();
@@ -95,6 +102,7 @@ public sealed record GenerationParameters
             Height = int.Parse(size[1], c),
             Model = Get("Model"),
             DenoisingStrength = pairs.TryGetValue("Denoising strength", out var s) ? double.Parse(s, c) : null,
+            SafetyChecker = pairs.GetValueOrDefault("Safety checker"),
         };
     }
 }

@@ -110,16 +110,22 @@ public sealed class OnnxComponent : IDisposable
     private void AppendCuda(SessionOptions sessionOptions)
     {
         using var cuda = new OrtCUDAProviderOptions();
-        var settings = new Dictionary<string, string> { ["device_id"] = _options.CudaDeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture) };
-        if (_options.ArenaLimitBytes is { } limit)
+        cuda.UpdateOptions(CudaProviderSettings(_options));
+        sessionOptions.AppendExecutionProvider_CUDA(cuda);
+    }
+
+    /// <summary>The CUDA provider's options for <paramref name="options"/>: the device and, with a cap, its arena limit.</summary>
+    internal static Dictionary<string, string> CudaProviderSettings(ExecutionOptions options)
+    {
+        var settings = new Dictionary<string, string> { ["device_id"] = options.CudaDeviceId.ToString(System.Globalization.CultureInfo.InvariantCulture) };
+        if (options.ArenaLimitBytes is { } limit)
         {
             settings["gpu_mem_limit"] = limit.ToString(System.Globalization.CultureInfo.InvariantCulture);
             // Grow by what is asked, not to the next power of two, so the limit is reached only by real need.
             settings["arena_extend_strategy"] = "kSameAsRequested";
         }
 
-        cuda.UpdateOptions(settings);
-        sessionOptions.AppendExecutionProvider_CUDA(cuda);
+        return settings;
     }
 
     public void Unload()

@@ -47,6 +47,12 @@ public sealed record GenerationRequest
     /// </summary>
     public MemoryStrategy? Memory { get; init; }
 
+    /// <summary>
+    /// What the model's safety checker does (<see cref="Safety.SafetyMode"/>). Null: <c>Flag</c> when the model folder
+    /// has a checker, nothing otherwise. Any mode but <c>Off</c> on a model without a checker is refused.
+    /// </summary>
+    public Safety.SafetyMode? Safety { get; init; }
+
     /// <summary>The shape the memory planner sees for this request.</summary>
     public RenderShape MemoryShape => new(Width, Height, Images.Count, GuidanceScale > 1.0, Steps, Mode != GenerationMode.TextToImage);
 
@@ -61,6 +67,12 @@ public readonly record struct GenerationProgress(int Step, int TotalSteps, RgbIm
 /// <summary>One finished image with the parameters that reproduce it.</summary>
 public sealed record GeneratedImage(int Index, RgbImage Image, GenerationParameters Parameters)
 {
+    /// <summary>
+    /// The safety checker's verdict; null when none ran. When <see cref="Safety.SafetyVerdict.Blocked"/>, <see cref="Image"/>
+    /// is black and the image must not be stored.
+    /// </summary>
+    public Safety.SafetyVerdict? Safety { get; init; }
+
     /// <summary>PNG bytes carrying <see cref="Parameters"/> in the <c>parameters</c> chunk.</summary>
     public byte[] ToPng() => PngCodec.Encode(Image, Parameters.Format());
 }

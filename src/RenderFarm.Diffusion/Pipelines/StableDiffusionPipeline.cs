@@ -4,6 +4,7 @@ using RenderFarm.Diffusion.Imaging;
 using RenderFarm.Diffusion.Memory;
 using RenderFarm.Diffusion.Models;
 using RenderFarm.Diffusion.Randomness;
+using RenderFarm.Diffusion.Safety;
 using RenderFarm.Diffusion.Schedulers;
 using RenderFarm.Diffusion.Tokenizers;
 
@@ -43,6 +44,7 @@ public sealed class StableDiffusionPipeline : IDisposable
         VaeDecoder = new VaeDecoder(model.VaeDecoderPath, execution);
         VaeEncoder = new VaeEncoder(model.VaeEncoderPath, execution);
         _tokenizer = new Lazy<ClipTokenizer>(() => ClipTokenizer.FromFolder(model.TokenizerDirectory));
+        SafetyChecker = File.Exists(SafetyChecker.PathIn(model.Root)) ? new SafetyChecker(SafetyChecker.PathIn(model.Root), execution) : null;
     }
 
     public ModelFolder Model { get; }
@@ -54,11 +56,22 @@ public sealed class StableDiffusionPipeline : IDisposable
     public VaeDecoder VaeDecoder { get; }
     public VaeEncoder VaeEncoder { get; }
     public ClipTokenizer Tokenizer => _tokenizer.Value;
+    /// <summary>The model folder's <c>safety_checker/model.onnx</c>; null when it has none.</summary>
+    public SafetyChecker? SafetyChecker { get; }
 
     public static StableDiffusionPipeline Open(string modelDirectory, ExecutionOptions? options = null, MemoryProfile? memoryProfile = null) =>
         new(ModelFolder.Open(modelDirectory), options, memoryProfile);
 
-    private OnnxComponent[] Components => [TextEncoder.Component, Unet.Component, VaeDecoder.Component, VaeEncoder.Component];
+    private OnnxComponent[] Components => SafetyChecker is null
+        ? [TextEncoder.Component, Unet.Component, VaeDecoder.Component, VaeEncoder.Component]
+        : [TextEncoder.Component, Unet.Component, VaeDecoder.Component, VaeEncoder.Component, SafetyChecker.Component];
+
+    /// <summary>The mode a request runs the checker in: as asked, else <see cref="SafetyMode.Flag"/> when the model has a checker.</summary>
+    public SafetyMode SafetyModeFor(GenerationRequest request)
+    {
+        ArgumentNullException.ThrowIfNull(request);
+        return request.Safety ?? (SafetyChecker is null ? SafetyMode.Off : SafetyMode.Flag);
+    }
 
     /// <summary>The strategy a request will run with, and the plan when the planner chose it; throws when the budget cannot hold it.</summary>
     public (MemoryStrategy Strategy, MemoryPlan? Plan) ChooseMemory(GenerationRequest request)
@@ -247,7 +260,33 @@ public sealed class StableDiffusionPipeline : IDisposable
         }
 
         Leave(VaeDecoder.Component, memory);
-        return new GenerationResult(images, truncations);
+        return new GenerationResult(ApplySafety(request, images, memory, cancellationToken), truncations);
+    }
+
+    /// <summary>Runs the checker on every image and acts on its verdict as the request's <see cref="SafetyMode"/> says.</summary>
+    private GeneratedImage[] ApplySafety(GenerationRequest request, GeneratedImage[] images, MemoryStrategy memory, CancellationToken cancellationToken)
+    {
+        var mode = SafetyModeFor(request);
+        if (mode == SafetyMode.Off || SafetyChecker is null)
+        {
+            return images;
+        }
+
+        cancellationToken.ThrowIfCancellationRequested();
+        Enter(SafetyChecker.Component, memory);
+        var flagged = SafetyChecker.Check([.. images.Select(i => i.Image)]);
+        Leave(SafetyChecker.Component, memory);
+        return [.. images.Select((image, i) =>
+        {
+            var verdict = new SafetyVerdict(mode, flagged[i]);
+            var pixels = !verdict.Flagged ? image.Image : mode switch
+            {
+                SafetyMode.Blur => ImageOps.ObscuringBlur(image.Image),
+                SafetyMode.Block => new RgbImage(image.Image.Width, image.Image.Height, new byte[image.Image.Pixels.Length]),
+                _ => image.Image,
+            };
+            return image with { Image = pixels, Parameters = image.Parameters with { SafetyChecker = verdict.Outcome }, Safety = verdict };
+        })];
     }
 
     private static void RunSteps(DenoisingLoop loop, GenerationRequest request, IScheduler scheduler, int startIndex, float[] latents, int imageLength,
@@ -399,6 +438,12 @@ public sealed class StableDiffusionPipeline : IDisposable
             throw new ArgumentOutOfRangeException(nameof(request), request.GuidanceScale, "Guidance scale must be a finite number.");
         }
 
+        if (request.Safety is { } safety && safety != SafetyMode.Off && SafetyChecker is null)
+        {
+            throw new ArgumentException(
+                $"Safety '{SafetyModes.Name(safety)}' needs a safety checker, and '{Model.Root}' has no {Path.Combine("safety_checker", "model.onnx")}.", nameof(request));
+        }
+
         if (request.Mode != GenerationMode.TextToImage)
         {
             if (request.InitImage is null)
@@ -429,5 +474,6 @@ public sealed class StableDiffusionPipeline : IDisposable
         Unet.Component.Dispose();
         VaeDecoder.Component.Dispose();
         VaeEncoder.Component.Dispose();
+        SafetyChecker?.Dispose();
     }
 }

@@ -5,20 +5,30 @@ using System.Text;
 namespace RenderFarm.Diffusion.Tokenizers;
 
 /// <summary>
-/// Turns a prompt into the words that BPE sees, as transformers' slow <c>CLIPTokenizer</c> does when ftfy is not
-/// installed (the case for diffusers): its <c>BasicTokenizer(strip_accents=False, do_split_on_punc=False)</c> cleans
-/// and lower-cases the text, then CLIP's regex
+/// Turns a prompt into the words that BPE sees: the text is cleaned (<see cref="ClipTextCleanup"/>), then CLIP's regex
 /// <c>&lt;\|startoftext\|&gt;|&lt;\|endoftext\|&gt;|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+</c>
 /// cuts it into words.
 /// </summary>
 /// <remarks>
-/// The regex is walked by hand over code points rather than run through <see cref="System.Text.RegularExpressions.Regex"/>:
+/// <para><see cref="ClipTextCleanup.Original"/> is OpenAI's <c>simple_tokenizer</c>: <c>ftfy.fix_text</c>, HTML unescaped
+/// twice, whitespace runs collapsed to one space, trimmed, Python's <c>lower()</c>. Of ftfy's fixes those that change
+/// typed prompts are reproduced: control characters it removes (U+0000–U+0008, U+000B, U+000E–U+001F, U+007F,
+/// U+206A–U+206F, U+FEFF, U+FFF9–U+FFFC), Latin ligatures (U+0132, U+0133, U+FB00–U+FB06) split, fullwidth ASCII
+/// (U+FF01–U+FF5E) and the ideographic space made standard width, curly quotes made straight. Not reproduced: mojibake
+/// repair (text that was decoded with the wrong code page), halfwidth katakana and the other halfwidth forms
+/// (U+FF5F–U+FFEF), NFC (see below); HTML unescaping is .NET's <see cref="System.Net.WebUtility.HtmlDecode(string)"/>,
+/// which leaves HTML5-only entity names and references without a semicolon as typed, where Python's
+/// <c>html.unescape</c> decodes them.</para>
+/// <para><see cref="ClipTextCleanup.NoFtfy"/> is transformers' slow <c>CLIPTokenizer</c> without ftfy: its
+/// <c>BasicTokenizer(strip_accents=False, do_split_on_punc=False)</c> cleans and lower-cases the text and puts spaces
+/// around CJK ideographs.</para>
+/// <para>The regex is walked by hand over code points rather than run through <see cref="System.Text.RegularExpressions.Regex"/>:
 /// .NET's regex classifies UTF-16 code units, so a letter outside the BMP (its surrogates are category Cs) would not
 /// count as <c>\p{L}</c> as it does in Python.
-/// Known gap: BasicTokenizer also applies NFC normalisation, which this build cannot, because the repository runs with
+/// Known gap: both cleanups apply NFC normalisation, which this build cannot, because the repository runs with
 /// <c>InvariantGlobalization</c> and <see cref="string.Normalize()"/> is then a no-op for non-ASCII text. Prompts typed
 /// with precomposed characters (what keyboards and browsers send) are unaffected; decomposed input (e.g. "e" followed
-/// by U+0301) keeps the combining mark as a separate symbol.
+/// by U+0301) keeps the combining mark as a separate symbol.</para>
 /// </remarks>
 internal static class ClipPreTokenizer
 {
@@ -26,9 +36,9 @@ internal static class ClipPreTokenizer
     public const string EndOfText = "<|endoftext|>";
 
     /// <summary>Appends the words of <paramref name="prompt"/> to <paramref name="words"/>, in order.</summary>
-    public static void Split(string prompt, List<string> words)
+    public static void Split(string prompt, List<string> words, ClipTextCleanup cleanup = ClipTextCleanup.Original)
     {
-        var text = Clean(prompt);
+        var text = cleanup == ClipTextCleanup.NoFtfy ? Clean(prompt) : CleanLikeSimpleTokenizer(prompt);
         var position = 0;
         while (position < text.Length)
         {
@@ -90,6 +100,93 @@ internal static class ClipPreTokenizer
 
         return string.Join(' ', words);
     }
+
+    /// <summary>
+    /// <c>simple_tokenizer</c>'s part: <c>whitespace_clean(basic_clean(text)).lower()</c>, with ftfy's fixes as the
+    /// type's remarks list them. Ideographs get no spaces: a run of letters of any script stays one word.
+    /// </summary>
+    internal static string CleanLikeSimpleTokenizer(string prompt)
+    {
+        var fixedText = new StringBuilder(prompt.Length);
+        foreach (var rune in prompt.EnumerateRunes())
+        {
+            var value = rune.Value;
+            if (IsFtfyControl(value))
+            {
+                continue;
+            }
+
+            switch (value)
+            {
+                case 0x3000:
+                    fixedText.Append(' ');
+                    break;
+                case >= 0xFF01 and <= 0xFF5E:
+                    fixedText.Append((char)(value - 0xFEE0));
+                    break;
+                case 0x02BC or (>= 0x2018 and <= 0x201B):
+                    fixedText.Append('\'');
+                    break;
+                case >= 0x201C and <= 0x201F:
+                    fixedText.Append('"');
+                    break;
+                default:
+                    if (Ligature(value) is { } letters)
+                    {
+                        fixedText.Append(letters);
+                    }
+                    else
+                    {
+                        AppendRune(fixedText, rune);
+                    }
+
+                    break;
+            }
+        }
+
+        var text = System.Net.WebUtility.HtmlDecode(System.Net.WebUtility.HtmlDecode(fixedText.ToString()));
+        var collapsed = new StringBuilder(text.Length);
+        var pendingSpace = false;
+        foreach (var rune in text.EnumerateRunes())
+        {
+            if (Rune.IsWhiteSpace(rune))
+            {
+                pendingSpace = collapsed.Length > 0;
+                continue;
+            }
+
+            if (pendingSpace)
+            {
+                collapsed.Append(' ');
+                pendingSpace = false;
+            }
+
+            AppendRune(collapsed, rune);
+        }
+
+        return ToLowerLikePython(collapsed.ToString());
+    }
+
+    // ftfy's remove_control_chars: C0 controls other than tab, line feed, form feed and carriage return, DEL, the
+    // deprecated format characters, the byte-order mark and the interlinear annotation characters.
+    private static bool IsFtfyControl(int value) =>
+        value is (>= 0x00 and <= 0x08) or 0x0B or (>= 0x0E and <= 0x1F) or 0x7F
+            or (>= 0x206A and <= 0x206F) or 0xFEFF or (>= 0xFFF9 and <= 0xFFFC);
+
+    // ftfy's fix_latin_ligatures.
+    private static string? Ligature(int value) => value switch
+    {
+        0x0132 => "IJ",
+        0x0133 => "ij",
+        0xFB00 => "ff",
+        0xFB01 => "fi",
+        0xFB02 => "fl",
+        0xFB03 => "ffi",
+        0xFB04 => "ffl",
+        0xFB05 => "\u017Ft",
+        0xFB06 => "st",
+        _ => null,
+    };
 
     /// <summary>Length of CLIP's regex match starting at <paramref name="start"/> (never a space).</summary>
     private static int MatchAt(string text, int start)

@@ -4,8 +4,8 @@ namespace RenderFarm.Diffusion.Tokenizers;
 
 /// <summary>
 /// The CLIP tokenizer that Stable Diffusion text encoders expect: byte-level BPE with <c>&lt;/w&gt;</c> word ends,
-/// behaving like transformers' slow <c>CLIPTokenizer</c> without ftfy (what diffusers runs), loaded from a model's
-/// <c>tokenizer/</c> folder.
+/// loaded from a model's <c>tokenizer/</c> folder. By default it cleans text as OpenAI's <c>simple_tokenizer</c> does
+/// (what SD 1.x was trained with); transformers' no-ftfy behaviour is <see cref="ClipTextCleanup.NoFtfy"/>.
 /// </summary>
 /// <remarks>
 /// Hand-written rather than built on Microsoft.ML.Tokenizers: its BPE model has neither CLIP's text clean-up
@@ -21,9 +21,10 @@ public sealed class ClipTokenizer
 
     private readonly ClipBpe _bpe;
 
-    private ClipTokenizer(ClipBpe bpe, int bosId, int eosId, int padId, int vocabularySize)
+    private ClipTokenizer(ClipBpe bpe, int bosId, int eosId, int padId, int vocabularySize, ClipTextCleanup cleanup)
     {
         _bpe = bpe;
+        Cleanup = cleanup;
         BosId = bosId;
         EosId = eosId;
         PadId = padId;
@@ -45,6 +46,9 @@ public sealed class ClipTokenizer
     /// <summary>Length of every encoded sequence, start and end tokens included.</summary>
     public int MaxLength => DefaultMaxLength;
 
+    /// <summary>How prompts are cleaned before they are cut into words.</summary>
+    public ClipTextCleanup Cleanup { get; }
+
     /// <summary>Number of entries in <c>vocab.json</c>.</summary>
     public int VocabularySize { get; }
 
@@ -54,12 +58,17 @@ public sealed class ClipTokenizer
     /// </summary>
     /// <exception cref="FileNotFoundException">A required file is missing; the message names it and the fix.</exception>
     /// <exception cref="InvalidDataException">A file is unreadable or inconsistent; the message names it and the fix.</exception>
-    public static ClipTokenizer FromFolder(string tokenizerDirectory)
+    public static ClipTokenizer FromFolder(string tokenizerDirectory, ClipTextCleanup cleanup = ClipTextCleanup.Original)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(tokenizerDirectory);
+        if (!Enum.IsDefined(cleanup))
+        {
+            throw new ArgumentOutOfRangeException(nameof(cleanup), cleanup, "Unknown text cleanup.");
+        }
+
         var files = ClipTokenizerFiles.Load(tokenizerDirectory);
         var bpe = new ClipBpe(files.Vocabulary, files.MergeRanks, files.EndOfTextId);
-        return new ClipTokenizer(bpe, files.StartOfTextId, files.EndOfTextId, files.PadId, files.Vocabulary.Count);
+        return new ClipTokenizer(bpe, files.StartOfTextId, files.EndOfTextId, files.PadId, files.Vocabulary.Count, cleanup);
     }
 
     /// <summary>
@@ -72,7 +81,7 @@ public sealed class ClipTokenizer
         ArgumentNullException.ThrowIfNull(prompt);
 
         var words = new List<string>();
-        ClipPreTokenizer.Split(prompt, words);
+        ClipPreTokenizer.Split(prompt, words, Cleanup);
         var tokens = new List<int>(words.Count + 4);
         foreach (var word in words)
         {

@@ -34,7 +34,7 @@ public static class WorkerExtensions
 
     /// <summary>
     /// Short command-line switches of the distributed worker host (<c>--memory-budget 6GiB</c>, <c>--slots 2</c>,
-    /// <c>--id gpu-0</c>, <c>--pool big</c>), for <c>AddCommandLine(args, switches)</c>; the long form
+    /// <c>--id gpu-0</c>, <c>--pool big</c>, <c>--gpu 1</c>), for <c>AddCommandLine(args, switches)</c>; the long form
     /// (<c>--Worker:MemoryBudget=6GiB</c>) works for every setting.
     /// </summary>
     public static IDictionary<string, string> CommandLineSwitches() => new Dictionary<string, string>(StringComparer.Ordinal)
@@ -43,6 +43,7 @@ public static class WorkerExtensions
         ["--slots"] = $"{WorkerOptions.SectionName}:{nameof(WorkerOptions.Slots)}",
         ["--id"] = $"{WorkerOptions.SectionName}:{nameof(WorkerOptions.Id)}",
         ["--pool"] = $"{WorkerOptions.SectionName}:{nameof(WorkerOptions.Pool)}",
+        ["--gpu"] = $"{WorkerOptions.SectionName}:{nameof(WorkerOptions.Gpu)}",
     };
 
     /// <summary>The distributed worker: telemetry, artifact store, worker services and the bus carrying its consumers.</summary>
@@ -83,10 +84,11 @@ public static class WorkerExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<WorkerOptions>, WorkerOptionsValidator>());
 
         services.TryAddSingleton(TimeProvider.System);
-        services.TryAddSingleton<IDeviceProbe>(sp => DeviceProbes.Create(
-            sp.GetRequiredService<IOptions<WorkerOptions>>().Value.ExecutionProvider,
-            gpuIndex: 0,
-            sp.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(DeviceProbes))));
+        services.TryAddSingleton<IDeviceProbe>(sp =>
+        {
+            var worker = sp.GetRequiredService<IOptions<WorkerOptions>>().Value;
+            return DeviceProbes.Create(worker.ExecutionProvider, worker.Gpu, sp.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(DeviceProbes)));
+        });
         services.TryAddSingleton(sp => new ModelCache(
             sp.GetRequiredService<IArtifactStore>(),
             sp.GetRequiredService<IOptions<WorkerOptions>>(),

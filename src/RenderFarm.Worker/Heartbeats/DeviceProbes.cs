@@ -10,7 +10,11 @@ namespace RenderFarm.Worker.Heartbeats;
 /// </summary>
 public static class DeviceProbes
 {
-    public static IDeviceProbe Create(ExecutionProviderPreference preference, int gpuIndex, ILogger logger)
+    /// <summary>
+    /// The probe for the card <c>--gpu <paramref name="gpu"/></c> means under this process's <c>CUDA_VISIBLE_DEVICES</c>
+    /// (see <see cref="GpuSelection"/>), or the CPU's when the sessions will not run on CUDA.
+    /// </summary>
+    public static IDeviceProbe Create(ExecutionProviderPreference preference, int gpu, ILogger logger)
     {
         ArgumentNullException.ThrowIfNull(logger);
         if (ExecutionProviders.Resolve(preference) != ExecutionProviders.Cuda)
@@ -18,15 +22,26 @@ public static class DeviceProbes
             return new CpuDeviceProbe();
         }
 
-        if (NvmlDeviceProbe.TryCreate(gpuIndex, out var nvmlReason) is { } nvml)
+        return Create(GpuSelection.FromEnvironment(gpu), logger);
+    }
+
+    private static IDeviceProbe Create(GpuSelection gpu, ILogger logger)
+    {
+        if (gpu.IndexOrderMayDiffer(Environment.GetEnvironmentVariable(GpuSelection.DeviceOrderVariable)))
         {
-            logger.LogInformation("Device: {Name} via NVML (driver {Driver}, compute capability {Capability})", nvml.Probe().Name, nvml.Driver, nvml.ComputeCapability);
+            logger.LogInformation("{Gpu}: CUDA counts devices in NVML's order only with {Variable}=PCI_BUS_ID (or a UUID in CUDA_VISIBLE_DEVICES); set it on hosts with several GPUs",
+                gpu, GpuSelection.DeviceOrderVariable);
+        }
+
+        if (NvmlDeviceProbe.TryCreate(gpu, out var nvmlReason) is { } nvml)
+        {
+            logger.LogInformation("Device: {Gpu}, {Name} via NVML (driver {Driver}, compute capability {Capability})", gpu, nvml.Probe().Name, nvml.Driver, nvml.ComputeCapability);
             return nvml;
         }
 
-        if (NvidiaSmiDeviceProbe.TryCreate(gpuIndex, out var smiReason) is { } smi)
+        if (NvidiaSmiDeviceProbe.TryCreate(gpu, out var smiReason) is { } smi)
         {
-            logger.LogWarning("NVML unavailable ({Reason}); probing GPU {Index} with nvidia-smi", nvmlReason, gpuIndex);
+            logger.LogWarning("NVML unavailable ({Reason}); probing {Gpu} with nvidia-smi", nvmlReason, gpu);
             return smi;
         }
 

@@ -7,15 +7,20 @@ namespace RenderFarm.Worker.Heartbeats;
 /// The fallback when NVML cannot be loaded in-process (e.g. a container that mounts only the nvidia-smi binary):
 /// one <c>nvidia-smi --query-gpu</c> per probe. Slower (a process per heartbeat) but still exact.
 /// </summary>
-public sealed class NvidiaSmiDeviceProbe(string executable, int index) : IDeviceProbe
+public sealed class NvidiaSmiDeviceProbe(string executable, string id) : IDeviceProbe
 {
     public const string Query = "name,memory.total,memory.free,driver_version,compute_cap";
     private const long MiB = 1L << 20;
 
     /// <summary>Runs nvidia-smi once; null with the reason when it is missing or lists no GPU <paramref name="index"/>.</summary>
-    public static NvidiaSmiDeviceProbe? TryCreate(int index, out string reason, string executable = "nvidia-smi")
+    public static NvidiaSmiDeviceProbe? TryCreate(int index, out string reason, string executable = "nvidia-smi") =>
+        TryCreate(new GpuSelection(index, index, null), out reason, executable);
+
+    /// <summary>Runs nvidia-smi once for the card <paramref name="gpu"/> names (its UUID or NVML index); null with the reason when it is missing or lists no such GPU.</summary>
+    public static NvidiaSmiDeviceProbe? TryCreate(GpuSelection gpu, out string reason, string executable = "nvidia-smi")
     {
-        var probe = new NvidiaSmiDeviceProbe(executable, index);
+        ArgumentNullException.ThrowIfNull(gpu);
+        var probe = new NvidiaSmiDeviceProbe(executable, gpu.SmiId);
         try
         {
             probe.Probe();
@@ -31,7 +36,7 @@ public sealed class NvidiaSmiDeviceProbe(string executable, int index) : IDevice
 
     public DeviceReport Probe()
     {
-        using var process = Process.Start(new ProcessStartInfo(executable, $"--query-gpu={Query} --format=csv,noheader,nounits --id={index}")
+        using var process = Process.Start(new ProcessStartInfo(executable, $"--query-gpu={Query} --format=csv,noheader,nounits --id={id}")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,

@@ -39,9 +39,16 @@ public sealed unsafe class NvmlDeviceProbe : IDeviceProbe, IDisposable
     /// <summary>e.g. <c>9.0</c> for Hopper; decides which kernels (and fp16/bf16 paths) the CUDA provider can use.</summary>
     public string ComputeCapability { get; }
 
-    /// <summary>Opens GPU <paramref name="index"/>, or returns null with the reason when NVML or the GPU is not there.</summary>
-    public static NvmlDeviceProbe? TryCreate(int index, out string reason)
+    /// <summary>Opens the card with NVML index <paramref name="index"/>, or returns null with the reason when NVML or the GPU is not there.</summary>
+    public static NvmlDeviceProbe? TryCreate(int index, out string reason) => TryCreate(new GpuSelection(index, index, null), out reason);
+
+    /// <summary>
+    /// Opens the card <paramref name="gpu"/> names (by UUID when it has one, else by NVML index), or returns null with
+    /// the reason when NVML or the GPU is not there.
+    /// </summary>
+    public static NvmlDeviceProbe? TryCreate(GpuSelection gpu, out string reason)
     {
+        ArgumentNullException.ThrowIfNull(gpu);
         IntPtr library = IntPtr.Zero;
         if (!LibraryNames.Any(n => NativeLibrary.TryLoad(n, out library)))
         {
@@ -53,6 +60,7 @@ public sealed unsafe class NvmlDeviceProbe : IDeviceProbe, IDisposable
         var shutdown = (delegate* unmanaged<int>)Export(library, "nvmlShutdown");
         var getCount = (delegate* unmanaged<uint*, int>)Export(library, "nvmlDeviceGetCount_v2");
         var getHandle = (delegate* unmanaged<uint, IntPtr*, int>)Export(library, "nvmlDeviceGetHandleByIndex_v2");
+        var getHandleByUuid = (delegate* unmanaged<byte*, IntPtr*, int>)Export(library, "nvmlDeviceGetHandleByUUID");
         var getName = (delegate* unmanaged<IntPtr, byte*, uint, int>)Export(library, "nvmlDeviceGetName");
         var getMemory = (delegate* unmanaged<IntPtr, NvmlMemory*, int>)Export(library, "nvmlDeviceGetMemoryInfo");
         var getDriver = (delegate* unmanaged<byte*, uint, int>)Export(library, "nvmlSystemGetDriverVersion");
@@ -72,13 +80,18 @@ public sealed unsafe class NvmlDeviceProbe : IDeviceProbe, IDisposable
             return null;
         }
 
-        uint count;
-        IntPtr device;
-        if (getCount(&count) != Success || index < 0 || index >= count || getHandle((uint)index, &device) != Success)
+        uint count = 0;
+        IntPtr device = IntPtr.Zero;
+        var found = gpu.Uuid is { } uuid
+            ? getHandleByUuid is not null && HandleByUuid(getHandleByUuid, uuid, &device)
+            : getCount(&count) == Success && gpu.NvmlIndex is { } index && index >= 0 && index < count && getHandle((uint)index, &device) == Success;
+        if (!found)
         {
             shutdown();
             NativeLibrary.Free(library);
-            reason = $"GPU {index} is not there (NVML sees {count} device(s)).";
+            reason = gpu.Uuid is null
+                ? $"{gpu} is not there (NVML sees {count} device(s))."
+                : $"{gpu} is not there (NVML knows no device by that UUID; a shortened UUID works for CUDA but not for NVML: give the full one).";
             return null;
         }
 
@@ -116,6 +129,15 @@ public sealed unsafe class NvmlDeviceProbe : IDeviceProbe, IDisposable
         {
             _shutdown();
             NativeLibrary.Free(_library);
+        }
+    }
+
+    private static bool HandleByUuid(delegate* unmanaged<byte*, IntPtr*, int> getHandleByUuid, string uuid, IntPtr* device)
+    {
+        var bytes = Encoding.ASCII.GetBytes(uuid + "\0");
+        fixed (byte* text = bytes)
+        {
+            return getHandleByUuid(text, device) == Success;
         }
     }
 

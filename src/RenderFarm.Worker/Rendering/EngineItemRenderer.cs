@@ -39,11 +39,15 @@ public sealed partial class EngineItemRenderer : IItemRenderer
         _execution = new ExecutionOptions
         {
             Provider = options.Value.ExecutionProvider,
+            CudaDeviceId = options.Value.Gpu,
             IntraOpThreads = options.Value.IntraOpThreads,
             MemoryBudgetBytes = memory.BudgetBytes,
         };
         _maxLoaded = options.Value.MaxLoadedModels;
     }
+
+    /// <summary>How this renderer's sessions are created (provider, CUDA device, threads, budget).</summary>
+    internal ExecutionOptions Execution => _execution;
 
     /// <inheritdoc />
     public string? MemoryStrategy => _strategy;

@@ -10,10 +10,15 @@ internal static class ClipVocabularyFolder
 {
     private static readonly Lazy<string> LazyPath = new(Locate);
     private static readonly Lazy<ClipTokenizer> LazyTokenizer = new(() => ClipTokenizer.FromFolder(Path));
+    private static readonly Lazy<ClipTokenizer> LazyNoFtfyTokenizer = new(() => ClipTokenizer.FromFolder(Path, ClipTextCleanup.NoFtfy));
 
     public static string Path => LazyPath.Value;
 
+    /// <summary>The default: OpenAI's simple_tokenizer cleanup.</summary>
     public static ClipTokenizer Tokenizer => LazyTokenizer.Value;
+
+    /// <summary>transformers' CLIPTokenizer without ftfy.</summary>
+    public static ClipTokenizer NoFtfyTokenizer => LazyNoFtfyTokenizer.Value;
 
     private static string Locate()
     {
