@@ -13,6 +13,7 @@ using RenderFarm.Coordinator.Monitoring;
 using RenderFarm.Coordinator.Options;
 using RenderFarm.Coordinator.Persistence;
 using RenderFarm.Coordinator.Placement;
+using RenderFarm.Coordinator.Previews;
 using RenderFarm.Coordinator.Progress;
 using RenderFarm.Messaging;
 using RenderFarm.Storage;
@@ -38,7 +39,7 @@ namespace RenderFarm.Coordinator.Extensions;
 /// <c>MaxSweepItems</c>, <c>MaxPromptLength</c>, <c>WorkUnitSize</c>, <c>InsertPageSize</c>, <c>HeartbeatInterval</c>,
 /// <c>LeaseDuration</c>, <c>MaxAttempts</c>, <c>InitialBackoff</c>, <c>BackoffMultiplier</c>, <c>MaxBackoff</c>),
 /// <c>Coordinator:Dispatcher:*</c> (<c>BatchSize</c>, <c>PollInterval</c>), <c>Coordinator:Rescuer:*</c>
-/// (<c>Interval</c>, <c>BatchSize</c>), <c>Coordinator:Progress:*</c> (<c>FlushInterval</c>, <c>MaxPending</c>).</item>
+/// (<c>Interval</c>, <c>BatchSize</c>), <c>Coordinator:Progress:*</c> (<c>FlushInterval</c>, <c>MaxPending</c>), <c>Coordinator:Previews:*</c> (<c>MaxItems</c>, <c>MaxBytes</c>, <c>MaxAge</c>).</item>
 /// </list>
 /// </remarks>
 public static class CoordinatorExtensions
@@ -54,6 +55,7 @@ public static class CoordinatorExtensions
         AddOptions<OutboxDispatcherOptions, BackgroundOptionsValidator>(services, OutboxDispatcherOptions.SectionName);
         AddOptions<LeaseRescuerOptions, BackgroundOptionsValidator>(services, LeaseRescuerOptions.SectionName);
         AddOptions<ProgressOptions, BackgroundOptionsValidator>(services, ProgressOptions.SectionName);
+        AddOptions<PreviewOptions, PreviewOptionsValidator>(services, PreviewOptions.SectionName);
         services.AddOptions<DatabaseOptions>()
             .BindConfiguration(DatabaseOptions.SectionName)
             .PostConfigure(o => o.ConnectionString ??= configuration.GetConnectionString(DatabaseOptions.ConnectionStringName)
@@ -83,6 +85,7 @@ public static class CoordinatorExtensions
         {
             bus.AddConsumer<ItemStartedConsumer>(LedgerBatches.Configure);
             bus.AddConsumer<ItemProgressedConsumer>();
+            bus.AddConsumer<ItemPreviewedConsumer>();
             bus.AddConsumer<ItemRenderedConsumer>(LedgerBatches.Configure);
             bus.AddConsumer<ItemFailedConsumer>();
             bus.AddConsumer<WorkerHeartbeatConsumer>();
@@ -91,6 +94,13 @@ public static class CoordinatorExtensions
         services.AddSingleton<JobEventHub>();
         services.AddSingleton<OutboxSignal>();
         services.AddSingleton<ProgressTracker>();
+        services.AddSingleton(sp =>
+        {
+            var hub = sp.GetRequiredService<JobEventHub>();
+            var previews = ActivatorUtilities.CreateInstance<PreviewStore>(sp, hub);
+            hub.AddObserver(previews);
+            return previews;
+        });
         services.AddScoped<ItemLedger>();
         services.AddScoped<JobSubmission>();
         services.AddScoped<PlacementAdmission>();
@@ -111,7 +121,7 @@ public static class CoordinatorExtensions
         return builder;
     }
 
-    /// <summary>Maps the HTTP API (<c>/v1/jobs</c>, <c>/v1/images</c>, <c>/v1/workers</c>), the OpenAPI document (<c>/openapi/v1.json</c>) and Scalar (<c>/scalar</c>).</summary>
+    /// <summary>Maps the HTTP API (<c>/v1/jobs</c> with items' previews, <c>/v1/images</c>, <c>/v1/workers</c>), the OpenAPI document (<c>/openapi/v1.json</c>) and Scalar (<c>/scalar</c>).</summary>
     public static WebApplication MapCoordinatorApi(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
@@ -120,6 +130,7 @@ public static class CoordinatorExtensions
         app.MapOpenApi();
         app.MapScalarApiReference();
         app.MapJobsApi();
+        app.MapPreviewsApi();
         app.MapImagesApi();
         app.MapWorkersApi();
         return app;
