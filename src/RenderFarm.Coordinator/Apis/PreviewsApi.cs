@@ -28,7 +28,7 @@ internal static class PreviewsApi
         return api;
     }
 
-    public static Results<FileContentHttpResult, NotFound<ProblemDetails>> GetPreview(
+    public static Results<FileContentHttpResult, ProblemHttpResult> GetPreview(
         Guid id,
         long index,
         HttpResponse response,
@@ -37,12 +37,10 @@ internal static class PreviewsApi
         ArgumentNullException.ThrowIfNull(response);
         if (previews.Get(id, index) is not { } preview)
         {
-            return TypedResults.NotFound(new ProblemDetails
-            {
-                Status = StatusCodes.Status404NotFound,
-                Title = "No preview.",
-                Detail = $"Item {index} of job {id} has no preview now: it is not running (or the job is unknown), has not reached its first preview, or previews are off.",
-            });
+            return TypedResults.Problem(
+                statusCode: StatusCodes.Status404NotFound,
+                title: "No preview.",
+                detail: $"Item {index} of job {id} has no preview now: it is not running (or the job is unknown), has not reached its first preview, or previews are off.");
         }
 
         // A preview is replaced every second or so: a cached one is a wrong one.
