@@ -64,7 +64,7 @@ internal static class TopCommand
                         Out = new AnsiConsoleOutput(output),
                     });
                     console.Profile.Width = SnapshotWidth;
-                    console.Write(Render(snapshot, client.BaseAddress, null));
+                    console.Write(Render(snapshot, client.BaseAddress, null, live: false));
                     output.Flush();
                     return ExitCodes.Success;
                 }
@@ -80,7 +80,7 @@ internal static class TopCommand
     {
         // The first read fails the command like any verb (farm down: exit 1); later failures only show in the header.
         var snapshot = await FarmSnapshot.ReadAsync(client, rows, cancellationToken);
-        await AnsiConsole.Live(Render(snapshot, client.BaseAddress, null))
+        await AnsiConsole.Live(Render(snapshot, client.BaseAddress, null, live: true))
             .AutoClear(false)
             .StartAsync(async context =>
             {
@@ -98,7 +98,7 @@ internal static class TopCommand
                             problem = ex.Message;
                         }
 
-                        context.UpdateTarget(Render(snapshot, client.BaseAddress, problem));
+                        context.UpdateTarget(Render(snapshot, client.BaseAddress, problem, live: true));
                     }
                 }
                 catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
@@ -128,14 +128,14 @@ internal static class TopCommand
         return true;
     }
 
-    internal static IRenderable Render(FarmSnapshot snapshot, Uri farm, string? problem)
+    internal static IRenderable Render(FarmSnapshot snapshot, Uri farm, string? problem, bool live)
     {
         var c = CultureInfo.InvariantCulture;
-        var live = snapshot.Workers.Count(w => w.Live);
+        var liveWorkers = snapshot.Workers.Count(w => w.Live);
         var busy = snapshot.Workers.Count(w => w.Live && w.CurrentItems.Count > 0);
         var states = string.Join("  ", snapshot.JobsByState.Select(s => string.Create(c, $"{s.Key.ToString().ToLowerInvariant()} {s.Value}")));
         var header = new Markup(Markup.Escape(string.Create(c,
-            $"renderfarm top  {farm}  {snapshot.ReadAt:HH:mm:ss}  workers {live} live ({busy} busy) of {snapshot.Workers.Count}  jobs: {states}  items in the listed active jobs: {snapshot.ItemsQueued} waiting, {snapshot.ItemsRunning} running"))
+            $"renderfarm top  {farm}  {snapshot.ReadAt:HH:mm:ss}  workers {liveWorkers} live ({busy} busy) of {snapshot.Workers.Count}  jobs: {states}  items in the listed active jobs: {snapshot.ItemsQueued} waiting, {snapshot.ItemsRunning} running"))
             + (problem is null ? "" : $"\n[red]{Markup.Escape($"last refresh failed: {problem}")}[/]"));
 
         var workers = new Table().Border(TableBorder.Simple).Title("workers")
@@ -174,7 +174,7 @@ internal static class TopCommand
                 Cell(Age(snapshot.ReadAt - j.CreatedAt)));
         }
 
-        return new Rows(header, workers, jobs, new Markup("[grey]q or Ctrl+C quits[/]"));
+        return live ? new Rows(header, workers, jobs, new Markup("[grey]q or Ctrl+C quits[/]")) : new Rows(header, workers, jobs);
     }
 
     private static Markup Cell(string text) => new(Markup.Escape(text));
