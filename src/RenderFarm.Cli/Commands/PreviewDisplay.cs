@@ -16,7 +16,7 @@ internal sealed record PreviewDisplay(bool InTerminal, string? Directory)
 {
     public static PreviewDisplay None { get; } = new(false, null);
 
-    /// <summary>Columns the terminal preview may take; a 512² render's 64-pixel preview is drawn 2 columns a pixel.</summary>
+    /// <summary>Columns the terminal preview may take (Spectre draws a pixel per column, two rows per line with half blocks).</summary>
     public const int MaxTerminalWidth = 64;
 
     public bool Wanted => InTerminal || Directory is not null;
@@ -39,7 +39,7 @@ internal sealed record PreviewDisplay(bool InTerminal, string? Directory)
         return path;
     }
 
-    /// <summary>The preview as a Spectre.Console canvas (each pixel two columns wide), scaled down past <see cref="MaxTerminalWidth"/>.</summary>
+    /// <summary>The preview as a Spectre.Console canvas, scaled down past <see cref="MaxTerminalWidth"/>.</summary>
     public static Canvas ToCanvas(ItemPreview preview)
     {
         ArgumentNullException.ThrowIfNull(preview);
