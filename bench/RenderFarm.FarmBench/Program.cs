@@ -16,6 +16,13 @@ using Npgsql;
 // of --items items (a seed sweep) per worker count in --workers.
 //   dotnet run -c Release --project bench/RenderFarm.FarmBench -- [--items 20000] [--workers 1,2] [--storage s3|local]
 //
+// Previews: the same throughput run with --previews 0,1 (preview intervals in seconds, 0 = off, side by side in one
+// invocation; repeat values to interleave, e.g. 0,1,0,1). Previews need latents, which the Null renderer does not
+// have, so these runs render for real: the Engine renderer on the tiny model, 128×128, 20 steps, one slot and one
+// ONNX Runtime thread per worker, so an item lasts long enough (seconds) for its previews to be sent. The job's events
+// are followed during the run and its preview events counted, so an "on" run shows it really sent them.
+//   dotnet run -c Release --project bench/RenderFarm.FarmBench -- --previews 0,1,0,1 --items 40 --workers 2 --storage local
+//
 // Hires: one hires job of --hires N (N×N) per worker count, workers running the engine on the tiny model with one
 // ONNX Runtime thread and one slot each; wall time, per-stage times, tiles per worker, peak memory, speed-up.
 //   dotnet run -c Release --project bench/RenderFarm.FarmBench -- --hires 2048 [--workers 1,2] [--rounds 1] [--steps 20]
@@ -42,16 +49,19 @@ if (options.Hires is { } hires)
 }
 
 var results = new List<RunResult>();
-// Ledger batch sizes and thread-pool spin limits side by side in one invocation, so their ratios are measured on the
-// same machine state.
-foreach (var spinLimit in options.SpinLimits.Count > 0 ? options.SpinLimits.Select(l => (int?)l) : [null])
+// Preview intervals, thread-pool spin limits and ledger batch sizes side by side in one invocation, so their ratios are
+// measured on the same machine state.
+foreach (var previews in options.PreviewIntervals.Count > 0 ? options.PreviewIntervals.Select(p => (double?)p) : [null])
 {
-    foreach (var ledgerBatch in options.LedgerBatches.Count > 0 ? options.LedgerBatches.Select(b => (int?)b) : [null])
+    foreach (var spinLimit in options.SpinLimits.Count > 0 ? options.SpinLimits.Select(l => (int?)l) : [null])
     {
-        foreach (var workers in options.WorkerCounts)
+        foreach (var ledgerBatch in options.LedgerBatches.Count > 0 ? options.LedgerBatches.Select(b => (int?)b) : [null])
         {
-            Console.Error.WriteLine($"[farmbench] {options.Items} items, {workers} worker process(es), storage {options.Storage}, ledger batch {ledgerBatch?.ToString(CultureInfo.InvariantCulture) ?? "default"}, spin limit {spinLimit?.ToString(CultureInfo.InvariantCulture) ?? "default"}");
-            results.Add(await BenchRun.RunAsync(options, workers, ledgerBatch, spinLimit, settings, hosts, CancellationToken.None));
+            foreach (var workers in options.WorkerCounts)
+            {
+                Console.Error.WriteLine($"[farmbench] {options.Items} items, {workers} worker process(es), storage {options.Storage}, ledger batch {ledgerBatch?.ToString(CultureInfo.InvariantCulture) ?? "default"}, spin limit {spinLimit?.ToString(CultureInfo.InvariantCulture) ?? "default"}, previews {(previews is { } p ? p.ToString(CultureInfo.InvariantCulture) + " s" : "-")}");
+                results.Add(await BenchRun.RunAsync(options, workers, ledgerBatch, spinLimit, previews, settings, hosts, CancellationToken.None));
+            }
         }
     }
 }
@@ -61,8 +71,11 @@ return 0;
 
 internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, string Storage, int UnitSize, IReadOnlyList<int> LedgerBatches, IReadOnlyList<int> SpinLimits, HiresOptions? Hires)
 {
+    /// <summary>Preview intervals (seconds, 0 = off) run side by side with the Engine renderer; empty: Null-renderer throughput runs.</summary>
+    public IReadOnlyList<double> PreviewIntervals { get; init; } = [];
+
     public const string Usage = """
-        usage: farmbench [--items N] [--workers 1,2] [--storage s3|local] [--unit-size N] [--ledger-batch 1,100] [--spin-limit 70,0]
+        usage: farmbench [--items N] [--workers 1,2] [--storage s3|local] [--unit-size N] [--ledger-batch 1,100] [--spin-limit 70,0] [--previews 0,1]
                farmbench --hires SIZE [--workers 1,2] [--rounds R] [--steps N] [--strength S] [--tile T] [--overlap O]
                          [--guidance G] [--sampler NAME] [--seed N] [--base SIZE] [--memory-budget 2GiB] [--threads N]
                          [--render-timeout 01:00:00] [--stall-minutes M] [--warmup] [--keep-artifacts] [--storage s3|local]
@@ -70,14 +83,14 @@ internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, 
 
     private static readonly string[] Flags =
     [
-        "--items", "--workers", "--storage", "--unit-size", "--ledger-batch", "--spin-limit", "--hires", "--rounds", "--steps", "--strength", "--tile", "--overlap",
+        "--items", "--workers", "--storage", "--unit-size", "--ledger-batch", "--spin-limit", "--previews", "--hires", "--rounds", "--steps", "--strength", "--tile", "--overlap",
         "--guidance", "--sampler", "--seed", "--base", "--memory-budget", "--threads", "--render-timeout", "--stall-minutes",
     ];
 
     private static readonly string[] Switches = ["--keep-artifacts", "--warmup"];
 
     // Flags of throughput runs that a --hires run refuses.
-    private static readonly string[] ThroughputOnly = ["--items", "--unit-size", "--ledger-batch", "--spin-limit"];
+    private static readonly string[] ThroughputOnly = ["--items", "--unit-size", "--ledger-batch", "--spin-limit", "--previews"];
 
     /// <summary>Reads the command line; a <see cref="FormatException"/> names the flag at fault.</summary>
     public static BenchOptions Parse(string[] args)
@@ -164,7 +177,15 @@ internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, 
 
         var ledgerBatches = Ints("--ledger-batch", null, 1, 1000, "batch sizes");
         var spinLimits = Ints("--spin-limit", null, 0, short.MaxValue, "thread-pool spin limits");
-        return new BenchOptions(Int("--items", "20000", 1, 10_000_000), workerCounts, storage, Int("--unit-size", "0", 0, 100_000), ledgerBatches, spinLimits, hires);
+        var previewIntervals = values.TryGetValue("--previews", out var previewText)
+            ? previewText.Split(',').Select(item =>
+                double.TryParse(item, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds >= 0 && seconds <= 3600
+                    ? seconds : throw new FormatException($"--previews must list preview intervals in seconds (0 = off, at most 3600) separated by commas, got '{previewText}'.")).ToList()
+            : [];
+        return new BenchOptions(Int("--items", "20000", 1, 10_000_000), workerCounts, storage, Int("--unit-size", "0", 0, 100_000), ledgerBatches, spinLimits, hires)
+        {
+            PreviewIntervals = previewIntervals,
+        };
     }
 }
 
@@ -181,11 +202,26 @@ internal sealed record RunResult(
     double CoordinatorCpuSeconds,
     double PeakRssMiB,
     IReadOnlyDictionary<string, double> CpuSecondsByProcess,
-    string FinalState);
+    string FinalState)
+{
+    /// <summary>Preview interval of an Engine-renderer run (seconds, 0 = off); null for Null-renderer runs.</summary>
+    public double? PreviewSeconds { get; init; }
+
+    /// <summary>Preview events the job's stream carried during the run.</summary>
+    public int PreviewsSeen { get; init; }
+
+    /// <summary>The machine's 1-minute load average when the job was posted and when it finished.</summary>
+    public (double Start, double End) Load { get; init; }
+}
 
 internal static class BenchRun
 {
-    public static async Task<RunResult> RunAsync(BenchOptions options, int workerCount, int? ledgerBatch, int? spinLimit, ServiceSettings settings, HostPaths hosts, CancellationToken ct)
+    /// <summary>Side and steps of a preview run's items: seconds each on the tiny model with one thread, so previews are sent.</summary>
+    private const int PreviewRunSide = 128;
+
+    private const int PreviewRunSteps = 20;
+
+    public static async Task<RunResult> RunAsync(BenchOptions options, int workerCount, int? ledgerBatch, int? spinLimit, double? previewSeconds, ServiceSettings settings, HostPaths hosts, CancellationToken ct)
     {
         var coordinatorSettings = new Dictionary<string, string>(StringComparer.Ordinal);
         if (options.UnitSize > 0)
@@ -195,23 +231,32 @@ internal static class BenchRun
         // The runtime reads the variable before the coordinator's runtimeconfig, so it overrides what the build sets.
         if (spinLimit is { } spin)
             coordinatorSettings["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = spin.ToString(CultureInfo.InvariantCulture);
-        var workerSettings = new Dictionary<string, string>(StringComparer.Ordinal)
-        {
-            ["Worker__Renderer"] = "Null",
-            ["Worker__WarmUp"] = "false",
-        };
+        var workerSettings = previewSeconds is { } interval
+            ? new Dictionary<string, string>(StringComparer.Ordinal)
+            {
+                ["Worker__Renderer"] = "Engine",
+                ["Worker__Slots"] = "1",
+                ["Worker__IntraOpThreads"] = "1",
+                ["Worker__WarmUp"] = "true",
+                ["Worker__PreviewInterval"] = TimeSpan.FromSeconds(interval).ToString("c", CultureInfo.InvariantCulture),
+            }
+            : new Dictionary<string, string>(StringComparer.Ordinal)
+            {
+                ["Worker__Renderer"] = "Null",
+                ["Worker__WarmUp"] = "false",
+            };
         await using var farm = await FarmSession.StartAsync(
-            new FarmSpec(workerCount, options.Storage, coordinatorSettings, workerSettings, WarmModel: null), settings, hosts, ct);
+            new FarmSpec(workerCount, options.Storage, coordinatorSettings, workerSettings, WarmModel: previewSeconds is null ? null : "tiny-sd"), settings, hosts, ct);
         var http = farm.Http;
         var coordinator = farm.Coordinator;
 
         var job = new JsonObject
         {
             ["prompt"] = "farm bench",
-            ["width"] = 64,
-            ["height"] = 64,
-            ["steps"] = 1,
-            ["guidanceScale"] = 1.0,
+            ["width"] = previewSeconds is null ? 64 : PreviewRunSide,
+            ["height"] = previewSeconds is null ? 64 : PreviewRunSide,
+            ["steps"] = previewSeconds is null ? 1 : PreviewRunSteps,
+            ["guidanceScale"] = previewSeconds is null ? 1.0 : 7.5,
             ["sampler"] = "euler",
             ["sweep"] = new JsonObject { ["seeds"] = new JsonArray(Enumerable.Range(0, options.Items).Select(i => (JsonNode)JsonValue.Create((long)i)!).ToArray()) },
         };
@@ -225,6 +270,9 @@ internal static class BenchRun
             throw new InvalidOperationException($"POST /v1/jobs answered {(int)posted.StatusCode}: {body}");
         var submitTime = clock.Elapsed;
         var jobId = JsonDocument.Parse(body).RootElement.GetProperty("id").GetGuid();
+        var loadAtStart = Machine.LoadAverage();
+        using var stopFollowing = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var previewsSeen = previewSeconds is null ? Task.FromResult(0) : CountPreviewEventsAsync(http, jobId, stopFollowing.Token);
 
         string state = "";
         long lastDone = -1;
@@ -250,14 +298,51 @@ internal static class BenchRun
         }
 
         var elapsed = clock.Elapsed;
+        var loadAtEnd = Machine.LoadAverage();
         var cpuAfter = ProcessCpu.Snapshot();
         var coordinatorCpu = ProcessCpu.Seconds(cpuBefore, cpuAfter, coordinator.Id);
         var byProcess = ProcessCpu.ByCategory(cpuBefore, cpuAfter, coordinator.Id, farm.Workers.Select(p => p.Id).ToHashSet());
         var peakRss = ProcessCpu.PeakRssMiB(coordinator.Id);
         var (endToEnd, workerSide) = await Latencies.ReadAsync(farm.Postgres, jobId, ct);
+        // The stream ends after job-done; a stream that lags is cut off rather than waited for.
+        stopFollowing.CancelAfter(TimeSpan.FromSeconds(10));
+        var previews = await previewsSeen;
         return new RunResult(workerCount, ledgerBatch, spinLimit, options.Items, submitTime, elapsed, options.Items / elapsed.TotalSeconds,
-            Latencies.Percentiles(endToEnd), Latencies.Percentiles(workerSide), coordinatorCpu, peakRss, byProcess, state);
+            Latencies.Percentiles(endToEnd), Latencies.Percentiles(workerSide), coordinatorCpu, peakRss, byProcess, state)
+        {
+            PreviewSeconds = previewSeconds,
+            PreviewsSeen = previews,
+            Load = (loadAtStart, loadAtEnd),
+        };
     }
+
+    private static async Task<int> CountPreviewEventsAsync(HttpClient http, Guid jobId, CancellationToken ct)
+    {
+        var count = 0;
+        try
+        {
+            using var response = await http.GetAsync($"v1/jobs/{jobId}/events", HttpCompletionOption.ResponseHeadersRead, ct);
+            using var reader = new StreamReader(await response.Content.ReadAsStreamAsync(ct));
+            while (await reader.ReadLineAsync(ct) is { } line)
+            {
+                if (line == "event: preview")
+                    count++;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // Cut off after the job finished: what was counted stands.
+        }
+
+        return count;
+    }
+}
+
+internal static class Machine
+{
+    /// <summary>The 1-minute load average (<c>/proc/loadavg</c>): how busy the shared machine was during a run.</summary>
+    public static double LoadAverage() =>
+        double.Parse(File.ReadAllText("/proc/loadavg").Split(' ')[0], CultureInfo.InvariantCulture);
 }
 
 internal static class Latencies
@@ -386,16 +471,18 @@ internal static class Report
     {
         var s = new StringBuilder();
         string F(double v, string format = "F0") => v.ToString(format, CultureInfo.InvariantCulture);
-        s.AppendLine(CultureInfo.InvariantCulture, $"{options.Items} items (seed sweep, 64×64, 1 step), Null renderer, storage {options.Storage}, work unit size {(options.UnitSize > 0 ? options.UnitSize.ToString(CultureInfo.InvariantCulture) : "default")}");
+        s.AppendLine(options.PreviewIntervals.Count > 0
+            ? string.Create(CultureInfo.InvariantCulture, $"{options.Items} items (seed sweep, 128×128, 20 steps, euler, guidance 7.5), Engine renderer on the tiny model (1 slot, 1 ONNX Runtime thread per worker), storage {options.Storage}, work unit size {(options.UnitSize > 0 ? options.UnitSize.ToString(CultureInfo.InvariantCulture) : "default")}; processor count {Environment.ProcessorCount}")
+            : string.Create(CultureInfo.InvariantCulture, $"{options.Items} items (seed sweep, 64×64, 1 step), Null renderer, storage {options.Storage}, work unit size {(options.UnitSize > 0 ? options.UnitSize.ToString(CultureInfo.InvariantCulture) : "default")}"));
         s.AppendLine();
-        s.AppendLine("| ledger batch | spin limit | worker processes | final state | POST (s) | submit → done (s) | completions/s | e2e p50 / p95 / p99 / max (s) | worker-side p50 / p95 / p99 (ms) | coordinator CPU (s) | coordinator peak RSS (MiB) | CPU s by process |");
-        s.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|");
+        s.AppendLine("| ledger batch | spin limit | previews | previews seen | worker processes | final state | POST (s) | submit → done (s) | completions/s | e2e p50 / p95 / p99 / max (s) | worker-side p50 / p95 / p99 (ms) | coordinator CPU (s) | coordinator peak RSS (MiB) | load 1m start → end | CPU s by process |");
+        s.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in results)
         {
             var e = r.EndToEndPercentiles;
             var w = r.WorkerSidePercentiles;
             s.AppendLine(CultureInfo.InvariantCulture,
-                $"| {r.LedgerBatch?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {r.SpinLimit?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {r.Workers} | {r.FinalState} | {F(r.SubmitTime.TotalSeconds, "F2")} | {F(r.SubmitToDone.TotalSeconds, "F1")} | **{F(r.CompletionsPerSecond)}** | {F(e[0], "F1")} / {F(e[1], "F1")} / {F(e[2], "F1")} / {F(e[3], "F1")} | {F(w[0] * 1000)} / {F(w[1] * 1000)} / {F(w[2] * 1000)} | {F(r.CoordinatorCpuSeconds, "F1")} | {F(r.PeakRssMiB)} | {string.Join(", ", r.CpuSecondsByProcess.OrderByDescending(p => p.Value).Select(p => $"{p.Key} {F(p.Value, "F1")}"))} |");
+                $"| {r.LedgerBatch?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {r.SpinLimit?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {(r.PreviewSeconds is { } ps ? (ps == 0 ? "off" : $"every {F(ps, "0.##")} s") : "-")} | {(r.PreviewSeconds is null ? "-" : r.PreviewsSeen.ToString(CultureInfo.InvariantCulture))} | {r.Workers} | {r.FinalState} | {F(r.SubmitTime.TotalSeconds, "F2")} | {F(r.SubmitToDone.TotalSeconds, "F1")} | **{F(r.CompletionsPerSecond)}** | {F(e[0], "F1")} / {F(e[1], "F1")} / {F(e[2], "F1")} / {F(e[3], "F1")} | {F(w[0] * 1000)} / {F(w[1] * 1000)} / {F(w[2] * 1000)} | {F(r.CoordinatorCpuSeconds, "F1")} | {F(r.PeakRssMiB)} | {F(r.Load.Start, "F2")} → {F(r.Load.End, "F2")} | {string.Join(", ", r.CpuSecondsByProcess.OrderByDescending(p => p.Value).Select(p => $"{p.Key} {F(p.Value, "F1")}"))} |");
         }
 
         return s.ToString();

@@ -216,6 +216,13 @@ public sealed record Worker(
     IReadOnlyList<string>? InstalledModels = null,
     string? RenderQueue = null);
 
+/// <summary>The latest preview of a running item: a small image of its latent (an eighth of the image's size).</summary>
+/// <param name="Image">Encoded bytes.</param>
+/// <param name="ContentType">Their media type (<c>image/jpeg</c>).</param>
+/// <param name="Step">The denoising step it shows; 0 when the farm did not say.</param>
+/// <param name="TotalSteps">Steps in all; 0 when the farm did not say.</param>
+public sealed record ItemPreview(byte[] Image, string ContentType, int Step, int TotalSteps);
+
 /// <summary>The result of a submission: the job, and whether the farm answered an earlier request with the same Idempotency-Key.</summary>
 public sealed record SubmittedJob(Job Job, bool Replayed);
 
@@ -226,6 +233,9 @@ public static class JobEventTypes
     public const string Snapshot = "snapshot";
     public const string ItemStarted = "item-started";
     public const string ItemProgress = "item-progress";
+
+    /// <summary>A running item has a new preview: <c>Index</c>, <c>Step</c>, <c>TotalSteps</c> and its <c>Url</c> (see <see cref="RenderFarmClient.GetItemPreviewAsync"/>).</summary>
+    public const string Preview = "preview";
     public const string ItemDone = "item-done";
     public const string ItemRetrying = "item-retrying";
     public const string ItemFailed = "item-failed";

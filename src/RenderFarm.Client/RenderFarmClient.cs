@@ -37,6 +37,12 @@ public sealed class RenderFarmClient
         Converters = { new JsonStringEnumConverter() },
     };
 
+    /// <summary>Header of a preview response naming the step it shows.</summary>
+    public const string PreviewStepHeader = "X-Preview-Step";
+
+    /// <summary>Header of a preview response naming the item's steps in all.</summary>
+    public const string PreviewTotalStepsHeader = "X-Preview-Total-Steps";
+
     private readonly HttpClient _http;
 
     /// <summary>Wraps <paramref name="httpClient"/>, whose <see cref="HttpClient.BaseAddress"/> must be the farm's address.</summary>
@@ -206,12 +212,39 @@ public sealed class RenderFarmClient
         File.Move(partial, path, overwrite: true);
     }
 
+    /// <summary>
+    /// The latest preview of item <paramref name="index"/> of a job (<c>GET /v1/jobs/{id}/items/{index}/preview</c>);
+    /// null when there is none (the item is not running, has not reached its first preview, or previews are off).
+    /// </summary>
+    public async Task<ItemPreview?> GetItemPreviewAsync(Guid jobId, long index, CancellationToken cancellationToken = default)
+    {
+        var uri = string.Create(CultureInfo.InvariantCulture, $"v1/jobs/{jobId}/items/{index}/preview");
+        using var response = await _http.GetAsync(uri, cancellationToken);
+        if (response.StatusCode == HttpStatusCode.NotFound)
+        {
+            return null;
+        }
+
+        await EnsureSuccessAsync(response, cancellationToken);
+        return new ItemPreview(
+            await response.Content.ReadAsByteArrayAsync(cancellationToken),
+            response.Content.Headers.ContentType?.MediaType ?? "application/octet-stream",
+            HeaderNumber(response, PreviewStepHeader),
+            HeaderNumber(response, PreviewTotalStepsHeader));
+    }
+
     /// <summary>Every worker the farm knows (<c>GET /v1/workers</c>), live or not.</summary>
     public async Task<IReadOnlyList<Worker>> GetWorkersAsync(CancellationToken cancellationToken = default)
     {
         using var response = await _http.GetAsync("v1/workers", cancellationToken);
         return await ReadAsync<IReadOnlyList<Worker>>(response, cancellationToken);
     }
+
+    private static int HeaderNumber(HttpResponseMessage response, string name) =>
+        response.Headers.TryGetValues(name, out var values)
+        && int.TryParse(values.FirstOrDefault(), NumberStyles.Integer, CultureInfo.InvariantCulture, out var value)
+            ? value
+            : 0;
 
     private static async Task<T> ReadAsync<T>(HttpResponseMessage response, CancellationToken cancellationToken)
     {

@@ -36,6 +36,44 @@ public sealed record ItemProgressed(
     public const string WireName = MessageNames.ItemProgressed;
 }
 
+/// <summary>
+/// A small picture of an item while it renders (the engine's cheap latent approximation, a few KiB), so a user can
+/// see composition emerge. Workers send at most one per item per preview interval and none at the last step (the
+/// image itself follows). Advisory and short-lived: the coordinator keeps only the latest per running item in memory,
+/// and a preview lost or late changes nothing.
+/// </summary>
+/// <remarks>
+/// Its own message rather than a field of <see cref="ItemProgressed"/>: it is a hundred times larger than a progress
+/// event, it can be switched off without touching progress, and the coordinator relays it without the database work
+/// progress gets.
+/// </remarks>
+/// <param name="ItemId">The item.</param>
+/// <param name="JobId">Its job.</param>
+/// <param name="Attempt">The attempt rendering it.</param>
+/// <param name="Index">The item's index in its job, as the API addresses it.</param>
+/// <param name="Step">Steps done when the preview was taken, 1-based.</param>
+/// <param name="TotalSteps">Steps in all.</param>
+/// <param name="ContentType">Media type of <paramref name="Image"/> (<c>image/jpeg</c>).</param>
+/// <param name="Image">The encoded preview.</param>
+/// <param name="Width">Preview width in pixels (the latent's: an eighth of the item's).</param>
+/// <param name="Height">Preview height in pixels.</param>
+/// <param name="Timestamp">Worker clock when taken.</param>
+public sealed record ItemPreviewed(
+    Guid ItemId,
+    Guid JobId,
+    int Attempt,
+    long Index,
+    int Step,
+    int TotalSteps,
+    string ContentType,
+    byte[] Image,
+    int Width,
+    int Height,
+    DateTimeOffset Timestamp)
+{
+    public const string WireName = MessageNames.ItemPreviewed;
+}
+
 /// <summary>An item's image is in the artifact store. Sent only after the upload succeeded.</summary>
 /// <param name="ItemId">The item.</param>
 /// <param name="JobId">Its job.</param>

@@ -17,6 +17,7 @@ public static class MessageNames
     public const string CancelJob = Prefix + "CancelJob:v1";
     public const string ItemStarted = Prefix + "ItemStarted:v1";
     public const string ItemProgressed = Prefix + "ItemProgressed:v1";
+    public const string ItemPreviewed = Prefix + "ItemPreviewed:v1";
     public const string ItemRendered = Prefix + "ItemRendered:v1";
     public const string ItemFailed = Prefix + "ItemFailed:v1";
     public const string JobCanceled = Prefix + "JobCanceled:v1";
@@ -29,6 +30,7 @@ public static class MessageNames
         [typeof(Contracts.CancelJob)] = CancelJob,
         [typeof(Contracts.ItemStarted)] = ItemStarted,
         [typeof(Contracts.ItemProgressed)] = ItemProgressed,
+        [typeof(Contracts.ItemPreviewed)] = ItemPreviewed,
         [typeof(Contracts.ItemRendered)] = ItemRendered,
         [typeof(Contracts.ItemFailed)] = ItemFailed,
         [typeof(Contracts.JobCanceled)] = JobCanceled,

@@ -17,6 +17,14 @@ public static class CoordinatorRoutes
 
     public static string Job(Guid jobId) => $"{Jobs}/{jobId}";
 
+    /// <summary>
+    /// The latest preview of a running item; with <paramref name="step"/> as a query, which the endpoint ignores, so
+    /// that each preview event names a URL of its own and a browser fetches it afresh.
+    /// </summary>
+    public static string ItemPreviewUrl(Guid jobId, long index, int? step = null) =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture,
+            $"{Jobs}/{jobId}/items/{index}/preview{(step is { } s ? $"?step={s}" : "")}");
+
     public static string ImageUrl(Guid jobId, long index) =>
         string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Images}/{jobId}/{index}");
 }

@@ -30,6 +30,7 @@ public sealed class WorkerOptions
     public const int DefaultMaxBatchSize = 1;
     public const int DefaultMaxLoadedModels = 1;
     public const double DefaultProgressEventsPerSecond = 2;
+    public static readonly TimeSpan DefaultPreviewInterval = TimeSpan.FromSeconds(1);
     public static readonly TimeSpan DefaultRenderTimeout = TimeSpan.FromMinutes(20);
     public static readonly TimeSpan DefaultShutdownGrace = TimeSpan.FromSeconds(60);
     public const string DefaultModelCacheSize = "50GiB";
@@ -57,6 +58,12 @@ public sealed class WorkerOptions
 
     /// <summary>Upper bound on <c>ItemProgressed</c> events per item and second; the first and last step are always sent.</summary>
     public double ProgressEventsPerSecond { get; set; } = DefaultProgressEventsPerSecond;
+
+    /// <summary>
+    /// Least time between two previews of a running item (<c>ItemPreviewed</c>: the engine's latent approximation as a
+    /// JPEG of a few KiB); <c>00:00:00</c> turns previews off. The first step always gets one, the last never.
+    /// </summary>
+    public TimeSpan PreviewInterval { get; set; } = DefaultPreviewInterval;
 
     /// <summary>
     /// The GPU this process renders on when the sessions run on CUDA: CUDA's ordinal among the devices
@@ -184,6 +191,11 @@ internal sealed class WorkerOptionsValidator : IValidateOptions<WorkerOptions>
         if (!double.IsFinite(options.ProgressEventsPerSecond) || options.ProgressEventsPerSecond <= 0)
         {
             Fail(nameof(options.ProgressEventsPerSecond), $"must be a positive number, got {options.ProgressEventsPerSecond}.");
+        }
+
+        if (options.PreviewInterval < TimeSpan.Zero)
+        {
+            Fail(nameof(options.PreviewInterval), $"must be positive, or 00:00:00 to turn previews off; got {options.PreviewInterval}.");
         }
 
         if (options.Gpu < 0)

@@ -16,11 +16,11 @@ public sealed partial class EmbeddedServe : IAsyncDisposable
     private readonly TextWriter _output;
     private readonly Task<int> _run;
 
-    private EmbeddedServe(string dataRoot, int workers)
+    private EmbeddedServe(string dataRoot, int workers, string[] extraArgs)
     {
         DataRoot = dataRoot;
         _output = TextWriter.Synchronized(_buffer);
-        var args = new[] { "serve", "--urls", "http://127.0.0.1:0", "--workers", workers.ToString(), "--data", dataRoot };
+        string[] args = ["serve", "--urls", "http://127.0.0.1:0", "--workers", workers.ToString(), "--data", dataRoot, .. extraArgs];
         _run = Task.Run(() => CliApp.RunAsync(args, _output, _output, _stop.Token));
     }
 
@@ -39,9 +39,9 @@ public sealed partial class EmbeddedServe : IAsyncDisposable
         }
     }
 
-    public static async Task<EmbeddedServe> StartAsync(string dataRoot, int workers = 2)
+    public static async Task<EmbeddedServe> StartAsync(string dataRoot, int workers = 2, params string[] extraArgs)
     {
-        var serve = new EmbeddedServe(dataRoot, workers);
+        var serve = new EmbeddedServe(dataRoot, workers, extraArgs);
         var deadline = DateTime.UtcNow + StartTimeout;
         while (DateTime.UtcNow < deadline)
         {

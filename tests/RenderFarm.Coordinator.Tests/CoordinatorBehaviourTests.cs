@@ -359,6 +359,67 @@ public abstract class CoordinatorBehaviourTests<TFixture>(TFixture fixture)
     }
 
     [Fact]
+    public async Task A_preview_is_served_and_announced_while_its_item_runs_and_dropped_when_the_item_finishes()
+    {
+        var id = (await Client.SubmitAsync(JobsClient.ValidJob())).Id();
+        var item = (await Probe.NextUnitAsync(id)).Items.Single();
+        using var request = new HttpRequestMessage(HttpMethod.Get, $"/v1/jobs/{id}/events");
+        using var response = await Client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        using var reader = new StreamReader(await response.Content.ReadAsStreamAsync());
+        (await NextEventAsync(reader)).ShouldBe("snapshot");
+        await Probe.Bus.Publish(new ItemStarted(item.ItemId, id, 1, "worker-a", DateTimeOffset.UtcNow));
+        using (var before = await Client.GetAsync($"/v1/jobs/{id}/items/{item.Index}/preview"))
+        {
+            before.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+            before.Content.Headers.ContentType?.MediaType.ShouldBe("application/problem+json");
+        }
+
+        byte[] jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 0xFF, 0xD9];
+        await Probe.Bus.Publish(new ItemPreviewed(item.ItemId, id, 1, item.Index, 3, 8, "image/jpeg", jpeg, 8, 8, DateTimeOffset.UtcNow));
+        var preview = await NextEventOfTypeAsync(reader, "preview");
+        preview.GetProperty("index").GetInt64().ShouldBe(item.Index);
+        preview.GetProperty("itemId").GetGuid().ShouldBe(item.ItemId);
+        preview.GetProperty("step").GetInt32().ShouldBe(3);
+        preview.GetProperty("totalSteps").GetInt32().ShouldBe(8);
+        preview.GetProperty("url").GetString().ShouldBe($"/v1/jobs/{id}/items/{item.Index}/preview?step=3");
+
+        using (var served = await Client.GetAsync(preview.GetProperty("url").GetString()))
+        {
+            served.StatusCode.ShouldBe(HttpStatusCode.OK);
+            served.Content.Headers.ContentType?.MediaType.ShouldBe("image/jpeg");
+            served.Headers.GetValues("X-Preview-Step").Single().ShouldBe("3");
+            served.Headers.CacheControl?.NoStore.ShouldBeTrue();
+            (await served.Content.ReadAsByteArrayAsync()).ShouldBe(jpeg);
+        }
+
+        // An older step arriving late (the bus does not order them) does not replace a newer preview.
+        await Probe.Bus.Publish(new ItemPreviewed(item.ItemId, id, 1, item.Index, 5, 8, "image/jpeg", [.. jpeg, 5], 8, 8, DateTimeOffset.UtcNow));
+        await Probe.Bus.Publish(new ItemPreviewed(item.ItemId, id, 1, item.Index, 4, 8, "image/jpeg", [.. jpeg, 4], 8, 8, DateTimeOffset.UtcNow));
+        (await NextEventOfTypeAsync(reader, "preview")).GetProperty("step").GetInt32().ShouldBe(5);
+        await Eventually(async () =>
+        {
+            using var latest = await Client.GetAsync($"/v1/jobs/{id}/items/{item.Index}/preview");
+            return latest.Headers.TryGetValues("X-Preview-Step", out var step) && step.Single() == "5";
+        });
+
+        await Probe.Bus.Publish(new ItemRendered(item.ItemId, id, 1, item.OutputKey, "worker-a", TimeSpan.Zero));
+        await NextEventOfTypeAsync(reader, "job-done");
+        using (var after = await Client.GetAsync($"/v1/jobs/{id}/items/{item.Index}/preview"))
+        {
+            after.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        }
+
+        // A preview of the finished attempt that trails its completion is refused, not shown again.
+        await Probe.Bus.Publish(new ItemPreviewed(item.ItemId, id, 1, item.Index, 7, 8, "image/jpeg", jpeg, 8, 8, DateTimeOffset.UtcNow));
+        // Absence can only be checked after a pause; a consumer slower than this would let the check pass vacuously, never fail it.
+        await Task.Delay(TimeSpan.FromMilliseconds(500));
+        using (var late = await Client.GetAsync($"/v1/jobs/{id}/items/{item.Index}/preview"))
+        {
+            late.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        }
+    }
+
+    [Fact]
     public async Task A_running_item_shows_the_step_count_its_worker_reports_not_the_requested_steps()
     {
         // img2img and hires tiles run steps × strength of the schedule; the view must not say "step 3 of 20" for a
@@ -495,6 +556,25 @@ public abstract class CoordinatorBehaviourTests<TFixture>(TFixture fixture)
             seen.Add(await NextEventAsync(reader));
         }
         while (seen[^1] != eventType);
+    }
+
+    /// <summary>Reads events until one of <paramref name="eventType"/> and returns its data.</summary>
+    private static async Task<JsonElement> NextEventOfTypeAsync(StreamReader reader, string eventType)
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        string? current = null;
+        while (true)
+        {
+            var line = await reader.ReadLineAsync(cts.Token) ?? throw new EndOfStreamException("The event stream ended.");
+            if (line.StartsWith("event: ", StringComparison.Ordinal))
+            {
+                current = line["event: ".Length..];
+            }
+            else if (current == eventType && line.StartsWith("data: ", StringComparison.Ordinal))
+            {
+                return JsonDocument.Parse(line["data: ".Length..]).RootElement.Clone();
+            }
+        }
     }
 
     private static async Task<string> NextEventAsync(StreamReader reader)

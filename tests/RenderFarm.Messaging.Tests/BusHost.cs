@@ -33,6 +33,7 @@ internal sealed class BusHost : IAsyncDisposable
         {
             bus.AddConsumer<RenderWorkUnitProbe>().Endpoint(e => e.Name = QueueNames.Render);
             bus.AddConsumer<ItemRenderedProbe>();
+            bus.AddConsumer<ItemPreviewedProbe>();
         });
 
         var host = builder.Build();

@@ -1,3 +1,4 @@
+using MassTransit;
 using System.Net;
 using RenderFarm.Contracts;
 
@@ -40,6 +41,21 @@ public sealed class RabbitMqBusTests(RabbitMqBroker broker) : IClassFixture<Rabb
         received.EnvelopeMessageTypes.ShouldBe([MessageNames.ItemRendered]);
         (await broker.ExchangeStatus("RenderFarm:ItemRendered:v1")).ShouldBe(HttpStatusCode.OK);
         (await broker.ExchangeStatus("RenderFarm.Contracts:ItemRendered")).ShouldBe(HttpStatusCode.NotFound);
+    }
+
+    [Fact]
+    public async Task A_preview_makes_the_round_trip_on_RabbitMQ_with_its_image_bytes_intact_under_its_wire_name()
+    {
+        await using var host = await StartOnRabbit();
+        var preview = Samples.Previewed();
+
+        await host.Bus.Publish(preview, context => context.TimeToLive = TimeSpan.FromSeconds(30));
+
+        var received = await host.Inbox.WaitFor<ItemPreviewed>(m => m.ItemId == preview.ItemId, Timeout);
+        received.EnvelopeMessageTypes.ShouldBe([MessageNames.ItemPreviewed]);
+        received.Message.Image.ShouldBe(preview.Image);
+        received.Message.ShouldBe(preview with { Image = received.Message.Image });
+        (await broker.ExchangeStatus("RenderFarm:ItemPreviewed:v1")).ShouldBe(HttpStatusCode.OK);
     }
 
     [Fact]

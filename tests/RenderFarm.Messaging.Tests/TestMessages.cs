@@ -66,8 +66,21 @@ internal sealed class ItemRenderedProbe(Inbox inbox) : IConsumer<ItemRendered>
     }
 }
 
+internal sealed class ItemPreviewedProbe(Inbox inbox) : IConsumer<ItemPreviewed>
+{
+    public Task Consume(ConsumeContext<ItemPreviewed> context)
+    {
+        inbox.Add(Inbox.Capture(context));
+        return Task.CompletedTask;
+    }
+}
+
 internal static class Samples
 {
+    /// <summary>A preview as workers send it: a few hundred bytes of JPEG (here the bytes only need to survive the trip).</summary>
+    public static ItemPreviewed Previewed() =>
+        new(Guid.NewGuid(), Guid.NewGuid(), 2, 17, 5, 40, "image/jpeg", [0xFF, 0xD8, 0xFF, 0xE0, 0, 16, 0x4A, 0x46, 0xFF, 0xD9], 64, 48, DateTimeOffset.UtcNow);
+
     public static RenderWorkUnit WorkUnit() => new(
         Guid.NewGuid(),
         Guid.NewGuid(),

@@ -1,6 +1,7 @@
 using System.Globalization;
 using RenderFarm.Client;
 using Spectre.Console;
+using Spectre.Console.Rendering;
 
 namespace RenderFarm.Cli.Commands;
 
@@ -15,13 +16,32 @@ internal static class JobWatcher
         ReferenceEquals(output, Console.Out) && !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
 
     /// <summary>Follows the job until it is final and returns it as it ended.</summary>
-    public static async Task<Job> WatchAsync(RenderFarmClient client, Guid jobId, TextWriter output, CancellationToken cancellationToken)
+    public static Task<Job> WatchAsync(RenderFarmClient client, Guid jobId, TextWriter output, CancellationToken cancellationToken) =>
+        WatchAsync(client, jobId, output, PreviewDisplay.None, cancellationToken);
+
+    /// <summary>Follows the job until it is final, showing or saving running items' previews as <paramref name="previews"/> says.</summary>
+    public static async Task<Job> WatchAsync(RenderFarmClient client, Guid jobId, TextWriter output, PreviewDisplay previews, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(client);
         ArgumentNullException.ThrowIfNull(output);
+        ArgumentNullException.ThrowIfNull(previews);
         if (!IsInteractive(output))
         {
-            return await FollowAsync(client, jobId, e => WritePlain(output, e), cancellationToken);
+            return await FollowAsync(client, jobId, async e =>
+            {
+                if (e.Type == JobEventTypes.Preview)
+                {
+                    await WritePreviewAsync(client, jobId, output, previews, e, cancellationToken);
+                    return;
+                }
+
+                WritePlain(output, e);
+            }, cancellationToken);
+        }
+
+        if (previews.InTerminal)
+        {
+            return await WatchWithPreviewAsync(client, jobId, previews, cancellationToken);
         }
 
         Job? final = null;
@@ -31,29 +51,19 @@ internal static class JobWatcher
             .StartAsync(async context =>
             {
                 var bar = context.AddTask($"job {jobId}", autoStart: true, maxValue: 1);
-                var running = new Dictionary<long, string>();
-                final = await FollowAsync(client, jobId, e =>
+                var view = new LiveJob();
+                final = await FollowAsync(client, jobId, async e =>
                 {
-                    switch (e.Type)
+                    if (e.Type == JobEventTypes.Preview && previews.Directory is not null && e.Index is { } index
+                        && await client.GetItemPreviewAsync(jobId, index, cancellationToken) is { } preview)
                     {
-                        case JobEventTypes.Snapshot:
-                            bar.MaxValue = Math.Max(1, e.Total ?? 1);
-                            bar.Value = e.Done ?? 0;
-                            break;
-                        case JobEventTypes.ItemStarted or JobEventTypes.ItemProgress when e.Index is { } index:
-                            running[index] = e.TotalSteps is { } total ? $"#{index} {e.Step ?? 0}/{total}" : $"#{index}";
-                            break;
-                        case JobEventTypes.ItemDone or JobEventTypes.ItemFailed when e.Index is { } index:
-                            running.Remove(index);
-                            bar.Increment(1);
-                            break;
-                        case JobEventTypes.ItemRetrying when e.Index is { } index:
-                            running.Remove(index);
-                            break;
+                        await previews.SaveAsync(index, preview, cancellationToken);
                     }
 
-                    var steps = running.Count == 0 ? "" : " " + string.Join(' ', running.OrderBy(r => r.Key).Take(4).Select(r => r.Value));
-                    bar.Description = Markup.Escape($"job {jobId}{steps}");
+                    view.Apply(e);
+                    bar.MaxValue = Math.Max(1, view.Total);
+                    bar.Value = view.Done;
+                    bar.Description = Markup.Escape($"job {jobId}{view.Steps()}");
                 }, cancellationToken);
                 bar.Value = bar.MaxValue;
                 bar.StopTask();
@@ -61,7 +71,68 @@ internal static class JobWatcher
         return final!;
     }
 
-    private static async Task<Job> FollowAsync(RenderFarmClient client, Guid jobId, Action<JobEvent> onEvent, CancellationToken cancellationToken)
+    /// <summary>A live display of the progress line with the newest preview drawn under it.</summary>
+    private static async Task<Job> WatchWithPreviewAsync(RenderFarmClient client, Guid jobId, PreviewDisplay previews, CancellationToken cancellationToken)
+    {
+        var view = new LiveJob();
+        IRenderable picture = new Markup("[grey]waiting for a preview…[/]");
+        string caption = "";
+        IRenderable Layout() => new Rows(
+            new Markup(Markup.Escape(string.Create(CultureInfo.InvariantCulture, $"job {jobId}: {view.Done}/{view.Total} done{view.Steps()}"))),
+            picture,
+            new Markup(Markup.Escape(caption)));
+
+        Job? final = null;
+        await AnsiConsole.Live(Layout()).AutoClear(false).StartAsync(async context =>
+        {
+            final = await FollowAsync(client, jobId, async e =>
+            {
+                view.Apply(e);
+                if (e.Type == JobEventTypes.Preview && e.Index is { } index
+                    && await client.GetItemPreviewAsync(jobId, index, cancellationToken) is { } preview)
+                {
+                    if (previews.Directory is not null)
+                    {
+                        await previews.SaveAsync(index, preview, cancellationToken);
+                    }
+
+                    picture = PreviewDisplay.ToCanvas(preview);
+                    caption = string.Create(CultureInfo.InvariantCulture, $"item {index} at step {preview.Step}/{preview.TotalSteps} (latent preview)");
+                }
+                else if (e.Type is JobEventTypes.ItemDone && e.Index is { } done && caption.StartsWith($"item {done} ", StringComparison.Ordinal))
+                {
+                    caption += ", done";
+                }
+
+                context.UpdateTarget(Layout());
+            }, cancellationToken);
+        });
+        return final!;
+    }
+
+    private static async Task WritePreviewAsync(RenderFarmClient client, Guid jobId, TextWriter output, PreviewDisplay previews, JobEvent e, CancellationToken cancellationToken)
+    {
+        if (!previews.Wanted || e.Index is not { } index)
+        {
+            return;
+        }
+
+        var c = CultureInfo.InvariantCulture;
+        if (previews.Directory is null)
+        {
+            output.WriteLine(string.Create(c, $"item {index} preview at step {e.Step}/{e.TotalSteps}: {e.Url}"));
+        }
+        else if (await client.GetItemPreviewAsync(jobId, index, cancellationToken) is { } preview)
+        {
+            // The preview fetched may already be a newer step than the event's; the file holds what was fetched.
+            var path = await previews.SaveAsync(index, preview, cancellationToken);
+            output.WriteLine(string.Create(c, $"item {index} preview at step {preview.Step}/{preview.TotalSteps}: {path}"));
+        }
+
+        output.Flush();
+    }
+
+    private static async Task<Job> FollowAsync(RenderFarmClient client, Guid jobId, Func<JobEvent, Task> onEvent, CancellationToken cancellationToken)
     {
         // Progress events name the item by id only; the index (what users see) comes from its item-started event.
         var indexes = new Dictionary<Guid, long>();
@@ -79,7 +150,7 @@ internal static class JobWatcher
                     jobEvent = jobEvent with { Index = found };
                 }
 
-                onEvent(jobEvent);
+                await onEvent(jobEvent);
                 if (jobEvent.Type == JobEventTypes.JobDone)
                 {
                     break;
@@ -96,6 +167,40 @@ internal static class JobWatcher
 
             await Task.Delay(Reconnect, cancellationToken);
         }
+    }
+
+    /// <summary>The counts and running steps a live view shows, updated event by event.</summary>
+    private sealed class LiveJob
+    {
+        private readonly Dictionary<long, string> _running = [];
+
+        public long Done { get; private set; }
+
+        public long Total { get; private set; } = 1;
+
+        public void Apply(JobEvent e)
+        {
+            switch (e.Type)
+            {
+                case JobEventTypes.Snapshot:
+                    Total = Math.Max(1, e.Total ?? 1);
+                    Done = e.Done ?? 0;
+                    break;
+                case JobEventTypes.ItemStarted or JobEventTypes.ItemProgress when e.Index is { } index:
+                    _running[index] = e.TotalSteps is { } total ? $"#{index} {e.Step ?? 0}/{total}" : $"#{index}";
+                    break;
+                case JobEventTypes.ItemDone or JobEventTypes.ItemFailed when e.Index is { } index:
+                    _running.Remove(index);
+                    Done++;
+                    break;
+                case JobEventTypes.ItemRetrying when e.Index is { } index:
+                    _running.Remove(index);
+                    break;
+            }
+        }
+
+        public string Steps() =>
+            _running.Count == 0 ? "" : " " + string.Join(' ', _running.OrderBy(r => r.Key).Take(4).Select(r => r.Value));
     }
 
     private static void WritePlain(TextWriter output, JobEvent e)

@@ -11,6 +11,9 @@ internal static class ServeCommand
 {
     public const int DefaultWorkers = 1;
 
+    /// <summary>A day: past that "previews on" means nothing a user would see.</summary>
+    private const double MaxPreviewIntervalSeconds = 86_400;
+
     public static Command Create()
     {
         var urls = new Option<string>("--urls") { Description = "Addresses to listen on (';'-separated); port 0 picks a free one.", DefaultValueFactory = _ => EmbeddedFarm.DefaultUrls };
@@ -19,9 +22,11 @@ internal static class ServeCommand
         var models = new Option<string?>("--models") { Description = "Folder of model folders (default: DATA/models; the tiny model is generated there on first use)." };
         var memoryBudget = new Option<string?>("--memory-budget") { Description = "Memory each worker plans its renders with: a size (6GiB, 512MiB) or a share of free memory at start (50% or 0.5). Default: none (every render resident)." };
 
+        var previewInterval = new Option<double?>("--preview-interval") { Description = "Seconds between two previews of a running item (a small JPEG of the latent, served at /v1/jobs/ID/items/INDEX/preview); 0 turns previews off. Default: the worker's (Worker:PreviewInterval, 1 s)." };
+
         var command = new Command("serve", "Run the farm on this machine: the coordinator's API with in-process workers, SQLite, an in-memory bus and a local image folder. Ctrl+C stops it; its data survives a restart.")
         {
-            urls, workers, data, models, memoryBudget,
+            urls, workers, data, models, memoryBudget, previewInterval,
         };
         command.SetAction((result, cancellationToken) =>
         {
@@ -31,13 +36,21 @@ internal static class ServeCommand
                 result.GetValue(workers),
                 root,
                 Path.GetFullPath(result.GetValue(models) ?? Path.Combine(root, EmbeddedFarm.ModelsFolder)),
-                result.GetValue(memoryBudget)), cancellationToken);
+                result.GetValue(memoryBudget),
+                result.GetValue(previewInterval) is { } seconds && double.IsFinite(seconds) && seconds >= 0 && seconds <= MaxPreviewIntervalSeconds
+                    ? TimeSpan.FromSeconds(seconds)
+                    : null), result.GetValue(previewInterval), cancellationToken);
         });
         return command;
     }
 
-    private static async Task<int> RunAsync(ParseResult result, EmbeddedFarmSettings settings, CancellationToken cancellationToken)
+    private static async Task<int> RunAsync(ParseResult result, EmbeddedFarmSettings settings, double? previewSeconds, CancellationToken cancellationToken)
     {
+        if (previewSeconds is { } seconds && settings.PreviewInterval is null)
+        {
+            return result.Fail(ExitCodes.InvalidInput, $"--preview-interval must be between 0 (off) and {MaxPreviewIntervalSeconds} seconds, got {seconds}.");
+        }
+
         if (settings.Workers is < 1 or > 64)
         {
             return result.Fail(ExitCodes.InvalidInput, $"--workers must be between 1 and 64, got {settings.Workers}.");
@@ -85,6 +98,10 @@ internal static class ServeCommand
             if (settings.MemoryBudget is { } memory)
             {
                 output.WriteLine($"  memory budget per worker: {MemoryBudgetSetting.Parse(memory)}");
+            }
+            if (settings.PreviewInterval == TimeSpan.Zero)
+            {
+                output.WriteLine("  previews: off");
             }
             output.WriteLine($"  try: renderfarm submit \"a red fox\" --width 64 --height 64 --steps 2 --farm {app.Urls.First()} --wait");
             output.WriteLine("Press Ctrl+C to stop.");

@@ -18,7 +18,8 @@ namespace RenderFarm.Cli.Farm;
 /// <param name="DataRoot">Holds the SQLite database, the artifacts and (unless <paramref name="ModelsRoot"/>) the models.</param>
 /// <param name="ModelsRoot">Folder of model folders; the tiny model is generated there when a job names it.</param>
 /// <param name="MemoryBudget">Each in-process worker's memory budget (<c>Worker:MemoryBudget</c>: a size or a share of free memory); null: none.</param>
-internal sealed record EmbeddedFarmSettings(string Urls, int Workers, string DataRoot, string ModelsRoot, string? MemoryBudget = null);
+/// <param name="PreviewInterval">Least time between two previews of a running item (<c>Worker:PreviewInterval</c>); zero turns them off; null: the worker's default.</param>
+internal sealed record EmbeddedFarmSettings(string Urls, int Workers, string DataRoot, string ModelsRoot, string? MemoryBudget = null, TimeSpan? PreviewInterval = null);
 
 /// <summary>
 /// The embedded farm: the coordinator's own composition (<c>AddCoordinator</c>, <c>MapCoordinatorApi</c>) with the
@@ -85,6 +86,11 @@ internal static class EmbeddedFarm
         if (farm.MemoryBudget is { } budget)
         {
             settings[$"{WorkerOptions.SectionName}:{nameof(WorkerOptions.MemoryBudget)}"] = budget;
+        }
+
+        if (farm.PreviewInterval is { } previews)
+        {
+            settings[$"{WorkerOptions.SectionName}:{nameof(WorkerOptions.PreviewInterval)}"] = previews.ToString("c", CultureInfo.InvariantCulture);
         }
 
         // The coordinator accepts only models it knows: the tiny model (generated on demand, and the default) and

@@ -61,7 +61,7 @@ internal static class JobsApi
         api.MapGet("/{id:guid}/events", JobEvents)
             .WithName("JobEvents")
             .WithSummary("Follow a job (server-sent events)")
-            .WithDescription("A snapshot first, then item-started, item-progress, item-done, item-retrying, item-failed, job-state and finally job-done, after which the stream ends.")
+            .WithDescription("A snapshot first, then item-started, item-progress, preview (a running item's new preview: index, step and its url), item-done, item-retrying, item-failed, job-state and finally job-done, after which the stream ends.")
             .Produces(StatusCodes.Status200OK, contentType: "text/event-stream")
             .ProducesProblem(StatusCodes.Status404NotFound);
 

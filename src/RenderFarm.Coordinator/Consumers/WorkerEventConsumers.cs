@@ -5,6 +5,7 @@ using RenderFarm.Coordinator.Jobs;
 using RenderFarm.Coordinator.Options;
 using RenderFarm.Coordinator.Persistence;
 using RenderFarm.Coordinator.Placement;
+using RenderFarm.Coordinator.Previews;
 using RenderFarm.Coordinator.Progress;
 
 namespace RenderFarm.Coordinator.Consumers;
@@ -76,6 +77,17 @@ internal sealed class ItemProgressedConsumer(ProgressTracker tracker) : IConsume
     {
         ArgumentNullException.ThrowIfNull(context);
         tracker.Record(context.Message);
+        return Task.CompletedTask;
+    }
+}
+
+/// <summary>Holds an item's latest preview in memory and announces it on the job's events; never touches the database.</summary>
+internal sealed class ItemPreviewedConsumer(PreviewStore previews) : IConsumer<ItemPreviewed>
+{
+    public Task Consume(ConsumeContext<ItemPreviewed> context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        previews.Offer(context.Message);
         return Task.CompletedTask;
     }
 }

@@ -14,6 +14,12 @@ public static class JobEventTypes
 
     public const string ItemProgress = "item-progress";
 
+    /// <summary>
+    /// A running item has a new preview: <c>index</c>, <c>itemId</c>, <c>attempt</c>, <c>step</c>, <c>totalSteps</c> and
+    /// <c>url</c>, the preview endpoint with the step as a query (so each event names a distinct URL for browsers).
+    /// </summary>
+    public const string Preview = "preview";
+
     /// <summary>An item's image is stored.</summary>
     public const string ItemDone = "item-done";
 
@@ -51,6 +57,13 @@ public sealed record JobEvent(
     string? Part = null,
     int? Tile = null);
 
+/// <summary>Sees every job event as it is published, subscribers or not (the preview store drops finished items' previews).</summary>
+public interface IJobEventObserver
+{
+    /// <summary>Called on the publisher's thread; must be quick and must not throw.</summary>
+    void Observe(JobEvent jobEvent);
+}
+
 /// <summary>
 /// In-process fan-out of job events from the consumers to SSE subscribers. Each subscriber has a small
 /// bounded buffer that drops its oldest events when the client reads too slowly, so a stalled browser never
@@ -60,6 +73,9 @@ public sealed record JobEvent(
 /// </summary>
 public sealed class JobEventHub
 {
+    private readonly Lock _observersGate = new();
+    private volatile IJobEventObserver[] _observers = [];
+
     /// <summary>Events buffered per subscriber: a few seconds of progress of a busy job.</summary>
     public const int SubscriberBuffer = 1024;
 
@@ -69,6 +85,11 @@ public sealed class JobEventHub
     public void Publish(JobEvent jobEvent)
     {
         ArgumentNullException.ThrowIfNull(jobEvent);
+        foreach (var observer in _observers)
+        {
+            observer.Observe(jobEvent);
+        }
+
         if (!_subscribers.TryGetValue(jobEvent.JobId, out var channels))
         {
             return;
@@ -77,6 +98,19 @@ public sealed class JobEventHub
         foreach (var channel in channels.Keys)
         {
             channel.Writer.TryWrite(jobEvent);
+        }
+    }
+
+    /// <summary>
+    /// Adds an observer of every event. Set at composition rather than injected: the observer (the preview store) also
+    /// publishes through this hub, and constructor injection both ways would be a cycle.
+    /// </summary>
+    public void AddObserver(IJobEventObserver observer)
+    {
+        ArgumentNullException.ThrowIfNull(observer);
+        lock (_observersGate)
+        {
+            _observers = [.. _observers, observer];
         }
     }
 

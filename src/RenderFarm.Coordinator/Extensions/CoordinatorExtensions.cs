@@ -14,6 +14,7 @@ using RenderFarm.Coordinator.Monitoring;
 using RenderFarm.Coordinator.Options;
 using RenderFarm.Coordinator.Persistence;
 using RenderFarm.Coordinator.Placement;
+using RenderFarm.Coordinator.Previews;
 using RenderFarm.Coordinator.Progress;
 using RenderFarm.Messaging;
 using RenderFarm.Storage;
@@ -40,6 +41,7 @@ namespace RenderFarm.Coordinator.Extensions;
 /// <c>LeaseDuration</c>, <c>MaxAttempts</c>, <c>InitialBackoff</c>, <c>BackoffMultiplier</c>, <c>MaxBackoff</c>),
 /// <c>Coordinator:Dispatcher:*</c> (<c>BatchSize</c>, <c>PollInterval</c>), <c>Coordinator:Rescuer:*</c>
 /// (<c>Interval</c>, <c>BatchSize</c>), <c>Coordinator:Progress:*</c> (<c>FlushInterval</c>, <c>MaxPending</c>),
+/// <c>Coordinator:Previews:*</c> (<c>MaxItems</c>, <c>MaxBytes</c>, <c>MaxAge</c>),
 /// <c>Coordinator:Automatic1111:*</c> (<c>WaitTimeout</c>, <c>PollInterval</c>).</item>
 /// </list>
 /// </remarks>
@@ -57,6 +59,7 @@ public static class CoordinatorExtensions
         AddOptions<LeaseRescuerOptions, BackgroundOptionsValidator>(services, LeaseRescuerOptions.SectionName);
         AddOptions<ProgressOptions, BackgroundOptionsValidator>(services, ProgressOptions.SectionName);
         AddOptions<Automatic1111Options, Automatic1111OptionsValidator>(services, Automatic1111Options.SectionName);
+        AddOptions<PreviewOptions, PreviewOptionsValidator>(services, PreviewOptions.SectionName);
         services.AddOptions<DatabaseOptions>()
             .BindConfiguration(DatabaseOptions.SectionName)
             .PostConfigure(o => o.ConnectionString ??= configuration.GetConnectionString(DatabaseOptions.ConnectionStringName)
@@ -86,6 +89,7 @@ public static class CoordinatorExtensions
         {
             bus.AddConsumer<ItemStartedConsumer>(LedgerBatches.Configure);
             bus.AddConsumer<ItemProgressedConsumer>();
+            bus.AddConsumer<ItemPreviewedConsumer>();
             bus.AddConsumer<ItemRenderedConsumer>(LedgerBatches.Configure);
             bus.AddConsumer<ItemFailedConsumer>();
             bus.AddConsumer<WorkerHeartbeatConsumer>();
@@ -94,6 +98,13 @@ public static class CoordinatorExtensions
         services.AddSingleton<JobEventHub>();
         services.AddSingleton<OutboxSignal>();
         services.AddSingleton<ProgressTracker>();
+        services.AddSingleton(sp =>
+        {
+            var hub = sp.GetRequiredService<JobEventHub>();
+            var previews = ActivatorUtilities.CreateInstance<PreviewStore>(sp, hub);
+            hub.AddObserver(previews);
+            return previews;
+        });
         services.AddScoped<ItemLedger>();
         services.AddScoped<JobSubmission>();
         services.AddScoped<PlacementAdmission>();
@@ -117,7 +128,7 @@ public static class CoordinatorExtensions
         return builder;
     }
 
-    /// <summary>Maps the HTTP API (<c>/v1/jobs</c>, <c>/v1/images</c>, <c>/v1/workers</c>, the AUTOMATIC1111-compatible <c>/sdapi/v1</c>), the OpenAPI document (<c>/openapi/v1.json</c>) and Scalar (<c>/scalar</c>).</summary>
+    /// <summary>Maps the HTTP API (<c>/v1/jobs</c> with items' previews, <c>/v1/images</c>, <c>/v1/workers</c>, the AUTOMATIC1111-compatible <c>/sdapi/v1</c>), the OpenAPI document (<c>/openapi/v1.json</c>) and Scalar (<c>/scalar</c>).</summary>
     public static WebApplication MapCoordinatorApi(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
@@ -126,6 +137,7 @@ public static class CoordinatorExtensions
         app.MapOpenApi();
         app.MapScalarApiReference();
         app.MapJobsApi();
+        app.MapPreviewsApi();
         app.MapImagesApi();
         app.MapWorkersApi();
         app.MapAutomatic1111Api();

@@ -14,6 +14,24 @@ public static class PngCodec
     /// <summary>Encodes <paramref name="image"/> as PNG with <paramref name="parameters"/> in a <c>parameters</c> text chunk.</summary>
     public static byte[] Encode(RgbImage image, string? parameters)
     {
+        var png = Encode(image, SKEncodedImageFormat.Png, 100);
+        return parameters is null ? png : InsertTextChunk(png, ParametersKeyword, parameters);
+    }
+
+    /// <summary>
+    /// Encodes <paramref name="image"/> as JPEG at <paramref name="quality"/> (1–100): for previews, where a few KiB
+    /// matter more than exact pixels (a noisy latent preview compresses poorly as PNG).
+    /// </summary>
+    public static byte[] EncodeJpeg(RgbImage image, int quality)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThan(quality, 1);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(quality, 100);
+        return Encode(image, SKEncodedImageFormat.Jpeg, quality);
+    }
+
+    private static byte[] Encode(RgbImage image, SKEncodedImageFormat format, int quality)
+    {
+        ArgumentNullException.ThrowIfNull(image);
         var rgba = new byte[image.Width * image.Height * 4];
         for (int i = 0, j = 0; i < image.Pixels.Length; i += 3, j += 4)
         {
@@ -25,9 +43,8 @@ public static class PngCodec
 
         var info = new SKImageInfo(image.Width, image.Height, SKColorType.Rgba8888, SKAlphaType.Opaque);
         using var skImage = SKImage.FromPixelCopy(info, rgba);
-        using var data = skImage.Encode(SKEncodedImageFormat.Png, 100);
-        var png = data.ToArray();
-        return parameters is null ? png : InsertTextChunk(png, ParametersKeyword, parameters);
+        using var data = skImage.Encode(format, quality);
+        return data.ToArray();
     }
 
     /// <summary>Decodes any image format Skia reads (PNG, JPEG, WebP) to RGB, compositing alpha over black.</summary>

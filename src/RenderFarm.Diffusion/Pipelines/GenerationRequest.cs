@@ -62,7 +62,18 @@ public sealed record GenerationRequest
 }
 
 /// <summary>Reported once per denoising step.</summary>
-public readonly record struct GenerationProgress(int Step, int TotalSteps, RgbImage? Preview);
+/// <param name="Step">Steps done, 1-based.</param>
+/// <param name="TotalSteps">Steps in all.</param>
+/// <param name="Preview">The first image's preview, on the steps <see cref="GenerationRequest.PreviewInterval"/> asks for.</param>
+public readonly record struct GenerationProgress(int Step, int TotalSteps, RgbImage? Preview)
+{
+    /// <summary>
+    /// The batch's latents as they stand after this step, for a caller that decides by itself (by time, say) when it
+    /// wants a preview. Valid only while <see cref="IProgress{T}.Report"/> runs: the next step overwrites them. Null
+    /// where no latents exist (reports outside the denoising loop).
+    /// </summary>
+    public LatentPreviewSource? Latents { get; init; }
+}
 
 /// <summary>One finished image with the parameters that reproduce it.</summary>
 public sealed record GeneratedImage(int Index, RgbImage Image, GenerationParameters Parameters)

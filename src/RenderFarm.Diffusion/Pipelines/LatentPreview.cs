@@ -39,3 +39,38 @@ public static class LatentPreview
         return new RgbImage(latentWidth, latentHeight, pixels);
     }
 }
+
+/// <summary>
+/// A batch's latents during denoising, rendered through <see cref="LatentPreview"/> on request. It reads the live buffer
+/// the loop steps in place, so a preview is only meaningful while the step that handed it out is being reported.
+/// </summary>
+public sealed class LatentPreviewSource
+{
+    private readonly float[] _latents;
+    private readonly int _imageLength;
+
+    internal LatentPreviewSource(float[] latents, int imageLength, int latentHeight, int latentWidth)
+    {
+        _latents = latents;
+        _imageLength = imageLength;
+        LatentHeight = latentHeight;
+        LatentWidth = latentWidth;
+    }
+
+    /// <summary>Images in the batch.</summary>
+    public int Images => _latents.Length / _imageLength;
+
+    /// <summary>Height of a preview: the latent's, one eighth of the image's for SD.</summary>
+    public int LatentHeight { get; }
+
+    /// <summary>Width of a preview.</summary>
+    public int LatentWidth { get; }
+
+    /// <summary>A preview of image <paramref name="image"/> (0-based, in the batch's order) as it stands now.</summary>
+    public RgbImage Render(int image)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(image);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(image, Images);
+        return LatentPreview.Render(_latents.AsSpan(image * _imageLength, _imageLength), LatentHeight, LatentWidth);
+    }
+}

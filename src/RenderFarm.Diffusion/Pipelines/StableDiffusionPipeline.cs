@@ -294,6 +294,7 @@ public sealed class StableDiffusionPipeline : IDisposable
     {
         using var abort = cancellationToken.Register(loop.Terminate);
         var total = scheduler.Timesteps.Count;
+        var source = progress is null ? null : new LatentPreviewSource(latents, imageLength, latentHeight, latentWidth);
         for (var step = startIndex; step < total; step++)
         {
             cancellationToken.ThrowIfCancellationRequested();
@@ -309,9 +310,9 @@ public sealed class StableDiffusionPipeline : IDisposable
             if (progress is not null)
             {
                 var preview = request.PreviewInterval > 0 && (step - startIndex + 1) % request.PreviewInterval == 0
-                    ? LatentPreview.Render(latents.AsSpan(0, imageLength), latentHeight, latentWidth)
+                    ? source!.Render(0)
                     : null;
-                progress.Report(new GenerationProgress(step - startIndex + 1, total - startIndex, preview));
+                progress.Report(new GenerationProgress(step - startIndex + 1, total - startIndex, preview) { Latents = source });
             }
         }
     }

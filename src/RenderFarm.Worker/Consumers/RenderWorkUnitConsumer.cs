@@ -15,7 +15,7 @@ namespace RenderFarm.Worker.Consumers;
 
 /// <summary>
 /// Renders a <see cref="RenderWorkUnit"/> on a free slot. Per item: <see cref="ItemStarted"/>, rate-limited
-/// <see cref="ItemProgressed"/>, the PNG uploaded to the item's output key, and only then
+/// <see cref="ItemProgressed"/> and (when on) <see cref="ItemPreviewed"/>, the PNG uploaded to the item's output key, and only then
 /// <see cref="ItemRendered"/>; a fault becomes <see cref="ItemFailed"/> (retryable or not) while the unit's other
 /// items go on. A canceled job's items end silently. Past the shutdown grace the consume token is canceled and
 /// the exception is left to MassTransit, which does not acknowledge the unit, so the broker redelivers it.
@@ -93,7 +93,7 @@ public sealed partial class RenderWorkUnitConsumer(
             if (items[0].Mode == RenderModes.HiresStitch)
             {
                 // No engine and no PNG in memory: the stitch streams from the stored tiles into the output key itself.
-                await using (var rows = new ProgressReporter(context, jobId, items, _policy.MinProgressInterval, time, logger, consumeToken))
+                await using (var rows = new ProgressReporter(context, jobId, items, _policy.MinProgressInterval, _policy.PreviewInterval, time, logger, consumeToken))
                 {
                     await new HiresStitchRenderer(store).StitchAsync(items[0], rows, render.Token);
                     await rows.FlushAsync();
@@ -108,7 +108,7 @@ public sealed partial class RenderWorkUnitConsumer(
 
             var batch = await LoadInputsAsync(items, render.Token);
             IReadOnlyList<RenderedImage> images;
-            await using (var progress = new ProgressReporter(context, jobId, items, _policy.MinProgressInterval, time, logger, consumeToken))
+            await using (var progress = new ProgressReporter(context, jobId, items, _policy.MinProgressInterval, _policy.PreviewInterval, time, logger, consumeToken))
             {
                 images = await slot.Renderer.RenderAsync(batch, progress, render.Token);
                 await progress.FlushAsync();

@@ -6,7 +6,7 @@ namespace RenderFarm.Worker.Consumers;
 
 /// <summary>
 /// Every policy for render work, in one place: how many units run at once, how many the broker may push ahead,
-/// how a unit is retried, how long a batch may take, how items are batched, and how often progress is sent.
+/// how a unit is retried, how long a batch may take, how items are batched, and how often progress and previews are sent.
 /// </summary>
 /// <param name="ConcurrentUnits">Units rendered at once: one per slot, so every delivery finds a slot free.</param>
 /// <param name="PrefetchCount">
@@ -20,13 +20,15 @@ namespace RenderFarm.Worker.Consumers;
 /// <param name="RenderTimeout">A batch still rendering after this fails its items as retryable.</param>
 /// <param name="MaxBatchSize">Items of one unit with equal settings denoised together, at most.</param>
 /// <param name="MinProgressInterval">Least time between two progress events of an item, besides its first and last step.</param>
+/// <param name="PreviewInterval">Least time between two previews of an item; null when previews are off.</param>
 public sealed record RenderWorkPolicy(
     int ConcurrentUnits,
     int PrefetchCount,
     IReadOnlyList<TimeSpan> RetryIntervals,
     TimeSpan RenderTimeout,
     int MaxBatchSize,
-    TimeSpan MinProgressInterval)
+    TimeSpan MinProgressInterval,
+    TimeSpan? PreviewInterval = null)
 {
     /// <summary>Short: a retry re-renders the unit's finished items too, so it only covers a blip.</summary>
     public static IReadOnlyList<TimeSpan> DefaultRetryIntervals { get; } = [TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5)];
@@ -40,7 +42,8 @@ public sealed record RenderWorkPolicy(
             RetryIntervals: DefaultRetryIntervals,
             RenderTimeout: options.RenderTimeout,
             MaxBatchSize: options.MaxBatchSize,
-            MinProgressInterval: TimeSpan.FromSeconds(1 / options.ProgressEventsPerSecond));
+            MinProgressInterval: TimeSpan.FromSeconds(1 / options.ProgressEventsPerSecond),
+            PreviewInterval: options.PreviewInterval > TimeSpan.Zero ? options.PreviewInterval : null);
     }
 
     /// <summary>Prefetch, concurrency and retry of a render endpoint; every endpoint of render work gets the same.</summary>

@@ -231,6 +231,6 @@ public sealed partial class EngineItemRenderer : IItemRenderer
     /// <summary>Reports on the render thread itself: <see cref="Progress{T}"/> would post to the thread pool and reorder steps.</summary>
     private sealed class StepProgress(IProgress<RenderStep> inner) : IProgress<GenerationProgress>
     {
-        public void Report(GenerationProgress value) => inner.Report(new RenderStep(value.Step, value.TotalSteps));
+        public void Report(GenerationProgress value) => inner.Report(new RenderStep(value.Step, value.TotalSteps, value.Latents));
     }
 }

@@ -91,6 +91,6 @@ internal static class HiresTileRenderer
     /// <summary>Reports on the render thread itself, as <see cref="EngineItemRenderer"/> does, so steps keep their order.</summary>
     private sealed class StepProgress(IProgress<RenderStep> inner) : IProgress<GenerationProgress>
     {
-        public void Report(GenerationProgress value) => inner.Report(new RenderStep(value.Step, value.TotalSteps));
+        public void Report(GenerationProgress value) => inner.Report(new RenderStep(value.Step, value.TotalSteps, value.Latents));
     }
 }

@@ -1,4 +1,5 @@
 using RenderFarm.Contracts;
+using RenderFarm.Diffusion.Pipelines;
 
 namespace RenderFarm.Worker.Rendering;
 
@@ -90,4 +91,8 @@ public sealed record RenderedImage(Guid ItemId, byte[] Png);
 /// <summary>A denoising step of the batch finished.</summary>
 /// <param name="Step">Steps done, 1-based.</param>
 /// <param name="TotalSteps">Steps in all.</param>
-public readonly record struct RenderStep(int Step, int TotalSteps);
+/// <param name="Latents">
+/// The batch's latents after this step (image i is the batch's item i), for previews; valid only during
+/// <see cref="IProgress{T}.Report"/>. Null from renderers with no latents (the null renderer, the hires stitch).
+/// </param>
+public readonly record struct RenderStep(int Step, int TotalSteps, LatentPreviewSource? Latents = null);

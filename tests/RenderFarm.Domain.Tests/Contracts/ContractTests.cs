@@ -22,6 +22,7 @@ public class ContractTests
             ["CancelJob"] = "urn:message:RenderFarm:CancelJob:v1",
             ["ItemStarted"] = "urn:message:RenderFarm:ItemStarted:v1",
             ["ItemProgressed"] = "urn:message:RenderFarm:ItemProgressed:v1",
+            ["ItemPreviewed"] = "urn:message:RenderFarm:ItemPreviewed:v1",
             ["ItemRendered"] = "urn:message:RenderFarm:ItemRendered:v1",
             ["ItemFailed"] = "urn:message:RenderFarm:ItemFailed:v1",
             ["JobCanceled"] = "urn:message:RenderFarm:JobCanceled:v1",
