@@ -14,6 +14,7 @@ using RenderFarm.Coordinator.Options;
 using RenderFarm.Coordinator.Persistence;
 using RenderFarm.Coordinator.Placement;
 using RenderFarm.Coordinator.Progress;
+using RenderFarm.Coordinator.Telemetry;
 using RenderFarm.Messaging;
 using RenderFarm.Storage;
 using RenderFarm.Telemetry;
@@ -38,7 +39,7 @@ namespace RenderFarm.Coordinator.Extensions;
 /// <c>MaxSweepItems</c>, <c>MaxPromptLength</c>, <c>WorkUnitSize</c>, <c>InsertPageSize</c>, <c>HeartbeatInterval</c>,
 /// <c>LeaseDuration</c>, <c>MaxAttempts</c>, <c>InitialBackoff</c>, <c>BackoffMultiplier</c>, <c>MaxBackoff</c>),
 /// <c>Coordinator:Dispatcher:*</c> (<c>BatchSize</c>, <c>PollInterval</c>), <c>Coordinator:Rescuer:*</c>
-/// (<c>Interval</c>, <c>BatchSize</c>), <c>Coordinator:Progress:*</c> (<c>FlushInterval</c>, <c>MaxPending</c>).</item>
+/// (<c>Interval</c>, <c>BatchSize</c>), <c>Coordinator:Progress:*</c> (<c>FlushInterval</c>, <c>MaxPending</c>), <c>Coordinator:Metrics:RefreshInterval</c>.</item>
 /// </list>
 /// </remarks>
 public static class CoordinatorExtensions
@@ -54,6 +55,7 @@ public static class CoordinatorExtensions
         AddOptions<OutboxDispatcherOptions, BackgroundOptionsValidator>(services, OutboxDispatcherOptions.SectionName);
         AddOptions<LeaseRescuerOptions, BackgroundOptionsValidator>(services, LeaseRescuerOptions.SectionName);
         AddOptions<ProgressOptions, BackgroundOptionsValidator>(services, ProgressOptions.SectionName);
+        AddOptions<MetricsOptions, BackgroundOptionsValidator>(services, MetricsOptions.SectionName);
         services.AddOptions<DatabaseOptions>()
             .BindConfiguration(DatabaseOptions.SectionName)
             .PostConfigure(o => o.ConnectionString ??= configuration.GetConnectionString(DatabaseOptions.ConnectionStringName)
@@ -88,6 +90,8 @@ public static class CoordinatorExtensions
             bus.AddConsumer<WorkerHeartbeatConsumer>();
         });
 
+        services.AddMetrics();
+        services.AddSingleton<CoordinatorMetrics>();
         services.AddSingleton<JobEventHub>();
         services.AddSingleton<OutboxSignal>();
         services.AddSingleton<ProgressTracker>();
@@ -103,6 +107,7 @@ public static class CoordinatorExtensions
         services.AddHostedService<OutboxDispatcher>();
         services.AddHostedService<LeaseRescuer>();
         services.AddHostedService<ProgressFlusher>();
+        services.AddHostedService<FarmSnapshotService>();
 
         builder.AddRenderFarmHealthChecks().AddDbContextCheck<CoordinatorDbContext>("database");
         services.AddProblemDetails();
