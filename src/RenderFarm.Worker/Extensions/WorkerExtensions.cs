@@ -1,4 +1,7 @@
 using MassTransit;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
 using MassTransit.Configuration;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -16,6 +19,7 @@ using RenderFarm.Worker.Memory;
 using RenderFarm.Worker.Models;
 using RenderFarm.Worker.Rendering;
 using RenderFarm.Worker.Slots;
+using RenderFarm.Worker.Telemetry;
 
 namespace RenderFarm.Worker.Extensions;
 
@@ -43,13 +47,36 @@ public static class WorkerExtensions
         ["--slots"] = $"{WorkerOptions.SectionName}:{nameof(WorkerOptions.Slots)}",
         ["--id"] = $"{WorkerOptions.SectionName}:{nameof(WorkerOptions.Id)}",
         ["--pool"] = $"{WorkerOptions.SectionName}:{nameof(WorkerOptions.Pool)}",
+        ["--urls"] = $"{WorkerOptions.SectionName}:{nameof(WorkerOptions.Urls)}",
     };
 
-    /// <summary>The distributed worker: telemetry, artifact store, worker services and the bus carrying its consumers.</summary>
+    /// <summary>
+    /// The distributed worker host: <see cref="AddRenderFarmWorker"/>, and an HTTP listener for <c>/metrics</c>,
+    /// <c>/health</c> and <c>/alive</c> only where <c>Worker:Urls</c> or <c>--urls</c> gives it an address.
+    /// </summary>
+    public static WebApplicationBuilder AddRenderFarmWorkerHost(this WebApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.AddRenderFarmWorker();
+        var urls = builder.Configuration[$"{WorkerOptions.SectionName}:{nameof(WorkerOptions.Urls)}"];
+        if (!string.IsNullOrWhiteSpace(urls))
+        {
+            builder.WebHost.UseUrls(urls);
+        }
+        else if (string.IsNullOrWhiteSpace(builder.Configuration[WebHostDefaults.ServerUrlsKey]))
+        {
+            builder.Services.AddSingleton<IServer, NoListenerServer>();
+        }
+
+        return builder;
+    }
+
+    /// <summary>The distributed worker: telemetry, health checks, artifact store, worker services and the bus carrying its consumers.</summary>
     public static IHostApplicationBuilder AddRenderFarmWorker(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.AddRenderFarmTelemetry(ServiceName);
+        builder.AddRenderFarmHealthChecks().AddCheck<WorkerHealthCheck>(WorkerHealthCheck.Name);
         builder.Services.AddRenderFarmStorage(builder.Configuration);
         builder.Services.AddRenderFarmWorkerServices(builder.Configuration);
         builder.Services.AddRenderFarmBus(builder.Configuration, bus => bus.AddRenderFarmWorkerConsumers());
@@ -83,6 +110,8 @@ public static class WorkerExtensions
         services.TryAddEnumerable(ServiceDescriptor.Singleton<IValidateOptions<WorkerOptions>, WorkerOptionsValidator>());
 
         services.TryAddSingleton(TimeProvider.System);
+        services.AddMetrics();
+        services.TryAddSingleton<WorkerMetrics>();
         services.TryAddSingleton<IDeviceProbe>(sp => DeviceProbes.Create(
             sp.GetRequiredService<IOptions<WorkerOptions>>().Value.ExecutionProvider,
             gpuIndex: 0,
