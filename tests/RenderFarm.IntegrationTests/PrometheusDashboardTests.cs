@@ -90,6 +90,14 @@ public sealed class PrometheusDashboardTests(FarmEnvironment environment, ITestO
         }
     }
 
+    [Fact]
+    public void The_Helm_chart_ships_the_same_dashboard_as_deploy()
+    {
+        // Helm reads files inside the chart only, so the chart holds a copy; this keeps it the tested one.
+        File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "deploy", "helm-renderfarm.json"))
+            .ShouldBe(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "deploy", "renderfarm.json")));
+    }
+
     /// <summary>Every <c>expr</c> of every panel (rows' nested panels included), with Grafana's macros expanded.</summary>
     internal static List<string> DashboardQueries(string path)
     {
