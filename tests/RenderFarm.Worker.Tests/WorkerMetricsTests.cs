@@ -22,6 +22,7 @@ public sealed partial class WorkerMetricsTests
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseTestServer();
         builder.AddRenderFarmTelemetry("renderfarm-worker-test");
+        builder.AddRenderFarmHealthChecks();
         builder.Services.AddSingleton<WorkerMetrics>();
         await using var app = builder.Build();
         app.MapRenderFarmHealth();
@@ -34,7 +35,7 @@ public sealed partial class WorkerMetricsTests
         using var client = app.GetTestClient();
         var metrics = await client.GetStringAsync("/metrics", ct);
 
-        Value(metrics, "renderfarm_worker_gpu_utilization_ratio", worker).ShouldBe(0.55, 1e-9);
+        Value(metrics, "renderfarm_worker_gpu_utilization", worker).ShouldBe(0.55, 1e-9);
         Value(metrics, "renderfarm_worker_gpu_temperature_celsius", worker).ShouldBe(61);
         Value(metrics, "renderfarm_worker_gpu_power_watts", worker).ShouldBe(312.5, 1e-9);
         Value(metrics, "renderfarm_worker_memory_total_bytes", worker).ShouldBe(80L << 30);
