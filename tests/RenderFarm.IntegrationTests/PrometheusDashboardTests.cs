@@ -81,6 +81,33 @@ public sealed class PrometheusDashboardTests(FarmEnvironment environment, ITestO
                 "dashboard queries without data:\n" + string.Join("\n", missing)
                 + "\n--- coordinator renderfarm_* ---\n" + RenderFarmLines(await farm.Client.GetStringAsync("metrics", ct))
                 + "\n--- worker renderfarm_* ---\n" + RenderFarmLines(workerMetrics));
+
+            // The values, not only their presence: this class's database and worker saw exactly this one job.
+            var expected = new Dictionary<string, double>(StringComparer.Ordinal)
+            {
+                ["sum(renderfarm_items{renderfarm_state=\"Succeeded\"})"] = 2,
+                ["sum(renderfarm_items{renderfarm_state=\"Queued\"})"] = 0,
+                ["sum(renderfarm_jobs{renderfarm_state=\"Succeeded\"})"] = 1,
+                ["sum(renderfarm_items_completed_total)"] = 2,
+                ["sum(renderfarm_items_failed_total)"] = 0,
+                ["sum(renderfarm_item_queue_wait_seconds_count)"] = 2,
+                ["sum(renderfarm_item_render_duration_seconds_count)"] = 2,
+                // Two images, two denoising steps each.
+                ["sum(renderfarm_worker_denoise_steps_total)"] = 4,
+                ["sum(renderfarm_workers{renderfarm_state=\"Idle\"})"] = 1,
+            };
+            var seen = new Dictionary<string, double>(StringComparer.Ordinal);
+            await WaitAsync("the expected values", async () =>
+            {
+                foreach (var (query, _) in expected)
+                {
+                    var (_, result, _) = await prometheus.QueryAsync(query, ct);
+                    seen[query] = result.GetArrayLength() == 0 ? double.NaN
+                        : double.Parse(result[0].GetProperty("value")[1].GetString()!, System.Globalization.CultureInfo.InvariantCulture);
+                }
+
+                return expected.All(e => seen[e.Key] == e.Value);
+            }, ct, () => string.Join("\n", seen.Select(s => $"{s.Key} = {s.Value} (expected {expected[s.Key]})")));
             farm.Passed();
         }
         finally
@@ -135,13 +162,13 @@ public sealed class PrometheusDashboardTests(FarmEnvironment environment, ITestO
     private static string RenderFarmLines(string metrics) =>
         string.Join("\n", metrics.Split('\n').Where(l => l.StartsWith("renderfarm_", StringComparison.Ordinal)).Take(200));
 
-    private static async Task WaitAsync(string what, Func<Task<bool>> condition, CancellationToken cancellationToken)
+    private static async Task WaitAsync(string what, Func<Task<bool>> condition, CancellationToken cancellationToken, Func<string>? lastSeen = null)
     {
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
         while (!await condition())
         {
             if (DateTime.UtcNow > deadline)
-                throw new TimeoutException("Waited 60 s for " + what);
+                throw new TimeoutException("Waited 60 s for " + what + (lastSeen is null ? "" : ":\n" + lastSeen()));
             await Task.Delay(250, cancellationToken);
         }
     }
