@@ -7,6 +7,7 @@ namespace RenderFarm.Telemetry;
 public static class RenderFarmTags
 {
     public const string JobId = "renderfarm.job.id";
+    public const string ItemId = "renderfarm.item.id";
     public const string ItemIndex = "renderfarm.item.index";
     public const string ItemCount = "renderfarm.item.count";
     public const string Model = "renderfarm.model";

@@ -80,7 +80,7 @@ internal sealed class ItemFailedConsumer(ItemLedger ledger) : IConsumer<ItemFail
         // Not a batch: MassTransit's consume span is already in the item's trace; this one names the ledger's part.
         using var span = RenderFarmDiagnostics.CoordinatorActivitySource.StartActivity("item failed");
         span?.SetTag(RenderFarmTags.JobId, context.Message.JobId.ToString());
-        span?.SetTag("renderfarm.item.id", context.Message.ItemId.ToString());
+        span?.SetTag(RenderFarmTags.ItemId, context.Message.ItemId.ToString());
         await ledger.FailedAsync(context.Message, context.CancellationToken);
     }
 }

@@ -19,7 +19,7 @@ internal static class MessageSpans
         ActivityContext.TryParse(message.Headers.Get<string>(DiagnosticHeaders.ActivityId), null, out var parent);
         var span = RenderFarmDiagnostics.CoordinatorActivitySource.StartActivity(name, ActivityKind.Internal, parent);
         span?.SetTag(RenderFarmTags.JobId, jobId.ToString());
-        span?.SetTag("renderfarm.item.id", itemId.ToString());
+        span?.SetTag(RenderFarmTags.ItemId, itemId.ToString());
         Activity.Current = previous;
         return span;
     }
