@@ -65,11 +65,20 @@ public sealed class TraceExportTests(FarmEnvironment environment, ITestOutputHel
         trace.ShouldContain(s => s.Service == "renderfarm-coordinator" && s.Name == "item complete" && s.Attributes.GetValueOrDefault("renderfarm.job.id") == jobKey, summary);
 
         // One tree: every span but the root has its parent in the trace.
-        var ids = trace.Select(s => s.SpanId).ToHashSet(StringComparer.Ordinal);
-        trace.Count(s => s.ParentSpanId.Length == 0 || !ids.Contains(s.ParentSpanId)).ShouldBe(1, summary);
+        Roots(trace).ShouldBe(1, summary);
         farm.Passed();
     }
 
+    // Each process exports on its own schedule, and a parent span ends (and is exported) after its children: the
+    // coordinator's completion can arrive before the worker's render and consume spans. Wait for every expected span
+    // and for the tree to close (one root), or the deadline.
     private static bool Complete(List<ReceivedSpan> trace) =>
-        trace.Any(s => s.Name == "item complete") && EngineStages.All(stage => trace.Any(s => s.Name == stage)) && trace.Any(s => s.Name == "storage put");
+        new[] { "item complete", "storage put", "render", "outbox dispatch" }.Concat(EngineStages).All(name => trace.Any(s => s.Name == name))
+        && Roots(trace) == 1;
+
+    private static int Roots(List<ReceivedSpan> trace)
+    {
+        var ids = trace.Select(s => s.SpanId).ToHashSet(StringComparer.Ordinal);
+        return trace.Count(s => s.ParentSpanId.Length == 0 || !ids.Contains(s.ParentSpanId));
+    }
 }
