@@ -56,6 +56,10 @@ public static class BusServiceCollectionExtensions
 
         services.AddMassTransit(bus =>
         {
+            // MassTransit 8.4+ reports anonymous usage to an outside host after the bus starts. A farm must not phone
+            // home (it may run air-gapped, and an operator never agreed to it): off in every host, since every host's
+            // bus is built here. MASSTRANSIT_USAGE_TELEMETRY=false is set in the deployments as a second lock.
+            bus.DisableUsageTelemetry();
             bus.SetEndpointNameFormatter(new KebabCaseEndpointNameFormatter(QueueNames.Prefix, includeNamespace: false));
             configureConsumers(bus);
 

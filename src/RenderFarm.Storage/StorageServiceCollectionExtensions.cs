@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using RenderFarm.Storage.Telemetry;
 
 namespace RenderFarm.Storage;
 
@@ -8,7 +9,8 @@ public static class StorageServiceCollectionExtensions
 {
     /// <summary>
     /// Registers <see cref="StorageOptions"/> (section "Storage", overridden by the RENDERFARM_S3_* names, validated at
-    /// start) and a singleton <see cref="IArtifactStore"/> for the configured provider.
+    /// start) and a singleton <see cref="IArtifactStore"/> for the configured provider, timed and counted by
+    /// <see cref="InstrumentedArtifactStore"/>.
     /// </summary>
     public static IServiceCollection AddRenderFarmStorage(this IServiceCollection services, IConfiguration configuration)
     {
@@ -23,11 +25,12 @@ public static class StorageServiceCollectionExtensions
         services.AddSingleton<IArtifactStore>(provider =>
         {
             var options = provider.GetRequiredService<IOptions<StorageOptions>>().Value;
-            return options.Provider switch
+            IArtifactStore store = options.Provider switch
             {
                 StorageProvider.Local => new LocalFolderArtifactStore(options.LocalRoot!),
                 _ => new S3ArtifactStore(options),
             };
+            return new InstrumentedArtifactStore(store);
         });
         return services;
     }

@@ -22,11 +22,14 @@ public static class RenderFarmDiagnostics
     /// <summary>Activity source and meter name of the diffusion engine.</summary>
     public const string Engine = "RenderFarm.Engine";
 
+    /// <summary>Activity source and meter name of the artifact store (<c>RenderFarm.Storage</c> declares its own, same name).</summary>
+    public const string Storage = "RenderFarm.Storage";
+
     /// <summary>Activity source and meter name MassTransit uses for its built-in instrumentation.</summary>
     public const string MassTransit = "MassTransit";
 
     /// <summary>Every farm source and meter name, for hosts that subscribe in one call.</summary>
-    public static IReadOnlyList<string> All { get; } = [Coordinator, Worker, Engine];
+    public static IReadOnlyList<string> All { get; } = [Coordinator, Worker, Engine, Storage];
 
     /// <summary>Spans of the coordinator.</summary>
     public static ActivitySource CoordinatorActivitySource { get; } = new(Coordinator);

@@ -1,8 +1,11 @@
 using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.Hosting;
+using Microsoft.AspNetCore.Builder;
+using RenderFarm.Telemetry;
 using RenderFarm.Worker.Extensions;
 
-var builder = Host.CreateApplicationBuilder(args);
+var builder = WebApplication.CreateBuilder(args);
 builder.Configuration.AddCommandLine(args, WorkerExtensions.CommandLineSwitches());
-builder.AddRenderFarmWorker();
-await builder.Build().RunAsync();
+builder.AddRenderFarmWorkerHost();
+var app = builder.Build();
+app.MapRenderFarmHealth();
+await app.RunAsync();

@@ -118,6 +118,12 @@ public sealed class WorkerOptions
     /// <summary>Engine for real images; Null for the coordinator throughput bench.</summary>
     public ItemRendererKind Renderer { get; set; } = ItemRendererKind.Engine;
 
+    /// <summary>
+    /// Where the worker serves <c>/metrics</c>, <c>/health</c> and <c>/alive</c> (e.g. <c>http://0.0.0.0:9464</c>;
+    /// <c>--urls</c> sets it too). Unset, the worker opens no port at all.
+    /// </summary>
+    public string? Urls { get; set; }
+
     /// <summary>Load <see cref="DefaultModel"/> into every slot at start.</summary>
     public bool WarmUp { get; set; } = true;
 

@@ -71,6 +71,14 @@ public sealed class DeviceProbeTests : IDisposable
             var report = probe.Probe();
             report.MemoryTotalBytes.ShouldBeGreaterThan(0);
             report.MemoryFreeBytes.ShouldBeInRange(0, report.MemoryTotalBytes);
+            // Every data-centre card NVML supports reports its temperature; utilisation and power vary by board.
+            var sensors = probe.ReadSensors();
+            sensors.TemperatureCelsius.ShouldNotBeNull();
+            sensors.TemperatureCelsius.Value.ShouldBeInRange(1, 120);
+            if (sensors.Utilization is { } utilization)
+            {
+                utilization.ShouldBeInRange(0, 1);
+            }
         }
     }
 

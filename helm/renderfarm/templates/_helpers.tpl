@@ -13,6 +13,9 @@
   valueFrom: {secretKeyRef: {name: {{ .Release.Name }}-connections, key: s3AccessKey}}
 - name: RENDERFARM_S3_SECRET_KEY
   valueFrom: {secretKeyRef: {name: {{ .Release.Name }}-connections, key: s3SecretKey}}
+# MassTransit's usage telemetry is off in code (RenderFarm.Messaging); the variable keeps it off whatever else is set.
+- name: MASSTRANSIT_USAGE_TELEMETRY
+  value: "false"
 {{- with .Values.connections.otlpEndpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ . | quote }}

@@ -7,6 +7,8 @@ using RenderFarm.Coordinator.Persistence;
 using RenderFarm.Coordinator.Placement;
 using RenderFarm.Coordinator.Previews;
 using RenderFarm.Coordinator.Progress;
+using RenderFarm.Coordinator.Telemetry;
+using RenderFarm.Telemetry;
 
 namespace RenderFarm.Coordinator.Consumers;
 
@@ -30,10 +32,20 @@ internal sealed class ItemStartedConsumer(ItemLedger ledger) : IConsumer<Batch<I
 /// <summary>Records items' images, a batch at a time, idempotently on (item id, attempt).</summary>
 internal sealed class ItemRenderedConsumer(ItemLedger ledger) : IConsumer<Batch<ItemRendered>>
 {
-    public Task Consume(ConsumeContext<Batch<ItemRendered>> context)
+    public async Task Consume(ConsumeContext<Batch<ItemRendered>> context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        return ledger.RenderedAsync([.. context.Message.Select(m => m.Message)], context.CancellationToken);
+        var spans = context.Message.Select(m => MessageSpans.Start("item complete", m, m.Message.JobId, m.Message.ItemId)).ToList();
+        try
+        {
+            await ledger.RenderedAsync([.. context.Message.Select(m => m.Message)], context.CancellationToken);
+            MessageSpans.End(spans);
+        }
+        catch (Exception ex)
+        {
+            MessageSpans.End(spans, ex);
+            throw;
+        }
     }
 }
 
@@ -63,10 +75,14 @@ internal static class LedgerBatches
 /// <summary>Records a failed attempt: retried after backoff or failed for good.</summary>
 internal sealed class ItemFailedConsumer(ItemLedger ledger) : IConsumer<ItemFailed>
 {
-    public Task Consume(ConsumeContext<ItemFailed> context)
+    public async Task Consume(ConsumeContext<ItemFailed> context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        return ledger.FailedAsync(context.Message, context.CancellationToken);
+        // Not a batch: MassTransit's consume span is already in the item's trace; this one names the ledger's part.
+        using var span = RenderFarmDiagnostics.CoordinatorActivitySource.StartActivity("item failed");
+        span?.SetTag(RenderFarmTags.JobId, context.Message.JobId.ToString());
+        span?.SetTag(RenderFarmTags.ItemId, context.Message.ItemId.ToString());
+        await ledger.FailedAsync(context.Message, context.CancellationToken);
     }
 }
 

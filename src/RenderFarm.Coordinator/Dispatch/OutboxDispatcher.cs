@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using MassTransit;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -7,9 +8,11 @@ using RenderFarm.Coordinator.Jobs;
 using RenderFarm.Coordinator.Options;
 using RenderFarm.Coordinator.Persistence;
 using RenderFarm.Coordinator.Placement;
+using RenderFarm.Coordinator.Telemetry;
 using RenderFarm.Domain.Policies;
 using RenderFarm.Domain.States;
 using RenderFarm.Messaging;
+using RenderFarm.Telemetry;
 
 namespace RenderFarm.Coordinator.Dispatch;
 
@@ -33,6 +36,7 @@ internal sealed partial class OutboxDispatcher(
     TimeProvider clock,
     IOptions<OutboxDispatcherOptions> options,
     IOptions<CoordinatorOptions> coordinatorOptions,
+    CoordinatorMetrics metrics,
     ILogger<OutboxDispatcher> logger) : BackgroundService
 {
     // After an error (database or broker down) wait this long, doubling to the cap, so a long outage costs a
@@ -102,13 +106,13 @@ internal sealed partial class OutboxDispatcher(
         if (placed.Shared.Count > 0)
         {
             var endpoint = await bus.GetSendEndpoint(QueueNames.RenderAddress);
-            await endpoint.SendBatch(placed.Shared, cancellationToken);
+            await SendAsync(endpoint, placed.Shared, now, cancellationToken);
         }
 
         foreach (var (queue, direct) in placed.Direct)
         {
             var endpoint = await bus.GetSendEndpoint(QueueNames.WorkerQueueAddress(queue));
-            await endpoint.SendBatch(direct, cancellationToken);
+            await SendAsync(endpoint, direct, now, cancellationToken);
         }
 
         foreach (var cancel in rows.Where(r => r.Kind == OutboxKind.JobCanceled))
@@ -126,7 +130,54 @@ internal sealed partial class OutboxDispatcher(
         return rows.Count;
     }
 
-    private sealed record Placed(List<RenderWorkUnit> Shared, Dictionary<string, List<RenderWorkUnit>> Direct, int Held);
+    /// <summary>
+    /// Sends the units concurrently (as <c>SendBatch</c> does), each inside a span continuing the trace of the request
+    /// that wrote its row: MassTransit's send span is its child and carries the context on in the message headers.
+    /// </summary>
+    private async Task SendAsync(ISendEndpoint endpoint, List<(OutboxRow Row, RenderWorkUnit Unit)> units, DateTime now, CancellationToken cancellationToken)
+    {
+        var spans = new List<Activity>(units.Count);
+        var sends = new List<Task>(units.Count);
+        var previous = Activity.Current;
+        try
+        {
+            foreach (var (row, unit) in units)
+            {
+                metrics.OutboxLag(now - row.CreatedAt);
+                ActivityContext.TryParse(row.Payload, null, out var parent);
+                var span = RenderFarmDiagnostics.CoordinatorActivitySource.StartActivity("outbox dispatch", ActivityKind.Internal, parent);
+                if (span is not null)
+                {
+                    var first = unit.Items[0];
+                    span.SetTag(RenderFarmTags.JobId, unit.JobId.ToString());
+                    span.SetTag(RenderFarmTags.ItemIndex, first.Index);
+                    span.SetTag(RenderFarmTags.ItemCount, unit.Items.Count);
+                    span.SetTag(RenderFarmTags.Model, first.Model);
+                    span.SetTag(RenderFarmTags.Mode, first.Mode);
+                    span.SetTag(RenderFarmTags.Size, RenderFarmTags.SizeOf(first.Width, first.Height));
+                    span.SetTag(RenderFarmTags.Sampler, first.Sampler);
+                    spans.Add(span);
+                }
+
+                // The send captures the current span now; the next unit's span must not nest under this one.
+                sends.Add(endpoint.Send(unit, cancellationToken));
+                Activity.Current = previous;
+            }
+
+            await Task.WhenAll(sends);
+        }
+        finally
+        {
+            foreach (var span in spans)
+            {
+                span.Dispose();
+            }
+
+            Activity.Current = previous;
+        }
+    }
+
+    private sealed record Placed(List<(OutboxRow Row, RenderWorkUnit Unit)> Shared, Dictionary<string, List<(OutboxRow Row, RenderWorkUnit Unit)>> Direct, int Held);
 
     /// <summary>
     /// Decides each unit's queue with <see cref="PlacementPolicy"/>, records direct placements on their items, and
@@ -134,8 +185,8 @@ internal sealed partial class OutboxDispatcher(
     /// </summary>
     private async Task<Placed> PlaceAsync(CoordinatorDbContext db, List<(OutboxRow Row, RenderWorkUnit Unit)> units, DateTime now, CancellationToken cancellationToken)
     {
-        var shared = new List<RenderWorkUnit>();
-        var direct = new Dictionary<string, List<RenderWorkUnit>>(StringComparer.Ordinal);
+        var shared = new List<(OutboxRow Row, RenderWorkUnit Unit)>();
+        var direct = new Dictionary<string, List<(OutboxRow Row, RenderWorkUnit Unit)>>(StringComparer.Ordinal);
         if (units.Count == 0)
         {
             return new Placed(shared, direct, 0);
@@ -152,7 +203,7 @@ internal sealed partial class OutboxDispatcher(
             {
                 case PlacementDecision.Direct { Worker: var worker }:
                     var queue = worker.RenderQueue!;
-                    (direct.TryGetValue(queue, out var list) ? list : direct[queue] = []).Add(unit);
+                    (direct.TryGetValue(queue, out var list) ? list : direct[queue] = []).Add((row, unit));
                     (assignments.TryGetValue(worker.Id, out var ids) ? ids : assignments[worker.Id] = []).AddRange(unit.Items.Select(i => i.ItemId));
                     fleet[fleet.IndexOf(worker)] = worker with { AssignedQueued = worker.AssignedQueued + unit.Items.Count };
                     _held.TryRemove(unit.JobId, out _);
@@ -175,7 +226,7 @@ internal sealed partial class OutboxDispatcher(
 
                     break;
                 default:
-                    shared.Add(unit);
+                    shared.Add((row, unit));
                     _held.TryRemove(unit.JobId, out _);
                     break;
             }

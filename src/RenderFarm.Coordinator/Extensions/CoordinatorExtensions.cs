@@ -16,6 +16,7 @@ using RenderFarm.Coordinator.Persistence;
 using RenderFarm.Coordinator.Placement;
 using RenderFarm.Coordinator.Previews;
 using RenderFarm.Coordinator.Progress;
+using RenderFarm.Coordinator.Telemetry;
 using RenderFarm.Messaging;
 using RenderFarm.Storage;
 using RenderFarm.Telemetry;
@@ -42,7 +43,7 @@ namespace RenderFarm.Coordinator.Extensions;
 /// <c>Coordinator:Dispatcher:*</c> (<c>BatchSize</c>, <c>PollInterval</c>), <c>Coordinator:Rescuer:*</c>
 /// (<c>Interval</c>, <c>BatchSize</c>), <c>Coordinator:Progress:*</c> (<c>FlushInterval</c>, <c>MaxPending</c>),
 /// <c>Coordinator:Previews:*</c> (<c>MaxItems</c>, <c>MaxBytes</c>, <c>MaxAge</c>),
-/// <c>Coordinator:Automatic1111:*</c> (<c>WaitTimeout</c>, <c>PollInterval</c>).</item>
+/// <c>Coordinator:Automatic1111:*</c> (<c>WaitTimeout</c>, <c>PollInterval</c>), <c>Coordinator:Metrics:RefreshInterval</c>.</item>
 /// </list>
 /// </remarks>
 public static class CoordinatorExtensions
@@ -60,6 +61,7 @@ public static class CoordinatorExtensions
         AddOptions<ProgressOptions, BackgroundOptionsValidator>(services, ProgressOptions.SectionName);
         AddOptions<Automatic1111Options, Automatic1111OptionsValidator>(services, Automatic1111Options.SectionName);
         AddOptions<PreviewOptions, PreviewOptionsValidator>(services, PreviewOptions.SectionName);
+        AddOptions<MetricsOptions, BackgroundOptionsValidator>(services, MetricsOptions.SectionName);
         services.AddOptions<DatabaseOptions>()
             .BindConfiguration(DatabaseOptions.SectionName)
             .PostConfigure(o => o.ConnectionString ??= configuration.GetConnectionString(DatabaseOptions.ConnectionStringName)
@@ -95,6 +97,8 @@ public static class CoordinatorExtensions
             bus.AddConsumer<WorkerHeartbeatConsumer>();
         });
 
+        services.AddMetrics();
+        services.AddSingleton<CoordinatorMetrics>();
         services.AddSingleton<JobEventHub>();
         services.AddSingleton<OutboxSignal>();
         services.AddSingleton<ProgressTracker>();
@@ -120,6 +124,7 @@ public static class CoordinatorExtensions
         services.AddHostedService<OutboxDispatcher>();
         services.AddHostedService<LeaseRescuer>();
         services.AddHostedService<ProgressFlusher>();
+        services.AddHostedService<FarmSnapshotService>();
 
         builder.AddRenderFarmHealthChecks().AddDbContextCheck<CoordinatorDbContext>("database");
         services.AddProblemDetails();

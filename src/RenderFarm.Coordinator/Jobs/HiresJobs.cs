@@ -72,6 +72,9 @@ internal static class HiresJobs
                 JobId = jobId,
                 FirstIndex = index,
                 ItemCount = 1,
+                // The submission's trace, or the completion's that released the next parts: a hires job's tiles and
+                // stitch stay in the trace of what let them run.
+                Payload = System.Diagnostics.Activity.Current?.Id,
                 CreatedAt = now,
                 AvailableAt = now,
             };

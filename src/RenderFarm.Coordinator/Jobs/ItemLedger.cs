@@ -6,6 +6,7 @@ using RenderFarm.Coordinator.Dispatch;
 using RenderFarm.Coordinator.Events;
 using RenderFarm.Coordinator.Options;
 using RenderFarm.Coordinator.Persistence;
+using RenderFarm.Coordinator.Telemetry;
 using RenderFarm.Domain.Policies;
 using RenderFarm.Domain.States;
 
@@ -25,6 +26,7 @@ internal sealed class ItemLedger(
     JobEventHub hub,
     TimeProvider clock,
     IOptions<CoordinatorOptions> options,
+    CoordinatorMetrics metrics,
     ILogger<ItemLedger> logger)
 {
     // A concurrent writer can move the item between our read and our conditional update; re-reading a few
@@ -33,7 +35,7 @@ internal sealed class ItemLedger(
 
     private readonly RetryPolicy _retry = options.Value.ToRetryPolicy();
 
-    private sealed record Snapshot(Guid Id, Guid JobId, long Index, ItemState State, int Attempt, string Mode, bool Hires);
+    private sealed record Snapshot(Guid Id, Guid JobId, long Index, ItemState State, int Attempt, string Mode, bool Hires, string Model, int Width, int Height, string Sampler);
 
     /// <summary>Records one start; see <see cref="StartedAsync(IReadOnlyList{ItemStarted}, CancellationToken)"/>.</summary>
     public Task StartedAsync(ItemStarted message, CancellationToken cancellationToken) => StartedAsync([message], cancellationToken);
@@ -96,9 +98,15 @@ internal sealed class ItemLedger(
                 jobStates.Add((job.Key, await JobCounters.DeriveAsync(db, job.Key, now, cancellationToken)));
             }
 
+            var submitted = started.Count == 0 ? [] : await SubmittedAtAsync(started.Select(s => s.Item.JobId), cancellationToken);
             await tx.CommitAsync(cancellationToken);
             foreach (var (message, item) in started)
             {
+                if (submitted.TryGetValue(item.JobId, out var at))
+                {
+                    metrics.QueueWait(now - at, item.Model, item.Width, item.Height, item.Sampler);
+                }
+
                 hub.Publish(WithPart(new JobEvent(JobEventTypes.ItemStarted, item.JobId, item.Index, message.ItemId, message.Attempt, message.WorkerId), item));
             }
 
@@ -206,6 +214,7 @@ internal sealed class ItemLedger(
 
             foreach (var (message, item, _) in done)
             {
+                metrics.Completed(item.Model, item.Mode);
                 hub.Publish(WithPart(new JobEvent(JobEventTypes.ItemDone, item.JobId, item.Index, message.ItemId, message.Attempt, message.WorkerId,
                     Url: CoordinatorRoutes.ImageUrl(item.JobId, item.Index)), item));
             }
@@ -257,6 +266,7 @@ internal sealed class ItemLedger(
             await JobCounters.MoveAsync(db, item.JobId, from, to, 1, now, cancellationToken);
             var jobState = await JobCounters.DeriveAsync(db, item.JobId, now, cancellationToken);
             await tx.CommitAsync(cancellationToken);
+            metrics.Failed(item.Model, item.Mode, to);
 
             hub.Publish(WithPart(new JobEvent(to == ItemState.Retrying ? JobEventTypes.ItemRetrying : JobEventTypes.ItemFailed,
                 item.JobId, item.Index, message.ItemId, message.Attempt, message.WorkerId, Error: message.Reason), item));
@@ -333,7 +343,13 @@ internal sealed class ItemLedger(
     }
 
     private static readonly Expression<Func<ItemRow, Snapshot>> ToSnapshot =
-        i => new Snapshot(i.Id, i.JobId, i.Index, i.State, i.Attempt, i.Mode, i.Hires != null);
+        i => new Snapshot(i.Id, i.JobId, i.Index, i.State, i.Attempt, i.Mode, i.Hires != null, i.Model, i.Width, i.Height, i.Sampler);
+
+    private async Task<Dictionary<Guid, DateTime>> SubmittedAtAsync(IEnumerable<Guid> jobIds, CancellationToken cancellationToken)
+    {
+        var ids = jobIds.Distinct().ToList();
+        return await db.Jobs.AsNoTracking().Where(j => ids.Contains(j.Id)).ToDictionaryAsync(j => j.Id, j => j.CreatedAt, cancellationToken);
+    }
 
     private Task<Snapshot?> ReadAsync(Guid itemId, CancellationToken cancellationToken) =>
         db.Items.AsNoTracking().Where(i => i.Id == itemId).Select(ToSnapshot).FirstOrDefaultAsync(cancellationToken);

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -13,6 +14,7 @@ using RenderFarm.Domain.States;
 using RenderFarm.Domain.Tiling;
 using RenderFarm.Storage;
 using RenderFarm.Storage.Models;
+using RenderFarm.Telemetry;
 
 namespace RenderFarm.Coordinator.Jobs;
 
@@ -139,6 +141,12 @@ internal sealed class JobSubmission(
         }
 
         var jobId = Guid.CreateVersion7();
+        using var activity = RenderFarmDiagnostics.CoordinatorActivitySource.StartActivity("job submit");
+        activity?.SetTag(RenderFarmTags.JobId, jobId.ToString());
+        activity?.SetTag(RenderFarmTags.Model, request.Model ?? _options.EffectiveModels[0]);
+        activity?.SetTag(RenderFarmTags.Mode, request.Mode ?? GenerationDefaults.Mode);
+        activity?.SetTag(RenderFarmTags.Size, RenderFarmTags.SizeOf(request.Width, request.Height));
+        activity?.SetTag(RenderFarmTags.Sampler, request.Sampler);
         if (images.TryGetValue("initImage", out var init))
         {
             request = request with { InitImage = await inputs.SaveAsync(jobId, "init", init, cancellationToken) };
@@ -207,6 +215,8 @@ internal sealed class JobSubmission(
         await db.SaveChangesAsync(cancellationToken);
         db.ChangeTracker.Clear();
 
+        // Stored with each unit so the dispatcher's send, seconds or hours later, continues this request's trace.
+        var traceParent = Activity.Current?.Id;
         var planner = new WorkUnitPlanner(_options.WorkUnitSize);
         foreach (var page in expansion.Pages(_options.InsertPageSize))
         {
@@ -223,6 +233,7 @@ internal sealed class JobSubmission(
                 JobId = jobId,
                 FirstIndex = unit[0].Index,
                 ItemCount = unit.Count,
+                Payload = traceParent,
                 CreatedAt = now,
                 AvailableAt = now,
             }).ToList();

@@ -6,6 +6,7 @@ using RenderFarm.Coordinator.Events;
 using RenderFarm.Coordinator.Jobs;
 using RenderFarm.Coordinator.Options;
 using RenderFarm.Coordinator.Persistence;
+using RenderFarm.Coordinator.Telemetry;
 using RenderFarm.Domain.Items;
 using RenderFarm.Domain.Policies;
 using RenderFarm.Domain.States;
@@ -38,6 +39,7 @@ internal sealed partial class LeaseRescuer(
     TimeProvider clock,
     IOptions<LeaseRescuerOptions> options,
     IOptions<CoordinatorOptions> coordinatorOptions,
+    CoordinatorMetrics metrics,
     ILogger<LeaseRescuer> logger) : BackgroundService
 {
     private readonly LeaseRescuerOptions _options = options.Value;
@@ -167,9 +169,11 @@ internal sealed partial class LeaseRescuer(
         }
 
         await tx.CommitAsync(cancellationToken);
+        metrics.LeaseRescued(decided.Count);
 
         foreach (var (item, to) in decided)
         {
+            metrics.Failed(item.Model, item.Mode, to);
             hub.Publish(new JobEvent(to == ItemState.Retrying ? JobEventTypes.ItemRetrying : JobEventTypes.ItemFailed,
                 item.JobId, item.Index, item.Id, item.Attempt, item.WorkerId, Error: "The lease lapsed."));
         }

@@ -50,9 +50,23 @@ public sealed class ProgressOptions
     public int MaxPending { get; set; } = DefaultMaxPending;
 }
 
-internal sealed class BackgroundOptionsValidator :
-    IValidateOptions<OutboxDispatcherOptions>, IValidateOptions<LeaseRescuerOptions>, IValidateOptions<ProgressOptions>
+/// <summary>How often the gauges' snapshot is refreshed, bound from <c>Coordinator:Metrics</c>.</summary>
+public sealed class MetricsOptions
 {
+    public const string SectionName = "Coordinator:Metrics";
+
+    /// <summary>Faster than Prometheus' usual 15 s scrape, and a few cheap grouped queries each time.</summary>
+    public static readonly TimeSpan DefaultRefreshInterval = TimeSpan.FromSeconds(5);
+
+    public TimeSpan RefreshInterval { get; set; } = DefaultRefreshInterval;
+}
+
+internal sealed class BackgroundOptionsValidator :
+    IValidateOptions<OutboxDispatcherOptions>, IValidateOptions<LeaseRescuerOptions>, IValidateOptions<ProgressOptions>, IValidateOptions<MetricsOptions>
+{
+    public ValidateOptionsResult Validate(string? name, MetricsOptions options) => Result(
+        (options.RefreshInterval >= TimeSpan.FromMilliseconds(100), $"{MetricsOptions.SectionName}:RefreshInterval must be at least 100 ms."));
+
     public ValidateOptionsResult Validate(string? name, OutboxDispatcherOptions options) => Result(
         (options.BatchSize is >= 1 and <= 10_000, $"{OutboxDispatcherOptions.SectionName}:BatchSize must be between 1 and 10000."),
         (options.PollInterval > TimeSpan.Zero, $"{OutboxDispatcherOptions.SectionName}:PollInterval must be positive."));

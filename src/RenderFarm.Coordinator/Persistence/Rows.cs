@@ -183,7 +183,11 @@ public sealed class WorkerRow
 /// <summary>What an outbox row asks the dispatcher to send.</summary>
 public enum OutboxKind
 {
-    /// <summary>A <see cref="RenderWorkUnit"/> of the job's still-queued items in [FirstIndex, FirstIndex + ItemCount).</summary>
+    /// <summary>
+    /// A <see cref="RenderWorkUnit"/> of the job's still-queued items in [FirstIndex, FirstIndex + ItemCount);
+    /// <see cref="OutboxRow.Payload"/> is the W3C <c>traceparent</c> of the request that wrote it (or null), so the
+    /// dispatcher's send continues the submission's trace.
+    /// </summary>
     WorkUnit = 0,
 
     /// <summary>A <see cref="JobCanceled"/> event for the job; <see cref="OutboxRow.Payload"/> is the reason.</summary>
@@ -210,6 +214,7 @@ public sealed class OutboxRow
 
     public int ItemCount { get; set; }
 
+    /// <summary>What the kind needs besides the range (see <see cref="OutboxKind"/>): a cancel's reason, a unit's trace context.</summary>
     public string? Payload { get; set; }
 
     public DateTime CreatedAt { get; set; }

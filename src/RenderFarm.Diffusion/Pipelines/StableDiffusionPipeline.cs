@@ -185,9 +185,16 @@ public sealed class StableDiffusionPipeline : IDisposable
         var scheduler = SchedulerFactory.Create(request.Sampler, Model.Scheduler, request.Eta);
         scheduler.SetTimesteps(request.Steps);
 
-        Enter(TextEncoder.Component, memory);
-        var (hidden, hiddenWidth, truncations) = EncodePrompts(request.Images, useGuidance);
-        Leave(TextEncoder.Component, memory);
+        float[] hidden;
+        int hiddenWidth;
+        IReadOnlyList<PromptTruncation> truncations;
+        using (EngineActivity.Stage("text encode", request))
+        {
+            Enter(TextEncoder.Component, memory);
+            (hidden, hiddenWidth, truncations) = EncodePrompts(request.Images, useGuidance);
+            Leave(TextEncoder.Component, memory);
+        }
+
         cancellationToken.ThrowIfCancellationRequested();
 
         var generators = request.Images.Select(i => new TorchCpuGenerator(i.Seed)).ToArray();
@@ -209,9 +216,14 @@ public sealed class StableDiffusionPipeline : IDisposable
         else
         {
             source = ImageOps.Resize(request.InitImage!, request.Width, request.Height);
-            Enter(VaeEncoder.Component, memory);
-            var encoded = Encode(source.ToModelPlanes(), latentHeight, latentWidth, memory, cancellationToken);
-            Leave(VaeEncoder.Component, memory);
+            float[] encoded;
+            using (EngineActivity.Stage("vae encode", request))
+            {
+                Enter(VaeEncoder.Component, memory);
+                encoded = Encode(source.ToModelPlanes(), latentHeight, latentWidth, memory, cancellationToken);
+                Leave(VaeEncoder.Component, memory);
+            }
+
             TensorPrimitives.Multiply(encoded, Model.LatentScalingFactor, encoded);
             sourceLatents = new float[batch * imageLength];
             for (var i = 0; i < batch; i++)
@@ -231,6 +243,9 @@ public sealed class StableDiffusionPipeline : IDisposable
         }
 
         var inpaint = latentMask is null ? null : new InpaintState(sourceLatents!, noise, latentMask);
+        var denoise = EngineActivity.Stage("denoise", request);
+        denoise?.SetTag("renderfarm.steps", request.Steps);
+        denoise?.SetTag("renderfarm.sampler", request.Sampler);
         Enter(Unet.Component, memory);
         var loop = new DenoisingLoop(Unet, scheduler, latents, latentHeight, latentWidth, hidden, hiddenWidth, request.GuidanceScale, generators, inpaint, memory);
         try
@@ -240,9 +255,11 @@ public sealed class StableDiffusionPipeline : IDisposable
         finally
         {
             loop.Dispose();
+            denoise?.Dispose();
         }
 
         Leave(Unet.Component, memory);
+        using var decode = EngineActivity.Stage("vae decode", request);
         Enter(VaeDecoder.Component, memory);
         var images = new GeneratedImage[batch];
         for (var i = 0; i < batch; i++)

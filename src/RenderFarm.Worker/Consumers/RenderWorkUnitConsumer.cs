@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using MassTransit;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -5,11 +6,13 @@ using RenderFarm.Contracts;
 using RenderFarm.Diffusion.Memory;
 using RenderFarm.Diffusion.Models;
 using RenderFarm.Storage;
+using RenderFarm.Telemetry;
 using RenderFarm.Worker.Cancellation;
 using RenderFarm.Worker.Heartbeats;
 using RenderFarm.Worker.Models;
 using RenderFarm.Worker.Rendering;
 using RenderFarm.Worker.Slots;
+using RenderFarm.Worker.Telemetry;
 
 namespace RenderFarm.Worker.Consumers;
 
@@ -28,6 +31,7 @@ public sealed partial class RenderWorkUnitConsumer(
     IArtifactStore store,
     IOptions<WorkerOptions> options,
     TimeProvider time,
+    WorkerMetrics metrics,
     ILogger<RenderWorkUnitConsumer> logger) : IConsumer<RenderWorkUnit>
 {
     private const string PngContentType = "image/png";
@@ -85,6 +89,9 @@ public sealed partial class RenderWorkUnitConsumer(
 
         var ids = items.Select(i => i.ItemId).ToArray();
         var reported = new HashSet<Guid>();
+        // One span per batch (a child of MassTransit's consume span, so of the submission's trace); the engine's
+        // stage spans and the uploads nest under it.
+        using var span = StartRenderSpan(unit, items);
         slot.Begin(ids);
         using var timeout = new CancellationTokenSource(_policy.RenderTimeout, time);
         using var render = CancellationTokenSource.CreateLinkedTokenSource(consumeToken, jobCanceled, timeout.Token);
@@ -100,6 +107,7 @@ public sealed partial class RenderWorkUnitConsumer(
                 }
 
                 reported.Add(items[0].ItemId);
+                Rendered(slot, items[0], time.GetElapsedTime(started));
                 await context.Publish(
                     new ItemRendered(items[0].ItemId, jobId, items[0].Attempt, items[0].OutputKey, slot.WorkerId, time.GetElapsedTime(started)),
                     consumeToken);
@@ -110,7 +118,17 @@ public sealed partial class RenderWorkUnitConsumer(
             IReadOnlyList<RenderedImage> images;
             await using (var progress = new ProgressReporter(context, jobId, items, _policy.MinProgressInterval, _policy.PreviewInterval, time, logger, consumeToken))
             {
-                images = await slot.Renderer.RenderAsync(batch, progress, render.Token);
+                var counted = new StepCounter(progress);
+                try
+                {
+                    images = await slot.Renderer.RenderAsync(batch, counted, render.Token);
+                }
+                finally
+                {
+                    metrics.DenoiseSteps(slot.WorkerId, counted.Steps * items.Count);
+                    span?.SetTag(RenderFarmTags.Strategy, slot.Renderer.MemoryStrategy);
+                }
+
                 await progress.FlushAsync();
             }
 
@@ -140,6 +158,7 @@ public sealed partial class RenderWorkUnitConsumer(
 
                 // Only now: a completion must never point at an image that is not stored yet.
                 reported.Add(item.ItemId);
+                Rendered(slot, item, time.GetElapsedTime(started));
                 await context.Publish(
                     new ItemRendered(item.ItemId, jobId, item.Attempt, item.OutputKey, slot.WorkerId, time.GetElapsedTime(started)),
                     consumeToken);
@@ -168,6 +187,41 @@ public sealed partial class RenderWorkUnitConsumer(
         finally
         {
             slot.End(ids);
+        }
+    }
+
+    private static Activity? StartRenderSpan(RenderWorkUnit unit, IReadOnlyList<RenderItem> items)
+    {
+        var span = RenderFarmDiagnostics.WorkerActivitySource.StartActivity("render");
+        if (span is not null)
+        {
+            var first = items[0];
+            span.SetTag(RenderFarmTags.JobId, unit.JobId.ToString());
+            span.SetTag(RenderFarmTags.ItemIndex, first.Index);
+            span.SetTag(RenderFarmTags.ItemCount, items.Count);
+            span.SetTag(RenderFarmTags.Model, first.Model);
+            span.SetTag(RenderFarmTags.Mode, first.Mode);
+            span.SetTag(RenderFarmTags.Size, RenderFarmTags.SizeOf(first.Width, first.Height));
+            span.SetTag(RenderFarmTags.Sampler, first.Sampler);
+        }
+
+        return span;
+    }
+
+    private void Rendered(WorkerSlot slot, RenderItem item, TimeSpan duration) =>
+        metrics.Rendered(slot.WorkerId, item.Model, item.Width, item.Height, item.Sampler, duration);
+
+    /// <summary>Passes steps on and counts them: each report is one denoising step of the whole batch.</summary>
+    private sealed class StepCounter(IProgress<RenderStep> inner) : IProgress<RenderStep>
+    {
+        private int _steps;
+
+        public int Steps => Volatile.Read(ref _steps);
+
+        public void Report(RenderStep value)
+        {
+            Interlocked.Increment(ref _steps);
+            inner.Report(value);
         }
     }
 

@@ -1,4 +1,7 @@
 using MassTransit;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
 using MassTransit.Configuration;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
@@ -16,6 +19,7 @@ using RenderFarm.Worker.Memory;
 using RenderFarm.Worker.Models;
 using RenderFarm.Worker.Rendering;
 using RenderFarm.Worker.Slots;
+using RenderFarm.Worker.Telemetry;
 
 namespace RenderFarm.Worker.Extensions;
 
@@ -44,13 +48,36 @@ public static class WorkerExtensions
         ["--id"] = $"{WorkerOptions.SectionName}:{nameof(WorkerOptions.Id)}",
         ["--pool"] = $"{WorkerOptions.SectionName}:{nameof(WorkerOptions.Pool)}",
         ["--gpu"] = $"{WorkerOptions.SectionName}:{nameof(WorkerOptions.Gpu)}",
+        ["--urls"] = $"{WorkerOptions.SectionName}:{nameof(WorkerOptions.Urls)}",
     };
 
-    /// <summary>The distributed worker: telemetry, artifact store, worker services and the bus carrying its consumers.</summary>
+    /// <summary>
+    /// The distributed worker host: <see cref="AddRenderFarmWorker"/>, and an HTTP listener for <c>/metrics</c>,
+    /// <c>/health</c> and <c>/alive</c> only where <c>Worker:Urls</c> or <c>--urls</c> gives it an address.
+    /// </summary>
+    public static WebApplicationBuilder AddRenderFarmWorkerHost(this WebApplicationBuilder builder)
+    {
+        ArgumentNullException.ThrowIfNull(builder);
+        builder.AddRenderFarmWorker();
+        var urls = builder.Configuration[$"{WorkerOptions.SectionName}:{nameof(WorkerOptions.Urls)}"];
+        if (!string.IsNullOrWhiteSpace(urls))
+        {
+            builder.WebHost.UseUrls(urls);
+        }
+        else if (string.IsNullOrWhiteSpace(builder.Configuration[WebHostDefaults.ServerUrlsKey]))
+        {
+            builder.Services.AddSingleton<IServer, NoListenerServer>();
+        }
+
+        return builder;
+    }
+
+    /// <summary>The distributed worker: telemetry, health checks, artifact store, worker services and the bus carrying its consumers.</summary>
     public static IHostApplicationBuilder AddRenderFarmWorker(this IHostApplicationBuilder builder)
     {
         ArgumentNullException.ThrowIfNull(builder);
         builder.AddRenderFarmTelemetry(ServiceName);
+        builder.AddRenderFarmHealthChecks().AddCheck<WorkerHealthCheck>(WorkerHealthCheck.Name);
         builder.Services.AddRenderFarmStorage(builder.Configuration);
         builder.Services.AddRenderFarmWorkerServices(builder.Configuration);
         builder.Services.AddRenderFarmBus(builder.Configuration, bus => bus.AddRenderFarmWorkerConsumers());
@@ -89,6 +116,12 @@ public static class WorkerExtensions
             var worker = sp.GetRequiredService<IOptions<WorkerOptions>>().Value;
             return DeviceProbes.Create(worker.ExecutionProvider, worker.Gpu, sp.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(DeviceProbes)));
         });
+        services.AddMetrics();
+        services.TryAddSingleton<WorkerMetrics>();
+        services.TryAddSingleton<IDeviceProbe>(sp => DeviceProbes.Create(
+            sp.GetRequiredService<IOptions<WorkerOptions>>().Value.ExecutionProvider,
+            gpuIndex: 0,
+            sp.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(DeviceProbes))));
         services.TryAddSingleton(sp => new ModelCache(
             sp.GetRequiredService<IArtifactStore>(),
             sp.GetRequiredService<IOptions<WorkerOptions>>(),

@@ -6,6 +6,7 @@ using RenderFarm.Messaging;
 using RenderFarm.Worker.Memory;
 using RenderFarm.Worker.Models;
 using RenderFarm.Worker.Slots;
+using RenderFarm.Worker.Telemetry;
 
 namespace RenderFarm.Worker.Heartbeats;
 
@@ -19,7 +20,8 @@ public sealed class HeartbeatPublisher(
     WorkerMemory memory,
     ModelCatalog catalog,
     IOptions<WorkerOptions> options,
-    TimeProvider time)
+    TimeProvider time,
+    WorkerMetrics metrics)
 {
     public WorkerHeartbeat Create(WorkerSlot slot)
     {
@@ -27,6 +29,7 @@ public sealed class HeartbeatPublisher(
         var device = probe.Probe();
         var settings = options.Value;
         var capacity = memory.Capacity(device);
+        metrics.Observe(slot.WorkerId, device, memory.ReportedBudgetBytes(device), (probe as IGpuSensors)?.ReadSensors());
         return new WorkerHeartbeat(
             WorkerId: slot.WorkerId,
             Host: Environment.MachineName,

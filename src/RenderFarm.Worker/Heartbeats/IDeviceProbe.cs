@@ -15,3 +15,21 @@ public interface IDeviceProbe
 /// <param name="MemoryTotalBytes">Memory in all.</param>
 /// <param name="MemoryFreeBytes">Memory available to a new allocation now.</param>
 public sealed record DeviceReport(string Name, long MemoryTotalBytes, long MemoryFreeBytes);
+
+/// <summary>A probe that can also read a GPU's sensors (NVML); CPU and nvidia-smi probes do not implement it.</summary>
+public interface IGpuSensors
+{
+    /// <summary>The sensors now; a reading NVML refuses (unsupported on the board, no permission) is null.</summary>
+    GpuReading ReadSensors();
+}
+
+/// <summary>One reading of a GPU's sensors.</summary>
+/// <param name="Utilization">Fraction of the last sample period a kernel ran, 0–1.</param>
+/// <param name="TemperatureCelsius">Core temperature.</param>
+/// <param name="PowerWatts">Board power draw.</param>
+public sealed record GpuReading(double? Utilization, double? TemperatureCelsius, double? PowerWatts)
+{
+    /// <summary>From NVML's units: utilisation in percent, power in milliwatts.</summary>
+    public static GpuReading FromNvml(uint? utilizationPercent, uint? temperatureCelsius, uint? powerMilliwatts) =>
+        new(utilizationPercent / 100.0, temperatureCelsius, powerMilliwatts / 1000.0);
+}

@@ -8,11 +8,12 @@ namespace RenderFarm.Worker.Heartbeats;
 /// (environment.md), and we need five functions, so they are bound by hand; the library is loaded with
 /// <see cref="NativeLibrary.TryLoad(string, out IntPtr)"/> so a machine without a driver simply gets no probe.
 /// </summary>
-public sealed unsafe class NvmlDeviceProbe : IDeviceProbe, IDisposable
+public sealed unsafe class NvmlDeviceProbe : IDeviceProbe, IGpuSensors, IDisposable
 {
     private const int Success = 0;
     private const int NameBufferSize = 96; // NVML_DEVICE_NAME_V2_BUFFER_SIZE
     private const int DriverBufferSize = 80; // NVML_SYSTEM_DRIVER_VERSION_BUFFER_SIZE
+    private const int TemperatureGpu = 0; // NVML_TEMPERATURE_GPU
 
     private static readonly string[] LibraryNames = ["libnvidia-ml.so.1", "libnvidia-ml.so", "nvml.dll"];
 
@@ -20,12 +21,14 @@ public sealed unsafe class NvmlDeviceProbe : IDeviceProbe, IDisposable
     private readonly IntPtr _device;
     private readonly delegate* unmanaged<IntPtr, NvmlMemory*, int> _getMemoryInfo;
     private readonly delegate* unmanaged<int> _shutdown;
+    private readonly Sensors _sensors;
     private readonly string _name;
     private int _disposed;
 
     private NvmlDeviceProbe(IntPtr library, IntPtr device, string name, string driver, string computeCapability,
-        delegate* unmanaged<IntPtr, NvmlMemory*, int> getMemoryInfo, delegate* unmanaged<int> shutdown)
+        delegate* unmanaged<IntPtr, NvmlMemory*, int> getMemoryInfo, delegate* unmanaged<int> shutdown, Sensors sensors)
     {
+        _sensors = sensors;
         _library = library;
         _device = device;
         _name = name;
@@ -106,8 +109,13 @@ public sealed unsafe class NvmlDeviceProbe : IDeviceProbe, IDisposable
             capability = $"{major}.{minor}";
         }
 
+        // Optional: a board or driver without one of these still renders; its gauge is then simply absent.
+        var sensors = new Sensors(
+            (delegate* unmanaged<IntPtr, NvmlUtilization*, int>)Export(library, "nvmlDeviceGetUtilizationRates"),
+            (delegate* unmanaged<IntPtr, int, uint*, int>)Export(library, "nvmlDeviceGetTemperature"),
+            (delegate* unmanaged<IntPtr, uint*, int>)Export(library, "nvmlDeviceGetPowerUsage"));
         reason = "";
-        return new NvmlDeviceProbe(library, device, name.Length > 0 ? name : "NVIDIA GPU", driver, capability, getMemory, shutdown);
+        return new NvmlDeviceProbe(library, device, name.Length > 0 ? name : "NVIDIA GPU", driver, capability, getMemory, shutdown, sensors);
     }
 
     public DeviceReport Probe()
@@ -121,6 +129,30 @@ public sealed unsafe class NvmlDeviceProbe : IDeviceProbe, IDisposable
         }
 
         return new DeviceReport(_name, checked((long)memory.Total), checked((long)memory.Free));
+    }
+
+    public GpuReading ReadSensors()
+    {
+        ObjectDisposedException.ThrowIf(Volatile.Read(ref _disposed) != 0, this);
+        uint? utilization = null, temperature = null, power = null;
+        NvmlUtilization rates;
+        if (_sensors.GetUtilization is not null && _sensors.GetUtilization(_device, &rates) == Success)
+        {
+            utilization = rates.Gpu;
+        }
+
+        uint value;
+        if (_sensors.GetTemperature is not null && _sensors.GetTemperature(_device, TemperatureGpu, &value) == Success)
+        {
+            temperature = value;
+        }
+
+        if (_sensors.GetPowerUsage is not null && _sensors.GetPowerUsage(_device, &value) == Success)
+        {
+            power = value;
+        }
+
+        return GpuReading.FromNvml(utilization, temperature, power);
     }
 
     public void Dispose()
@@ -150,6 +182,24 @@ public sealed unsafe class NvmlDeviceProbe : IDeviceProbe, IDisposable
         var bytes = new ReadOnlySpan<byte>(buffer, size);
         var end = bytes.IndexOf((byte)0);
         return Encoding.UTF8.GetString(end >= 0 ? bytes[..end] : bytes);
+    }
+
+    private readonly struct Sensors(
+        delegate* unmanaged<IntPtr, NvmlUtilization*, int> getUtilization,
+        delegate* unmanaged<IntPtr, int, uint*, int> getTemperature,
+        delegate* unmanaged<IntPtr, uint*, int> getPowerUsage)
+    {
+        public readonly delegate* unmanaged<IntPtr, NvmlUtilization*, int> GetUtilization = getUtilization;
+        public readonly delegate* unmanaged<IntPtr, int, uint*, int> GetTemperature = getTemperature;
+        public readonly delegate* unmanaged<IntPtr, uint*, int> GetPowerUsage = getPowerUsage;
+    }
+
+    /// <summary>nvmlUtilization_t: percent of the last sample period the GPU and its memory were busy.</summary>
+    [StructLayout(LayoutKind.Sequential)]
+    private struct NvmlUtilization
+    {
+        public uint Gpu;
+        public uint Memory;
     }
 
     [StructLayout(LayoutKind.Sequential)]

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using RenderFarm.Contracts;
@@ -5,6 +6,7 @@ using RenderFarm.Diffusion.Imaging;
 using RenderFarm.Diffusion.Memory;
 using RenderFarm.Diffusion.Models;
 using RenderFarm.Diffusion.Pipelines;
+using RenderFarm.Telemetry;
 using RenderFarm.Worker.Memory;
 using RenderFarm.Worker.Models;
 
@@ -94,6 +96,9 @@ public sealed partial class EngineItemRenderer : IItemRenderer
             _strategy = WorkerMemory.Describe(pipeline.ChooseMemory(request).Strategy);
             var result = pipeline.Generate(request, engineProgress, cancellationToken);
             _strategy = WorkerMemory.Describe(result.Memory);
+            Activity.Current?.SetTag(RenderFarmTags.Strategy, _strategy);
+            // The fourth stage, after the engine's three: PNG encoding with the parameters' text chunks.
+            using var encode = RenderFarmDiagnostics.EngineActivitySource.StartActivity("png encode");
             return (IReadOnlyList<RenderedImage>)result.Images
                 .Select(image => new RenderedImage(batch.Items[image.Index].ItemId, image.ToPng()))
                 .ToList();

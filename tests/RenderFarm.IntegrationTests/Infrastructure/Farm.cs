@@ -221,7 +221,7 @@ internal sealed class Farm : IAsyncDisposable
         }
     }
 
-    private static int FreePort()
+    public static int FreePort()
     {
         // The OS hands out a free port; Kestrel binds it a moment later, and the range it picks from is wide enough
         // that nobody else takes it in between.

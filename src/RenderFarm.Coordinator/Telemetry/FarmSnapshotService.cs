@@ -1,0 +1,100 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using RenderFarm.Contracts;
+using RenderFarm.Coordinator.Options;
+using RenderFarm.Coordinator.Persistence;
+using RenderFarm.Domain.States;
+
+namespace RenderFarm.Coordinator.Telemetry;
+
+/// <summary>
+/// Refreshes <see cref="CoordinatorMetrics.Snapshot"/> every <see cref="MetricsOptions.RefreshInterval"/>: one grouped
+/// query over the jobs (items by state come from the jobs' per-state counters, never from counting item rows), one
+/// over live workers and two small reads of the outbox. Scrapes read the last snapshot, however often they come.
+/// </summary>
+internal sealed partial class FarmSnapshotService(
+    IServiceScopeFactory scopes,
+    CoordinatorMetrics metrics,
+    TimeProvider clock,
+    IOptions<MetricsOptions> options,
+    IOptions<CoordinatorOptions> coordinatorOptions,
+    ILogger<FarmSnapshotService> logger) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(options.Value.RefreshInterval, clock);
+        do
+        {
+            try
+            {
+                metrics.Snapshot = await TakeAsync(stoppingToken);
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                // The gauges keep the last good snapshot; the next tick tries again.
+                LogRefreshFailed(ex);
+            }
+        }
+        while (await WaitAsync(timer, stoppingToken));
+    }
+
+    internal async Task<FarmSnapshot> TakeAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<CoordinatorDbContext>();
+        var now = clock.GetUtcNow();
+        var byState = await db.Jobs.AsNoTracking().GroupBy(j => j.State).Select(g => new
+        {
+            State = g.Key,
+            Jobs = g.LongCount(),
+            Queued = g.Sum(j => j.QueuedItems),
+            Running = g.Sum(j => j.RunningItems),
+            Retrying = g.Sum(j => j.RetryingItems),
+            Succeeded = g.Sum(j => j.SucceededItems),
+            Failed = g.Sum(j => j.FailedItems),
+            Canceled = g.Sum(j => j.CanceledItems),
+        }).ToListAsync(cancellationToken);
+
+        // Every state is reported, zeros included, so a state that empties drops to 0 instead of vanishing.
+        var jobs = Enum.GetValues<JobState>().ToDictionary(s => s.ToString(), s => byState.Where(g => g.State == s).Sum(g => g.Jobs), StringComparer.Ordinal);
+        var items = new Dictionary<string, long>(StringComparer.Ordinal)
+        {
+            [nameof(ItemState.Queued)] = byState.Sum(g => g.Queued),
+            [nameof(ItemState.Running)] = byState.Sum(g => g.Running),
+            [nameof(ItemState.Retrying)] = byState.Sum(g => g.Retrying),
+            [nameof(ItemState.Succeeded)] = byState.Sum(g => g.Succeeded),
+            [nameof(ItemState.Failed)] = byState.Sum(g => g.Failed),
+            [nameof(ItemState.Canceled)] = byState.Sum(g => g.Canceled),
+        };
+
+        var liveAfter = coordinatorOptions.Value.ToLeasePolicy().ExpiredIfHeartbeatBefore(now).UtcDateTime;
+        var live = await db.Workers.AsNoTracking().Where(w => w.LastHeartbeatAt >= liveAfter)
+            .GroupBy(w => w.State).Select(g => new { g.Key, Count = g.LongCount() }).ToListAsync(cancellationToken);
+        var workers = Enum.GetValues<WorkerState>().ToDictionary(s => s.ToString(), s => live.Where(g => g.Key == s).Sum(g => g.Count), StringComparer.Ordinal);
+
+        var utcNow = now.UtcDateTime;
+        var outboxRows = await db.Outbox.LongCountAsync(cancellationToken);
+        var oldestDue = await db.Outbox.AsNoTracking().Where(o => o.AvailableAt <= utcNow).MinAsync(o => (DateTime?)o.AvailableAt, cancellationToken);
+        var age = oldestDue is { } due && due < utcNow ? utcNow - due : TimeSpan.Zero;
+        return new FarmSnapshot(items, jobs, workers, outboxRows, age, now);
+    }
+
+    private static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await timer.WaitForNextTickAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Refreshing the farm metrics snapshot failed; the gauges keep the last one")]
+    private partial void LogRefreshFailed(Exception exception);
+}

@@ -1,0 +1,72 @@
+using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.TestHost;
+using Microsoft.Extensions.DependencyInjection;
+using RenderFarm.Telemetry;
+using RenderFarm.Worker.Heartbeats;
+using RenderFarm.Worker.Telemetry;
+
+namespace RenderFarm.Worker.Tests;
+
+/// <summary>
+/// The worker's gauges as Prometheus sees them, up to the hardware boundary: a GPU reading in NVML's units (this
+/// machine has no card) must come out as the series the shipped Grafana dashboard queries.
+/// </summary>
+public sealed partial class WorkerMetricsTests
+{
+    [Fact]
+    public async Task A_gpu_reading_in_NVML_units_is_exported_as_the_series_the_dashboard_queries()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var ct = timeout.Token;
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseTestServer();
+        builder.AddRenderFarmTelemetry("renderfarm-worker-test");
+        builder.AddRenderFarmHealthChecks();
+        builder.Services.AddSingleton<WorkerMetrics>();
+        await using var app = builder.Build();
+        app.MapRenderFarmHealth();
+        await app.StartAsync(ct);
+        var worker = "gpu-test-" + Guid.NewGuid().ToString("N")[..8];
+
+        app.Services.GetRequiredService<WorkerMetrics>().Observe(worker,
+            new DeviceReport("NVIDIA H100", MemoryTotalBytes: 80L << 30, MemoryFreeBytes: 70L << 30), budgetBytes: 60L << 30,
+            GpuReading.FromNvml(utilizationPercent: 55, temperatureCelsius: 61, powerMilliwatts: 312_500));
+        using var client = app.GetTestClient();
+        var metrics = await client.GetStringAsync("/metrics", ct);
+
+        Value(metrics, "renderfarm_worker_gpu_utilization", worker).ShouldBe(0.55, 1e-9);
+        Value(metrics, "renderfarm_worker_gpu_temperature_celsius", worker).ShouldBe(61);
+        Value(metrics, "renderfarm_worker_gpu_power_watts", worker).ShouldBe(312.5, 1e-9);
+        Value(metrics, "renderfarm_worker_memory_total_bytes", worker).ShouldBe(80L << 30);
+        Value(metrics, "renderfarm_worker_memory_free_bytes", worker).ShouldBe(70L << 30);
+        Value(metrics, "renderfarm_worker_memory_budget_bytes", worker).ShouldBe(60L << 30);
+
+        // Every worker series the dashboard names exists under that exact name.
+        var dashboard = File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "deploy", "renderfarm.json"));
+        var named = SeriesName().Matches(dashboard).Select(m => m.Value)
+            .Where(n => n.StartsWith("renderfarm_worker_gpu_", StringComparison.Ordinal) || n.StartsWith("renderfarm_worker_memory_", StringComparison.Ordinal))
+            .Distinct().ToList();
+        named.Count.ShouldBe(6);
+        named.ShouldAllBe(name => metrics.Contains(name + "{", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_reading_NVML_refused_is_left_out_rather_than_reported_as_zero()
+    {
+        var reading = GpuReading.FromNvml(utilizationPercent: null, temperatureCelsius: 40, powerMilliwatts: null);
+        reading.Utilization.ShouldBeNull();
+        reading.PowerWatts.ShouldBeNull();
+        reading.TemperatureCelsius.ShouldBe(40);
+    }
+
+    private static double Value(string metrics, string series, string worker)
+    {
+        var line = metrics.Split('\n').FirstOrDefault(l => l.StartsWith(series + "{", StringComparison.Ordinal) && l.Contains($"renderfarm_worker=\"{worker}\"", StringComparison.Ordinal));
+        line.ShouldNotBeNull($"{series} for {worker} is not in /metrics:\n{metrics}");
+        return double.Parse(line[(line.LastIndexOf('}') + 1)..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    [GeneratedRegex("renderfarm_[a-z_]+")]
+    private static partial Regex SeriesName();
+}
