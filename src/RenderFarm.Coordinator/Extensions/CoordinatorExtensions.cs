@@ -95,6 +95,7 @@ public static class CoordinatorExtensions
         services.AddScoped<JobSubmission>();
         services.AddScoped<PlacementAdmission>();
         services.AddScoped<JobCancellation>();
+        services.AddScoped<JobRetry>();
         services.AddScoped<IJobInputs, ArtifactJobInputs>();
         services.AddScoped<IMonitoringApi, MonitoringApi>();
 
@@ -111,7 +112,7 @@ public static class CoordinatorExtensions
         return builder;
     }
 
-    /// <summary>Maps the HTTP API (<c>/v1/jobs</c>, <c>/v1/images</c>, <c>/v1/workers</c>), the OpenAPI document (<c>/openapi/v1.json</c>) and Scalar (<c>/scalar</c>).</summary>
+    /// <summary>Maps the HTTP API (<c>/v1/jobs</c>, <c>/v1/images</c>, <c>/v1/workers</c>, <c>/v1/monitoring</c>), the OpenAPI document (<c>/openapi/v1.json</c>) and Scalar (<c>/scalar</c>).</summary>
     public static WebApplication MapCoordinatorApi(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
@@ -122,6 +123,7 @@ public static class CoordinatorExtensions
         app.MapJobsApi();
         app.MapImagesApi();
         app.MapWorkersApi();
+        app.MapMonitoringApi();
         return app;
     }
 
