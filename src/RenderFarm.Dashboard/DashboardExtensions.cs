@@ -1,5 +1,4 @@
 using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.StaticFiles;
 using Microsoft.Extensions.FileProviders;
 using Microsoft.Net.Http.Headers;
@@ -22,7 +21,8 @@ public static class DashboardExtensions
     {
         ArgumentNullException.ThrowIfNull(app);
         var files = new EmbeddedFileProvider(typeof(DashboardExtensions).Assembly, ResourcePrefix);
-        app.UseDefaultFiles(new DefaultFilesOptions { FileProvider = files, RequestPath = Path });
+        // Default files also redirect /dashboard to /dashboard/, so the page's relative links resolve.
+        app.UseDefaultFiles(new DefaultFilesOptions { FileProvider = files, RequestPath = Path, RedirectToAppendTrailingSlash = true });
         app.UseStaticFiles(new StaticFileOptions
         {
             FileProvider = files,
@@ -32,7 +32,6 @@ public static class DashboardExtensions
             // The files are small and change with each release; revalidating keeps a browser from mixing versions.
             OnPrepareResponse = context => context.Context.Response.Headers[HeaderNames.CacheControl] = "no-cache",
         });
-        app.MapGet(Path, () => Results.Redirect(Path + "/")).ExcludeFromDescription();
         return app;
     }
 }

@@ -195,7 +195,9 @@ internal sealed partial class MonitoringApi
         else
         {
             var place = string.Create(c, $"#{position} in the queue, {itemsAhead} item(s) ahead");
-            var eta = estimate is { } e ? string.Create(c, $", start in about {Math.Ceiling(e)} s at {context.ItemsPerSecond:0.##} items/s") : "";
+            var eta = itemsAhead == 0
+                ? ", next in line"
+                : estimate is { } e ? string.Create(c, $", start in about {Math.Ceiling(e)} s at {context.ItemsPerSecond:0.##} items/s") : "";
             var takers = verdicts.Count(v => v.CanTake);
             var why = verdicts.Count == 0
                 ? "no worker has connected recently."

@@ -223,7 +223,7 @@ function waitingTable(page) {
 
 function verdicts(workers) {
   if (workers.length === 0) return '';
-  return `<ul class="muted">${workers.map(v => `<li data-testid="verdict" data-worker-id="${esc(v.workerId)}">${esc(v.workerId)}: ${v.canTake ? 'can take it' : esc(v.reasons.join(', '))} — ${esc(v.explanation)}</li>`).join('')}</ul>`;
+  return `<ul class="muted">${workers.map(v => `<li data-testid="verdict" data-worker-id="${esc(v.workerId)}">${esc(v.workerId)}${v.canTake ? ' (can take it)' : ''}: ${esc(v.explanation)}</li>`).join('')}</ul>`;
 }
 
 // ---------- Jobs ----------
