@@ -251,6 +251,22 @@ public abstract class OperatorsApiTests<TFixture>(TFixture fixture)
         }
     }
 
+    [Fact]
+    public async Task The_dashboard_is_served_at_slash_dashboard()
+    {
+        using var redirect = await fixture.Factory.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { AllowAutoRedirect = false }).GetAsync("/dashboard");
+        using var page = await Client.GetAsync("/dashboard/");
+        using var script = await Client.GetAsync("/dashboard/dashboard.js");
+
+        ((int)redirect.StatusCode).ShouldBeInRange(301, 308);
+        redirect.Headers.Location!.OriginalString.ShouldEndWith("/dashboard/");
+        page.StatusCode.ShouldBe(HttpStatusCode.OK);
+        page.Content.Headers.ContentType?.MediaType.ShouldBe("text/html");
+        (await page.Content.ReadAsStringAsync()).ShouldContain("dashboard.js");
+        script.StatusCode.ShouldBe(HttpStatusCode.OK);
+        (await script.Content.ReadAsStringAsync()).ShouldContain("/v1/monitoring/fleet");
+    }
+
     private static JsonElement Verdict(JsonElement waiting, string worker) =>
         waiting.GetProperty("workers").EnumerateArray().FirstOrDefault(w => w.GetProperty("workerId").GetString() == worker);
 
