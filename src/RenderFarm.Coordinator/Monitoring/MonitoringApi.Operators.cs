@@ -49,8 +49,9 @@ internal sealed partial class MonitoringApi
         var workers = await GetWorkersAsync(cancellationToken);
         var ids = workers.Where(w => w.Live).SelectMany(w => w.CurrentItems).Distinct().ToList();
         var now = clock.GetUtcNow();
+        // A heartbeat is up to one interval old: items it lists that have finished since are left out.
         var current = ids.Count == 0 ? [] : await db.Items.AsNoTracking()
-            .Where(i => ids.Contains(i.Id))
+            .Where(i => ids.Contains(i.Id) && i.State == ItemState.Running)
             .Select(i => new { i.Id, i.JobId, i.Index, i.StepsDone, Total = i.StepsTotal ?? i.Steps, i.StartedAt })
             .ToListAsync(cancellationToken);
         var byId = current.ToDictionary(i => i.Id);

@@ -134,7 +134,7 @@ public sealed record JobItem(
 /// <remarks><c>Next</c>: the <c>after</c> value of the next page; null on the last page.</remarks>
 public sealed record JobItemsPage(IReadOnlyList<JobItem> Items, long? Next);
 
-/// <summary>What a worker is rendering now, resolved from the item ids of its heartbeat.</summary>
+/// <summary>What a worker is rendering now: the items of its last heartbeat that are still running.</summary>
 /// <remarks><c>StepsPerSecond</c>: steps done by this attempt divided by the time since it started (model loading included); null before its first step.</remarks>
 public sealed record WorkerCurrentItem(Guid JobId, long Index, Guid ItemId, int Step, int TotalSteps, DateTimeOffset? StartedAt, double? StepsPerSecond);
 

@@ -8,6 +8,7 @@ const REFRESH_MS = 1500;
 const ITEMS_PAGE = 50;
 const JOBS_PAGE = 25;
 const MAX_PREVIEWS = 12;
+const MAX_TILES = 1000;
 const JOB_STATES = ['Queued', 'Running', 'Succeeded', 'Failed', 'Canceled'];
 const ITEM_STATES = ['Queued', 'Running', 'Retrying', 'Succeeded', 'Failed', 'Canceled'];
 const JOB_EVENTS = ['snapshot', 'item-started', 'item-progress', 'item-done', 'item-retrying', 'item-failed', 'job-state', 'job-done', 'preview'];
@@ -321,10 +322,20 @@ function jobPage(id) {
     async refresh() {
       const query = new URLSearchParams({ limit: ITEMS_PAGE, after: items.after });
       if (items.filter) query.set('state', items.filter);
-      const [job, page] = await Promise.all([
-        api(`/v1/jobs/${id}?imagesLimit=0&tilesLimit=1000`),
-        api(`/v1/jobs/${id}/items?${query}`),
-      ]);
+      let job, page;
+      try {
+        [job, page] = await Promise.all([
+          api(`/v1/jobs/${id}?imagesLimit=0&tilesLimit=${MAX_TILES}`),
+          api(`/v1/jobs/${id}/items?${query}`),
+        ]);
+      } catch (error) {
+        if (error.status === 404) {
+          events.close();
+          view.innerHTML = `<p class="error" data-testid="no-such-job">The farm has no job ${esc(id)}.</p>`;
+          return;
+        }
+        throw error;
+      }
       const p = job.progress;
       const final = ['Succeeded', 'Failed', 'Canceled'].includes(job.state);
       document.getElementById('jobstate').innerHTML = `<span data-testid="job-state" data-state="${esc(job.state)}">${badge(job.state)}</span>`;
@@ -407,7 +418,8 @@ function showTiles(job) {
   const tiles = job.tiles.map(t => `<div data-testid="tile" data-state="${esc(t.state)}" class="s-${esc(t.state)}" title="tile ${t.index}: ${esc(t.state)}${t.workerId ? ' on ' + esc(t.workerId) : ''}"
       style="left:${t.x * scale}px;top:${t.y * scale}px;width:${t.width * scale}px;height:${t.height * scale}px">${t.index}</div>`).join('');
   const done = job.tiles.filter(t => t.state === 'Succeeded').length;
-  document.getElementById('tiles').innerHTML = `<p class="muted" data-testid="tiles-done">${done} of ${job.tiles.length} tiles done</p>
+  const more = job.tiles.length >= MAX_TILES ? ` (the first ${MAX_TILES} tiles)` : '';
+  document.getElementById('tiles').innerHTML = `<p class="muted" data-testid="tiles-done">${done} of ${job.tiles.length} tiles done${more}</p>
     <div class="tilemap" data-testid="tilemap" style="width:${job.width * scale}px;height:${job.height * scale}px">${tiles}</div>`;
 }
 
