@@ -111,6 +111,27 @@ public sealed class DashboardTests(DashboardFarm farm, ITestOutputHelper output)
         await Expect(page.Locator("[data-testid=retry]")).ToBeEnabledAsync();
     }
 
+    [Fact]
+    public async Task Retry_on_the_page_of_a_canceled_job_renders_its_canceled_items_on_the_workers_that_heard_the_cancel()
+    {
+        var client = farm.CreateClient();
+        var (job, _) = await client.SubmitJobAsync(Job(count: 6, steps: 30));
+        await client.CancelJobAsync(job.Id, "try again later");
+        var canceled = (await client.GetJobAsync(job.Id))!;
+        canceled.Progress.Canceled.ShouldBeGreaterThan(0);
+        var page = await farm.OpenAsync($"#/jobs/{job.Id}");
+        page.Dialog += async (_, dialog) => await dialog.AcceptAsync();
+        await Expect(page.Locator("[data-testid=retry]")).ToBeEnabledAsync();
+
+        await page.Locator("[data-testid=retry]").ClickAsync();
+
+        await Expect(page.Locator("[data-testid=action-result]")).ToContainTextAsync($"{canceled.Progress.Canceled} item(s) queued again");
+        var done = await WaitAsync(() => client.GetJobAsync(job.Id), j => j!.State is JobState.Succeeded or JobState.Failed);
+        done!.State.ShouldBe(JobState.Succeeded);
+        done.Progress.Succeeded.ShouldBe(6);
+        await Expect(page.Locator("[data-testid=job-state]")).ToHaveAttributeAsync("data-state", "Succeeded");
+    }
+
     private static ILocatorAssertions Expect(ILocator locator) => Assertions.Expect(locator);
 
     private void Saved(string path) => output.WriteLine($"screenshot: {path}");
