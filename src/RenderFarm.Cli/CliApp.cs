@@ -16,6 +16,7 @@ internal static class CliApp
         root.Add(ServeCommand.Create());
         root.Add(SubmitCommand.Create());
         root.Add(StatusCommand.Create());
+        root.Add(CancelCommand.Create());
         root.Add(FetchCommand.Create());
         root.Add(JobsCommand.Create());
         root.Add(WorkersCommand.Create());

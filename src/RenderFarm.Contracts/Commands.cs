@@ -8,10 +8,15 @@ namespace RenderFarm.Contracts;
 /// <param name="WorkUnitId">Identity of this unit, for tracing; completions are recorded per item, never per unit.</param>
 /// <param name="JobId">The job all items belong to.</param>
 /// <param name="Items">The items, at least one.</param>
+/// <param name="DispatchedAt">
+/// When the coordinator sent it (its clock). A worker skips units of a canceled job dispatched before the cancel,
+/// and renders those dispatched after it (a retry of the canceled items); null from older coordinators: skipped.
+/// </param>
 public sealed record RenderWorkUnit(
     Guid WorkUnitId,
     Guid JobId,
-    IReadOnlyList<RenderItem> Items)
+    IReadOnlyList<RenderItem> Items,
+    DateTimeOffset? DispatchedAt = null)
 {
     public const string WireName = MessageNames.RenderWorkUnit;
 }

@@ -9,6 +9,9 @@ public static class CoordinatorRoutes
 
     public const string Workers = "/v1/workers";
 
+    /// <summary>The operators' reads: fleet, queues and the waiting queue.</summary>
+    public const string Monitoring = "/v1/monitoring";
+
     /// <summary>Header a client sends so a retried submission returns the job of the first one.</summary>
     public const string IdempotencyKeyHeader = "Idempotency-Key";
 

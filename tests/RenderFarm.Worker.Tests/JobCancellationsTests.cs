@@ -34,6 +34,27 @@ public sealed class JobCancellationsTests
     }
 
     [Fact]
+    public void Units_dispatched_after_the_cancel_belong_to_a_retry_and_are_not_canceled()
+    {
+        var cancellations = new JobCancellations(TimeProvider.System);
+        var job = Guid.NewGuid();
+        var canceledAt = new DateTimeOffset(2026, 12, 2, 12, 0, 0, TimeSpan.Zero);
+        using var before = cancellations.Enter(job, canceledAt.AddSeconds(-1));
+        using var retry = cancellations.Enter(job, canceledAt.AddSeconds(1));
+
+        cancellations.Cancel(job, canceledAt);
+
+        before.Token.IsCancellationRequested.ShouldBeTrue();
+        retry.Token.IsCancellationRequested.ShouldBeFalse();
+        cancellations.IsCanceled(job, canceledAt.AddSeconds(-1)).ShouldBeTrue();
+        cancellations.IsCanceled(job, canceledAt).ShouldBeTrue();
+        cancellations.IsCanceled(job, null).ShouldBeTrue();
+        cancellations.IsCanceled(job, canceledAt.AddSeconds(1)).ShouldBeFalse();
+        using var late = cancellations.Enter(job, canceledAt.AddSeconds(2));
+        late.Token.IsCancellationRequested.ShouldBeFalse();
+    }
+
+    [Fact]
     public void Canceled_jobs_are_forgotten_after_the_retention()
     {
         var time = new ManualTime();

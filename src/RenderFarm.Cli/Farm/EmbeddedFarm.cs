@@ -4,6 +4,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.Configuration.Memory;
 using System.Globalization;
 using RenderFarm.Coordinator.Extensions;
+using RenderFarm.Dashboard;
 using RenderFarm.Messaging;
 using RenderFarm.Storage;
 using RenderFarm.Telemetry;
@@ -22,7 +23,7 @@ namespace RenderFarm.Cli.Farm;
 internal sealed record EmbeddedFarmSettings(string Urls, int Workers, string DataRoot, string ModelsRoot, string? MemoryBudget = null, TimeSpan? PreviewInterval = null);
 
 /// <summary>
-/// The embedded farm: the coordinator's own composition (<c>AddCoordinator</c>, <c>MapCoordinatorApi</c>) with the
+/// The embedded farm: the coordinator's own composition (<c>AddCoordinator</c>, <c>MapCoordinatorApi</c>, the dashboard) with the
 /// providers that need no services (SQLite, MassTransit's in-memory transport, a local folder) and the worker's slots
 /// in the same process, on the same bus.
 /// </summary>
@@ -130,6 +131,7 @@ internal static class EmbeddedFarm
         var app = builder.Build();
         app.MapRenderFarmHealth();
         app.MapCoordinatorApi();
+        app.MapDashboard();
         return app;
     }
 

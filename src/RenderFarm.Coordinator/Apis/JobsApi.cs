@@ -58,6 +58,26 @@ internal static class JobsApi
             .ProducesProblem(StatusCodes.Status404NotFound)
             .ProducesProblem(StatusCodes.Status409Conflict);
 
+        api.MapPost("/{id:guid}/retry", RetryJob)
+            .WithName("RetryJob")
+            .WithSummary("Retry a job's failed and canceled items")
+            .WithDescription("Queues a new attempt of every failed and canceled item, with the same seeds and parameters, through the outbox like any other work; the job is open again (Queued or Running). 409 when nothing failed or was canceled, or for a hires job.")
+            .ProducesProblem(StatusCodes.Status404NotFound)
+            .ProducesProblem(StatusCodes.Status409Conflict);
+
+        api.MapGet("/{id:guid}/items", ListItems)
+            .WithName("ListJobItems")
+            .WithSummary("List a job's items")
+            .WithDescription("A keyset page of the job's items in index order (after, limit up to 500), optionally of one state: seed, state, attempt, worker, step, times, last error and image URL. next is the after of the next page, null on the last.")
+            .ProducesValidationProblem()
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
+        api.MapGet("/{id:guid}/waiting", Waiting)
+            .WithName("JobWaiting")
+            .WithSummary("Why a job waits")
+            .WithDescription("Its place in the first-in-first-out queue, the items ahead, an estimated start from the recent completion rate, and for each recently seen worker whether it can take the job now and why not (gone, starting, draining, too-small, busy; model-missing slows but does not stop it).")
+            .ProducesProblem(StatusCodes.Status404NotFound);
+
         api.MapGet("/{id:guid}/events", JobEvents)
             .WithName("JobEvents")
             .WithSummary("Follow a job (server-sent events)")
@@ -214,6 +234,76 @@ internal static class JobsApi
         }
 
         return TypedResults.Accepted(CoordinatorRoutes.Job(id), await ViewAsync(db, job, cancellationToken));
+    }
+
+    public static async Task<Results<Ok<RetryResult>, NotFound<ProblemDetails>, ProblemHttpResult>> RetryJob(
+        Guid id,
+        [FromServices] JobRetry retry,
+        CancellationToken cancellationToken)
+    {
+        return await retry.RetryAsync(id, cancellationToken) switch
+        {
+            RetryOutcome.Requeued requeued => TypedResults.Ok(new RetryResult(id, requeued.Items, requeued.State)),
+            RetryOutcome.NothingToRetry nothing => TypedResults.Problem(
+                statusCode: StatusCodes.Status409Conflict,
+                title: "Nothing to retry.",
+                detail: $"Job {id} is {nothing.State} and has no failed or canceled item."),
+            RetryOutcome.HiresUnsupported => TypedResults.Problem(
+                statusCode: StatusCodes.Status409Conflict,
+                title: "Hires jobs cannot be retried.",
+                detail: $"Job {id} is a hires job, whose tiles depend on its base image and whose stitch depends on its tiles; submit it again instead."),
+            _ => JobNotFound(id),
+        };
+    }
+
+    public static async Task<Results<Ok<JobItemsPage>, ValidationProblem, NotFound<ProblemDetails>>> ListItems(
+        Guid id,
+        [FromServices] IMonitoringApi monitoring,
+        CancellationToken cancellationToken,
+        string? state = null,
+        long after = -1,
+        int limit = 100)
+    {
+        var errors = new Dictionary<string, string[]>();
+        ItemState? filter = null;
+        if (state is not null)
+        {
+            if (Enum.TryParse<ItemState>(state, ignoreCase: true, out var parsed) && Enum.IsDefined(parsed) && !int.TryParse(state, out _))
+            {
+                filter = parsed;
+            }
+            else
+            {
+                errors["state"] = [$"state '{state}' is not an item state; use one of: {string.Join(", ", Enum.GetNames<ItemState>())}."];
+            }
+        }
+
+        if (limit is < 1 or > MonitoringApi.MaxItemsLimit)
+        {
+            errors["limit"] = [$"limit must be between 1 and {MonitoringApi.MaxItemsLimit}."];
+        }
+
+        if (after < -1)
+        {
+            errors["after"] = ["after is the last index of the previous page; -1 (the default) for the first page."];
+        }
+
+        if (errors.Count > 0)
+        {
+            return TypedResults.ValidationProblem(errors);
+        }
+
+        var page = await monitoring.GetJobItemsAsync(id, filter, after, limit, cancellationToken);
+        return page is null ? JobNotFound(id) : TypedResults.Ok(page);
+    }
+
+    public static async Task<Results<Ok<WaitingJob>, NotFound<ProblemDetails>>> Waiting(
+        Guid id,
+        [FromServices] IMonitoringApi monitoring,
+        CancellationToken cancellationToken)
+    {
+        var waiting = await monitoring.GetWaitingAsync(id, cancellationToken);
+        return waiting is null ? JobNotFound(id) : TypedResults.Ok(waiting);
     }
 
     private static async Task<JobDetails> ViewAsync(CoordinatorDbContext db, JobDetails job, CancellationToken cancellationToken,

@@ -101,7 +101,7 @@ internal sealed partial class OutboxDispatcher(
             return 0;
         }
 
-        var units = await BuildUnitsAsync(db, rows.Where(r => r.Kind == OutboxKind.WorkUnit).ToList(), cancellationToken);
+        var units = await BuildUnitsAsync(db, rows.Where(r => r.Kind == OutboxKind.WorkUnit).ToList(), new DateTimeOffset(now, TimeSpan.Zero), cancellationToken);
         var placed = await PlaceAsync(db, units, now, cancellationToken);
         if (placed.Shared.Count > 0)
         {
@@ -244,7 +244,7 @@ internal sealed partial class OutboxDispatcher(
         return new Placed(shared, direct, held.Count);
     }
 
-    private static async Task<List<(OutboxRow Row, RenderWorkUnit Unit)>> BuildUnitsAsync(CoordinatorDbContext db, List<OutboxRow> rows, CancellationToken cancellationToken)
+    private static async Task<List<(OutboxRow Row, RenderWorkUnit Unit)>> BuildUnitsAsync(CoordinatorDbContext db, List<OutboxRow> rows, DateTimeOffset dispatchedAt, CancellationToken cancellationToken)
     {
         var units = new List<(OutboxRow, RenderWorkUnit)>(rows.Count);
         if (rows.Count == 0)
@@ -282,7 +282,7 @@ internal sealed partial class OutboxDispatcher(
 
                 if (unitItems.Count > 0)
                 {
-                    units.Add((row, new RenderWorkUnit(Guid.CreateVersion7(), job.Key, unitItems)));
+                    units.Add((row, new RenderWorkUnit(Guid.CreateVersion7(), job.Key, unitItems, dispatchedAt)));
                 }
             }
         }

@@ -113,6 +113,7 @@ public static class CoordinatorExtensions
         services.AddScoped<JobSubmission>();
         services.AddScoped<PlacementAdmission>();
         services.AddScoped<JobCancellation>();
+        services.AddScoped<JobRetry>();
         services.AddScoped<IJobInputs, ArtifactJobInputs>();
         services.AddScoped<IMonitoringApi, MonitoringApi>();
         services.AddSingleton<Automatic1111Tasks>();
@@ -133,7 +134,7 @@ public static class CoordinatorExtensions
         return builder;
     }
 
-    /// <summary>Maps the HTTP API (<c>/v1/jobs</c> with items' previews, <c>/v1/images</c>, <c>/v1/workers</c>, the AUTOMATIC1111-compatible <c>/sdapi/v1</c>), the OpenAPI document (<c>/openapi/v1.json</c>) and Scalar (<c>/scalar</c>).</summary>
+    /// <summary>Maps the HTTP API (<c>/v1/jobs</c> with items' previews, <c>/v1/images</c>, <c>/v1/workers</c>, <c>/v1/monitoring</c>, the AUTOMATIC1111-compatible <c>/sdapi/v1</c>), the OpenAPI document (<c>/openapi/v1.json</c>) and Scalar (<c>/scalar</c>).</summary>
     public static WebApplication MapCoordinatorApi(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
@@ -145,6 +146,7 @@ public static class CoordinatorExtensions
         app.MapPreviewsApi();
         app.MapImagesApi();
         app.MapWorkersApi();
+        app.MapMonitoringApi();
         app.MapAutomatic1111Api();
         return app;
     }

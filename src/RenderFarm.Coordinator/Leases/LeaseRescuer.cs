@@ -285,52 +285,7 @@ internal sealed partial class LeaseRescuer(
         return orphaned.Count;
     }
 
-    // One outbox row per unit the planner would make of each job's consecutive items.
-    private List<OutboxRow> OutboxRowsFor(IEnumerable<ItemRow> items, DateTime now)
-    {
-        var outbox = new List<OutboxRow>();
-        foreach (var job in items.GroupBy(i => i.JobId).OrderBy(g => g.Key))
-        {
-            foreach (var run in ContiguousRuns(job.OrderBy(i => i.Index)))
-            {
-                foreach (var unit in _planner.Plan(run, ItemMessages.BatchKeyOf))
-                {
-                    outbox.Add(new OutboxRow
-                    {
-                        Kind = OutboxKind.WorkUnit,
-                        JobId = job.Key,
-                        FirstIndex = unit[0].Index,
-                        ItemCount = unit.Count,
-                        CreatedAt = now,
-                        AvailableAt = now,
-                    });
-                }
-            }
-        }
-
-        return outbox;
-    }
-
-    // A unit's outbox row is an index range, so only items with consecutive indexes may share one.
-    private static IEnumerable<List<ItemRow>> ContiguousRuns(IEnumerable<ItemRow> ordered)
-    {
-        var run = new List<ItemRow>();
-        foreach (var item in ordered)
-        {
-            if (run.Count > 0 && item.Index != run[^1].Index + 1)
-            {
-                yield return run;
-                run = [];
-            }
-
-            run.Add(item);
-        }
-
-        if (run.Count > 0)
-        {
-            yield return run;
-        }
-    }
+    private List<OutboxRow> OutboxRowsFor(IEnumerable<ItemRow> items, DateTime now) => WorkUnitOutbox.RowsFor(items, _planner, now);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Lease rescuer: {Retried} lapsed items will be retried, {Failed} failed out of attempts, {Requeued} retries queued again")]
     private partial void LogRescued(int retried, int failed, int requeued);

@@ -14,7 +14,7 @@ using RenderFarm.Domain.States;
 namespace RenderFarm.Coordinator.Monitoring;
 
 /// <summary><see cref="IMonitoringApi"/> over the coordinator's database, with no tracking and bounded pages.</summary>
-internal sealed class MonitoringApi(CoordinatorDbContext db, TimeProvider clock, IOptions<CoordinatorOptions> options) : IMonitoringApi
+internal sealed partial class MonitoringApi(CoordinatorDbContext db, TimeProvider clock, IOptions<CoordinatorOptions> options) : IMonitoringApi
 {
     private readonly LeasePolicy _lease = options.Value.ToLeasePolicy();
 

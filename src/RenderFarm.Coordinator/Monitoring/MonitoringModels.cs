@@ -113,3 +113,76 @@ public sealed record JobDetailsPage(long ImagesAfter = -1, int ImagesLimit = Job
     /// <summary>Most running items and errors listed.</summary>
     public const int ListLimit = 100;
 }
+
+/// <summary>One item of a job as the job's item list shows it.</summary>
+/// <remarks><c>Step</c>/<c>TotalSteps</c>: progress of the current attempt (running items); <c>ImageUrl</c>: set once it succeeded; <c>Error</c>: its last failure reason.</remarks>
+public sealed record JobItem(
+    long Index,
+    Guid ItemId,
+    long Seed,
+    ItemState State,
+    int Attempt,
+    string? WorkerId,
+    int Step,
+    int TotalSteps,
+    DateTimeOffset? StartedAt,
+    DateTimeOffset? FinishedAt,
+    string? Error,
+    string? ImageUrl);
+
+/// <summary>A keyset page of a job's items, in index order.</summary>
+/// <remarks><c>Next</c>: the <c>after</c> value of the next page; null on the last page.</remarks>
+public sealed record JobItemsPage(IReadOnlyList<JobItem> Items, long? Next);
+
+/// <summary>What a worker is rendering now: the items of its last heartbeat that are still running.</summary>
+/// <remarks><c>StepsPerSecond</c>: steps done by this attempt divided by the time since it started (model loading included); null before its first step.</remarks>
+public sealed record WorkerCurrentItem(Guid JobId, long Index, Guid ItemId, int Step, int TotalSteps, DateTimeOffset? StartedAt, double? StepsPerSecond);
+
+/// <summary>A worker on the dashboard's Fleet page: its heartbeat, its status and what it renders now.</summary>
+/// <remarks><c>Status</c>: "live" (fresh heartbeat, taking work or starting), "draining" (fresh heartbeat, finishing and taking nothing new) or "gone" (no heartbeat within the lease).</remarks>
+public sealed record FleetWorker(WorkerSummary Worker, string Status, IReadOnlyList<WorkerCurrentItem> Current);
+
+/// <summary>Items and jobs of the whole farm by state, the outbox, and throughput over recent minutes.</summary>
+/// <remarks>
+/// <c>Items</c>/<c>Jobs</c>: counts by state name. <c>Outbox</c>: messages owed to the bus. <c>Minutes</c>: one
+/// bucket per minute of the window, oldest first.
+/// </remarks>
+public sealed record QueueStats(
+    DateTimeOffset At,
+    IReadOnlyDictionary<string, long> Items,
+    IReadOnlyDictionary<string, long> Jobs,
+    OutboxStats Outbox,
+    IReadOnlyList<ThroughputBucket> Minutes);
+
+/// <summary>The outbox: rows not yet sent and how long the oldest sendable one has waited.</summary>
+/// <remarks><c>WorkUnits</c>: work units waiting (including those held for a worker that can take them); <c>Events</c>: other messages; <c>OldestAgeSeconds</c>: age of the oldest row already due, 0 when none is (the dispatch lag).</remarks>
+public sealed record OutboxStats(long WorkUnits, long Events, double OldestAgeSeconds);
+
+/// <summary>One minute of the farm's throughput.</summary>
+/// <remarks><c>Succeeded</c>/<c>Failed</c>: items that finished in the minute; <c>Started</c>: attempts that started in it; <c>MeanWaitSeconds</c>: their mean wait from the job's submission to the start (null when none started).</remarks>
+public sealed record ThroughputBucket(DateTimeOffset Start, long Succeeded, long Failed, long Started, double? MeanWaitSeconds);
+
+/// <summary>Why a queued job waits: its place in the queue, an estimate, and each worker's reason not to take it.</summary>
+/// <remarks>
+/// <c>Position</c>: 1 + the number of unfinished jobs submitted before it that still have queued items (dispatch is
+/// first in, first out). <c>ItemsAhead</c>: their queued items. <c>EstimatedStartSeconds</c>: <c>ItemsAhead</c>
+/// divided by the farm's completions per second over the last minutes; null when nothing completed lately.
+/// <c>Workers</c>: every worker with a recent heartbeat, and whether and why not it can take the job now.
+/// </remarks>
+public sealed record WaitingJob(
+    Guid JobId,
+    JobState State,
+    int Position,
+    long QueuedItems,
+    long ItemsAhead,
+    double? ItemsPerSecond,
+    double? EstimatedStartSeconds,
+    string Summary,
+    IReadOnlyList<WorkerVerdict> Workers);
+
+/// <summary>One worker's answer to "would you take this job now?".</summary>
+/// <remarks><c>Reasons</c>: codes, empty when it can take it: "gone", "starting", "draining", "too-small", "busy", "model-missing" (it would fetch the model first, which costs time but does not stop it).</remarks>
+public sealed record WorkerVerdict(string WorkerId, bool CanTake, IReadOnlyList<string> Reasons, string Explanation);
+
+/// <summary>What a retry queued.</summary>
+public sealed record RetryResult(Guid JobId, long Requeued, JobState State);

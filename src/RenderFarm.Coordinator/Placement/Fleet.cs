@@ -58,6 +58,31 @@ internal static class Fleet
             w.CurrentItemIds.Count, assigned.GetValueOrDefault(w.Id)))];
     }
 
+    /// <summary>
+    /// Every worker whose last heartbeat is at or after <paramref name="seenAfter"/> (live or not, draining or not),
+    /// with its capacity as placement sees it, including the items placed on it and not started yet.
+    /// </summary>
+    public static async Task<List<(WorkerRow Row, WorkerCapacity Capacity)>> ReadRecentAsync(CoordinatorDbContext db, DateTime seenAfter, CancellationToken cancellationToken)
+    {
+        var rows = await db.Workers.AsNoTracking()
+            .Where(w => w.LastHeartbeatAt >= seenAfter)
+            .OrderBy(w => w.Id)
+            .ToListAsync(cancellationToken);
+        if (rows.Count == 0)
+        {
+            return [];
+        }
+
+        var assigned = await db.Items.AsNoTracking()
+            .Where(i => i.State == ItemState.Queued && i.AssignedWorkerId != null)
+            .GroupBy(i => i.AssignedWorkerId!)
+            .Select(g => new { WorkerId = g.Key, Count = g.Count() })
+            .ToDictionaryAsync(g => g.WorkerId, g => g.Count, StringComparer.Ordinal, cancellationToken);
+        return [.. rows.Select(w => (w, new WorkerCapacity(
+            w.Id, w.MemoryBudgetBytes, w.MaxPixels, w.ResidentMaxPixels, w.LoadedModels, w.InstalledModels, w.RenderQueue,
+            w.CurrentItemIds.Count, assigned.GetValueOrDefault(w.Id))))];
+    }
+
     /// <summary>Saves what a heartbeat says about the worker's capacity (the columns placement reads) on its row.</summary>
     /// <remarks>Runs after <c>ItemLedger.HeartbeatAsync</c> has upserted the row, in the same consumer call.</remarks>
     public static Task SaveCapacityAsync(CoordinatorDbContext db, WorkerHeartbeat heartbeat, CancellationToken cancellationToken)

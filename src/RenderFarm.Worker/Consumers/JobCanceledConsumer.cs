@@ -16,7 +16,7 @@ public sealed partial class JobCanceledConsumer(JobCancellations cancellations, 
     public Task Consume(ConsumeContext<JobCanceled> context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        cancellations.Cancel(context.Message.JobId);
+        cancellations.Cancel(context.Message.JobId, context.Message.CanceledAt);
         LogCanceled(context.Message.JobId);
         return Task.CompletedTask;
     }

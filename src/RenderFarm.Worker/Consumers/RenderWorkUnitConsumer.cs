@@ -45,7 +45,7 @@ public sealed partial class RenderWorkUnitConsumer(
     {
         ArgumentNullException.ThrowIfNull(context);
         var unit = context.Message;
-        if (cancellations.IsCanceled(unit.JobId))
+        if (cancellations.IsCanceled(unit.JobId, unit.DispatchedAt))
         {
             LogSkippedCanceled(unit.WorkUnitId, unit.JobId);
             return;
@@ -53,7 +53,7 @@ public sealed partial class RenderWorkUnitConsumer(
 
         using var lease = await pool.AcquireAsync(context.CancellationToken);
         var slot = lease.Slot;
-        using var job = cancellations.Enter(unit.JobId);
+        using var job = cancellations.Enter(unit.JobId, unit.DispatchedAt);
         try
         {
             foreach (var items in RenderBatch.Plan(unit.Items, _policy.MaxBatchSize))

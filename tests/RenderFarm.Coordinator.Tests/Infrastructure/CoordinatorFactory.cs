@@ -96,6 +96,9 @@ public sealed class BusProbe
 
     public bool WasCanceled(Guid jobId) => _canceled.ContainsKey(jobId);
 
+    /// <summary>The <see cref="JobCanceled"/> event received for <paramref name="jobId"/>, if any.</summary>
+    public JobCanceled? CanceledEvent(Guid jobId) => _canceled.GetValueOrDefault(jobId);
+
     /// <summary>The next unit sent for <paramref name="jobId"/>, or a failure after <paramref name="timeout"/>.</summary>
     public async Task<RenderWorkUnit> NextUnitAsync(Guid jobId, TimeSpan? timeout = null)
     {
