@@ -19,6 +19,7 @@ internal static class CliApp
         root.Add(FetchCommand.Create());
         root.Add(JobsCommand.Create());
         root.Add(WorkersCommand.Create());
+        root.Add(DeadLettersCommand.Create());
         root.Add(DbCommand.Create());
         return root;
     }

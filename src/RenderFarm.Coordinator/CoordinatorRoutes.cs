@@ -9,6 +9,8 @@ public static class CoordinatorRoutes
 
     public const string Workers = "/v1/workers";
 
+    public const string DeadLetters = "/v1/dead-letters";
+
     /// <summary>Header a client sends so a retried submission returns the job of the first one.</summary>
     public const string IdempotencyKeyHeader = "Idempotency-Key";
 

@@ -5,6 +5,7 @@ using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using RenderFarm.Coordinator.Apis;
 using RenderFarm.Coordinator.Consumers;
+using RenderFarm.Coordinator.DeadLetters;
 using RenderFarm.Coordinator.Dispatch;
 using RenderFarm.Coordinator.Events;
 using RenderFarm.Coordinator.Jobs;
@@ -84,8 +85,8 @@ public static class CoordinatorExtensions
             bus.AddConsumer<ItemStartedConsumer>(LedgerBatches.Configure);
             bus.AddConsumer<ItemProgressedConsumer>();
             bus.AddConsumer<ItemRenderedConsumer>(LedgerBatches.Configure);
-            bus.AddConsumer<ItemFailedConsumer>();
-            bus.AddConsumer<WorkerHeartbeatConsumer>();
+            bus.AddConsumer<ItemFailedConsumer>(DatabaseOutageRetry.Configure);
+            bus.AddConsumer<WorkerHeartbeatConsumer>(DatabaseOutageRetry.Configure);
         });
 
         services.AddSingleton<JobEventHub>();
@@ -97,6 +98,7 @@ public static class CoordinatorExtensions
         services.AddScoped<JobCancellation>();
         services.AddScoped<IJobInputs, ArtifactJobInputs>();
         services.AddScoped<IMonitoringApi, MonitoringApi>();
+        services.AddHttpClient<RabbitMqDeadLetters>(http => http.Timeout = TimeSpan.FromSeconds(15));
 
         // Hosted services start in registration order: the schema exists before anything reads it.
         services.Insert(0, ServiceDescriptor.Singleton<IHostedService, DatabaseMigrationService>());
@@ -122,6 +124,7 @@ public static class CoordinatorExtensions
         app.MapJobsApi();
         app.MapImagesApi();
         app.MapWorkersApi();
+        app.MapDeadLettersApi();
         return app;
     }
 

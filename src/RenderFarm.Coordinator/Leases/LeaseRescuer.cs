@@ -1,6 +1,7 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using RenderFarm.Contracts;
+using RenderFarm.Coordinator.Consumers;
 using RenderFarm.Coordinator.Dispatch;
 using RenderFarm.Coordinator.Events;
 using RenderFarm.Coordinator.Jobs;
@@ -53,11 +54,19 @@ internal sealed partial class LeaseRescuer(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(_options.Interval, clock);
+        // Leases are judged only once heartbeats have had a lease (plus the consumers' outage retry interval) to reach
+        // the database: after this coordinator starts, and after a pass failed because the database was down. During
+        // an outage no heartbeat renews anything, and judging leases the moment it ends lapsed every running item and
+        // spent an attempt of each for a fault of the farm's own.
+        var grace = _lease.LeaseDuration + DatabaseOutageRetry.MaxInterval;
+        DateTimeOffset? healthySince = null;
         do
         {
             try
             {
-                var result = await RunOnceAsync(stoppingToken);
+                var now = clock.GetUtcNow();
+                healthySince ??= now;
+                var result = await RunOnceAsync(judgeLeases: now - healthySince >= grace, stoppingToken);
                 if (result.Any)
                 {
                     LogRescued(result.Retried, result.Failed, result.Requeued);
@@ -69,16 +78,21 @@ internal sealed partial class LeaseRescuer(
             }
             catch (Exception ex)
             {
+                healthySince = null;
                 LogRescueFailed(ex);
             }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 
-    internal async Task<Result> RunOnceAsync(CancellationToken cancellationToken)
+    internal Task<Result> RunOnceAsync(CancellationToken cancellationToken) => RunOnceAsync(judgeLeases: true, cancellationToken);
+
+    /// <param name="judgeLeases">False: only due retries move; lapsed leases and departed workers wait for a later pass.</param>
+    /// <param name="cancellationToken">Stops the pass.</param>
+    internal async Task<Result> RunOnceAsync(bool judgeLeases, CancellationToken cancellationToken)
     {
         int retried = 0, failed = 0, requeued = 0;
-        while (true)
+        while (judgeLeases)
         {
             var (r, f, n) = await RescueLapsedBatchAsync(cancellationToken);
             retried += r;
@@ -100,7 +114,7 @@ internal sealed partial class LeaseRescuer(
         }
 
         var replaced = 0;
-        while (true)
+        while (judgeLeases)
         {
             var n = await ReplaceOrphanedBatchAsync(cancellationToken);
             replaced += n;

@@ -1,0 +1,213 @@
+using System.Diagnostics;
+using System.Text.Json;
+using RenderFarm.IntegrationTests.Infrastructure;
+using Xunit.Abstractions;
+using static RenderFarm.IntegrationTests.Faults.DedicatedServices;
+
+namespace RenderFarm.IntegrationTests.Faults;
+
+/// <summary>The fault tests share one dedicated services instance (starting one takes 10-100 s) and run one at a time.</summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ServiceFaultsCollection : ICollectionFixture<DedicatedServices>
+{
+    public const string Name = "Service faults";
+}
+
+/// <summary>
+/// Jepsen's habit on the farm: kill the services it stands on, not only its own processes, with a job in flight, and
+/// count what was lost. Each test ends with the job Succeeded, every image in the bucket exactly once, no item's
+/// attempt spent on the farm's own fault, and nothing in an <c>_error</c> queue; the coordinator and workers are never
+/// restarted by hand. Each prints how long the farm took to recover, measured from the service answering again.
+/// </summary>
+[Collection(ServiceFaultsCollection.Name)]
+public sealed class ServiceFaultTests(DedicatedServices services, ITestOutputHelper output) : IAsyncLifetime
+{
+    private const int Count = 6;
+
+    // Items of a few seconds each on the tiny model at 64², so every fault lands while items are running.
+    private const int Steps = 300;
+
+    private static readonly IReadOnlyDictionary<string, string> CoordinatorSettings = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["Coordinator__LeaseDuration"] = "00:00:10",
+        ["Coordinator__HeartbeatInterval"] = "00:00:01",
+        ["Coordinator__InitialBackoff"] = "00:00:01",
+        ["Coordinator__Rescuer__Interval"] = "00:00:00.500",
+    };
+
+    private static readonly IReadOnlyDictionary<string, string> WorkerSettings = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["Worker__StoreOutageDeadline"] = "00:05:00",
+    };
+
+    private readonly FarmEnvironment _environment = new(services.Settings);
+
+    public Task InitializeAsync() => _environment.InitializeAsync();
+
+    public Task DisposeAsync() => _environment.DisposeAsync();
+
+    [Fact]
+    public async Task The_object_store_unreachable_for_60_s_spends_no_attempt_and_loses_no_image()
+    {
+        await RunAsync("a store that goes away", seed: 1500, async (farm, jobId, ct) =>
+        {
+            await services.KillAsync(Service.S3);
+            var down = Stopwatch.StartNew();
+            await Task.Delay(TimeSpan.FromSeconds(60), ct);
+
+            // Meanwhile: items wait at their upload, still Running on their workers; none failed or retried.
+            var during = await farm.GetJobAsync(jobId, ct);
+            var progress = during.GetProperty("progress");
+            (progress.GetProperty("failed").GetInt64() + progress.GetProperty("retrying").GetInt64()).ShouldBe(0, during.ToString());
+            Farm.IsFinal(during).ShouldBeFalse(during.ToString());
+            output.WriteLine($"store down {down.Elapsed.TotalSeconds:F0} s; job meanwhile: {progress}");
+
+            await services.StartAsync();
+        });
+    }
+
+    [Fact]
+    public async Task PostgreSQL_stopped_immediately_for_15_s_dead_letters_nothing_and_loses_no_image()
+    {
+        await RunAsync("a database that restarts", seed: 1600, async (farm, jobId, ct) =>
+        {
+            await services.StopAsync(Service.Postgres, immediate: true);
+            await Task.Delay(TimeSpan.FromSeconds(15), ct);
+            await services.StartAsync();
+        });
+    }
+
+    [Fact]
+    public async Task RabbitMQ_killed_and_restarted_loses_nothing_and_every_worker_heartbeats_again()
+    {
+        await RunAsync("a broker that crashes", seed: 1700, async (farm, jobId, ct) =>
+        {
+            await services.KillAsync(Service.RabbitMq);
+            await services.StartAsync();
+        });
+    }
+
+    [Fact]
+    public async Task A_worker_whose_broker_connection_is_cut_while_it_renders_recovers_by_itself()
+    {
+        await RunAsync("a connection that is cut", seed: 1800, async (farm, jobId, ct) =>
+        {
+            var closed = await _environment.CloseConnectionsOfAsync(farm.Workers[0].Id, ct);
+            output.WriteLine($"closed {closed} connection(s) of {farm.Workers[0].Name}");
+            closed.ShouldBeGreaterThan(0);
+        });
+    }
+
+    /// <summary>
+    /// A farm of a coordinator and two workers on the dedicated services; a job of <see cref="Count"/> items submitted;
+    /// <paramref name="fault"/> injected while items are rendering; then the job must succeed with everything in place.
+    /// </summary>
+    private async Task RunAsync(string prompt, long seed, Func<FaultFarm, Guid, CancellationToken, Task> fault)
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromMinutes(6));
+        var ct = timeout.Token;
+        await using var farm = new Farm(_environment, output, CoordinatorSettings);
+        await farm.StartCoordinatorAsync(ct);
+        var workers = new[]
+        {
+            await farm.StartWorkerAsync("fault-a", ct, WorkerSettings),
+            await farm.StartWorkerAsync("fault-b", ct, WorkerSettings),
+        };
+
+        var jobId = await farm.SubmitAsync(Farm.Job(count: Count, steps: Steps, seed: seed, prompt: prompt), ct);
+        var running = await farm.WaitForJobAsync(jobId, job => job.GetProperty("runningItems").EnumerateArray().Any(i => i.GetProperty("step").GetInt32() > 0),
+            TimeSpan.FromSeconds(120), ct);
+        Farm.IsFinal(running).ShouldBeFalse("the fault must land mid-job; make the items longer");
+        var attemptsBefore = (await _environment.ItemsAsync(jobId, ct)).ToDictionary(r => r.Index, r => r.Attempt);
+        var succeededBefore = Succeeded(running);
+
+        var clock = Stopwatch.StartNew();
+        await fault(new FaultFarm(farm, workers), jobId, ct);
+        var faultTook = clock.Elapsed;
+
+        // Recovery: from the service answering again (the fault's end) to the next image recorded, then to the job's end.
+        var back = Stopwatch.StartNew();
+        var next = await WaitTolerantlyAsync(farm, jobId, job => Succeeded(job) > succeededBefore || Farm.IsFinal(job), TimeSpan.FromMinutes(4), ct);
+        var firstImage = back.Elapsed;
+        var done = await WaitTolerantlyAsync(farm, jobId, Farm.IsFinal, TimeSpan.FromMinutes(4), ct);
+        output.WriteLine($"RECOVERY [{prompt}]: fault {faultTook.TotalSeconds:F1} s; next image {firstImage.TotalSeconds:F1} s after; job done {back.Elapsed.TotalSeconds:F1} s after ({Count} items of {Steps} steps, {succeededBefore} done before the fault, first seen at {next.GetProperty("progress")})");
+
+        Farm.State(done).ShouldBe("Succeeded", done.ToString());
+        JobAssertions.ImagesExactlyOnce(done, Count);
+        await JobAssertions.ImagesInBucketAsync(_environment, jobId, prompt, seed, Count, ct);
+
+        // Only the items' own faults spend attempts: none of these were.
+        var ledger = await _environment.ItemsAsync(jobId, ct);
+        ledger.ShouldAllBe(row => row.ArtifactKey != null);
+        foreach (var row in ledger)
+            row.Attempt.ShouldBe(attemptsBefore[row.Index], $"item {row.Index} spent an attempt on a fault of the farm's: {string.Join("; ", ledger)}");
+
+        // Dead letters: the management API's counts trail by its 5 s statistics interval.
+        await Task.Delay(TimeSpan.FromSeconds(6), ct);
+        (await _environment.DeadLettersAsync(ct)).ShouldBeEmpty();
+        using (var deadLetters = await farm.Client.GetAsync("v1/dead-letters", ct))
+        {
+            var report = await deadLetters.Content.ReadAsStringAsync(ct);
+            deadLetters.IsSuccessStatusCode.ShouldBeTrue(report);
+            JsonDocument.Parse(report).RootElement.GetProperty("total").GetInt64().ShouldBe(0, report);
+        }
+
+        // Every worker heartbeats again (a worker whose heartbeats died would stay not live).
+        await WaitForLiveWorkersAsync(farm, ["fault-a", "fault-b"], ct);
+        farm.Passed();
+    }
+
+    private static long Succeeded(JsonElement job) => job.GetProperty("progress").GetProperty("succeeded").GetInt64();
+
+    // The coordinator answers 500 or not at all while its database is down: keep asking.
+    private static async Task<JsonElement> WaitTolerantlyAsync(Farm farm, Guid jobId, Func<JsonElement, bool> until, TimeSpan timeout, CancellationToken ct)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        JsonElement last = default;
+        string lastError = "";
+        while (DateTime.UtcNow < deadline)
+        {
+            try
+            {
+                last = await farm.GetJobAsync(jobId, ct);
+                if (until(last))
+                    return last;
+            }
+            catch (Exception ex) when (ex is InvalidOperationException or HttpRequestException or TaskCanceledException && !ct.IsCancellationRequested)
+            {
+                lastError = ex.Message;
+            }
+
+            await Task.Delay(200, ct);
+        }
+
+        throw new TimeoutException($"Waited {timeout.TotalSeconds:F0} s for job {jobId}. Last seen: {(last.ValueKind == JsonValueKind.Undefined ? lastError : last.ToString())}");
+    }
+
+    private static async Task WaitForLiveWorkersAsync(Farm farm, string[] ids, CancellationToken ct)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        var last = "";
+        while (DateTime.UtcNow < deadline)
+        {
+            using var response = await farm.Client.GetAsync("v1/workers", ct);
+            last = await response.Content.ReadAsStringAsync(ct);
+            if (response.IsSuccessStatusCode)
+            {
+                var workers = JsonDocument.Parse(last).RootElement;
+                if (ids.All(id => workers.EnumerateArray().Any(w => w.GetProperty("id").GetString() == id && w.GetProperty("live").GetBoolean())))
+                    return;
+            }
+
+            await Task.Delay(200, ct);
+        }
+
+        throw new TimeoutException("Not every worker heartbeats again: " + last);
+    }
+
+    /// <summary>What a fault may act on: the farm and its worker processes.</summary>
+    private sealed record FaultFarm(Farm Farm, IReadOnlyList<HostProcess> Workers)
+    {
+        public Task<JsonElement> GetJobAsync(Guid jobId, CancellationToken ct) => Farm.GetJobAsync(jobId, ct);
+    }
+}
