@@ -1,3 +1,5 @@
+using BusHealthStatus = MassTransit.BusHealthStatus;
+using IBusControl = MassTransit.IBusControl;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using RenderFarm.Contracts;
@@ -37,6 +39,7 @@ internal sealed partial class LeaseRescuer(
     JobEventHub hub,
     OutboxSignal signal,
     TimeProvider clock,
+    IBusControl bus,
     IOptions<LeaseRescuerOptions> options,
     IOptions<CoordinatorOptions> coordinatorOptions,
     ILogger<LeaseRescuer> logger) : BackgroundService
@@ -55,9 +58,10 @@ internal sealed partial class LeaseRescuer(
     {
         using var timer = new PeriodicTimer(_options.Interval, clock);
         // Leases are judged only once heartbeats have had a lease (plus the consumers' outage retry interval) to reach
-        // the database: after this coordinator starts, and after a pass failed because the database was down. During
-        // an outage no heartbeat renews anything, and judging leases the moment it ends lapsed every running item and
-        // spent an attempt of each for a fault of the farm's own.
+        // the database: after this coordinator starts, after a pass failed because the database was down, and after
+        // its own broker connection was down (the bus reports itself unhealthy). During such an outage no heartbeat
+        // renews anything, and judging leases the moment it ends lapsed the running items of workers that were
+        // rendering all along, spending an attempt of each for a fault of the farm's own.
         var grace = _lease.LeaseDuration + DatabaseOutageRetry.MaxInterval;
         DateTimeOffset? healthySince = null;
         do
@@ -65,8 +69,16 @@ internal sealed partial class LeaseRescuer(
             try
             {
                 var now = clock.GetUtcNow();
-                healthySince ??= now;
-                var result = await RunOnceAsync(judgeLeases: now - healthySince >= grace, stoppingToken);
+                if (bus.CheckHealth().Status != BusHealthStatus.Healthy)
+                {
+                    healthySince = null;
+                }
+                else
+                {
+                    healthySince ??= now;
+                }
+
+                var result = await RunOnceAsync(judgeLeases: healthySince is { } since && now - since >= grace, stoppingToken);
                 if (result.Any)
                 {
                     LogRescued(result.Retried, result.Failed, result.Requeued);

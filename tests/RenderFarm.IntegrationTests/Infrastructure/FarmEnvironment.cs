@@ -165,7 +165,8 @@ public sealed class FarmEnvironment : IAsyncLifetime
     /// <summary>Rows of the items table, the ledger the coordinator keeps; the tests read attempts from it.</summary>
     public async Task<IReadOnlyList<ItemLedgerRow>> ItemsAsync(Guid jobId, CancellationToken cancellationToken)
     {
-        await using var connection = new NpgsqlConnection(Postgres);
+        // Unpooled: a fault test restarts the server, which leaves pooled connections broken.
+        await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(Postgres) { Pooling = false }.ConnectionString);
         await connection.OpenAsync(cancellationToken);
         await using var command = new NpgsqlCommand(
             "SELECT \"index\", attempt, state, worker_id, artifact_key FROM items WHERE job_id = @job ORDER BY \"index\"", connection);
