@@ -3,7 +3,6 @@ using IBusControl = MassTransit.IBusControl;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using RenderFarm.Contracts;
-using RenderFarm.Coordinator.Consumers;
 using RenderFarm.Coordinator.Dispatch;
 using RenderFarm.Coordinator.Events;
 using RenderFarm.Coordinator.Jobs;
@@ -57,12 +56,14 @@ internal sealed partial class LeaseRescuer(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(_options.Interval, clock);
-        // Leases are judged only once heartbeats have had a lease (plus the consumers' outage retry interval) to reach
+        // Leases are judged only once heartbeats have had two leases to reach
         // the database: after this coordinator starts, after a pass failed because the database was down, and after
         // its own broker connection was down (the bus reports itself unhealthy). During such an outage no heartbeat
         // renews anything, and judging leases the moment it ends lapsed the running items of workers that were
         // rendering all along, spending an attempt of each for a fault of the farm's own.
-        var grace = _lease.LeaseDuration + DatabaseOutageRetry.MaxInterval;
+        // Two leases: a heartbeat held back by the consumers' outage retry (at most 10 s apart) lands within them at the
+        // default 30 s lease, and a coordinator started with short test leases still rescues within seconds.
+        var grace = 2 * _lease.LeaseDuration;
         DateTimeOffset? healthySince = null;
         do
         {
