@@ -21,6 +21,7 @@ internal static class CliApp
         root.Add(JobsCommand.Create());
         root.Add(WorkersCommand.Create());
         root.Add(TopCommand.Create());
+        root.Add(DeadLettersCommand.Create());
         root.Add(DbCommand.Create());
         return root;
     }

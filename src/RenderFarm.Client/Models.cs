@@ -263,3 +263,12 @@ public sealed record JobEvent(
     long? Total = null,
     string? Part = null,
     int? Tile = null);
+
+/// <summary>One <c>_error</c> queue: the queue its messages failed on, and how many wait in it.</summary>
+public sealed record DeadLetterQueue(string Queue, string ErrorQueue, long Messages);
+
+/// <summary>The farm's dead letters (<c>GET /v1/dead-letters</c>).</summary>
+public sealed record DeadLetterReport(long Total, IReadOnlyList<DeadLetterQueue> Queues);
+
+/// <summary>What a replay moved back (<c>POST /v1/dead-letters/{queue}/replay</c>).</summary>
+public sealed record DeadLetterReplay(string Queue, long Replayed);

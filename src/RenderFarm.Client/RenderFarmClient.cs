@@ -246,6 +246,21 @@ public sealed class RenderFarmClient
             ? value
             : 0;
 
+    /// <summary>The farm's dead letters (<c>GET /v1/dead-letters</c>): each <c>_error</c> queue and its count.</summary>
+    public async Task<DeadLetterReport> GetDeadLettersAsync(CancellationToken cancellationToken = default)
+    {
+        using var response = await _http.GetAsync("v1/dead-letters", cancellationToken);
+        return await ReadAsync<DeadLetterReport>(response, cancellationToken);
+    }
+
+    /// <summary>Moves <paramref name="queue"/>'s dead letters back to it (<c>POST /v1/dead-letters/{queue}/replay</c>).</summary>
+    public async Task<DeadLetterReplay> ReplayDeadLettersAsync(string queue, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(queue);
+        using var response = await _http.PostAsync($"v1/dead-letters/{Uri.EscapeDataString(queue)}/replay", content: null, cancellationToken);
+        return await ReadAsync<DeadLetterReplay>(response, cancellationToken);
+    }
+
     private static async Task<T> ReadAsync<T>(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         await EnsureSuccessAsync(response, cancellationToken);

@@ -12,6 +12,8 @@ public static class CoordinatorRoutes
     /// <summary>The operators' reads: fleet, queues and the waiting queue.</summary>
     public const string Monitoring = "/v1/monitoring";
 
+    public const string DeadLetters = "/v1/dead-letters";
+
     /// <summary>Header a client sends so a retried submission returns the job of the first one.</summary>
     public const string IdempotencyKeyHeader = "Idempotency-Key";
 

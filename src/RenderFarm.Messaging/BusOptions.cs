@@ -24,6 +24,12 @@ public sealed class BusOptions
     /// </summary>
     public const string RabbitMqEnvironmentVariable = "RENDERFARM_RABBITMQ";
 
+    /// <summary>
+    /// Environment variable (also read as a configuration key) that supplies <see cref="RabbitMqManagement"/> when the
+    /// section leaves it unset; <c>deploy/local/services start</c> exports it.
+    /// </summary>
+    public const string RabbitMqManagementEnvironmentVariable = "RENDERFARM_RABBITMQ_MANAGEMENT";
+
     /// <summary>Messages taken from the broker ahead of processing per receive endpoint, unless the endpoint overrides it.</summary>
     public const int DefaultPrefetchCount = 16;
 
@@ -32,6 +38,12 @@ public sealed class BusOptions
 
     /// <summary>RabbitMQ connection URI, e.g. <c>amqp://guest:guest@127.0.0.1:55672/</c>; required for <see cref="BusTransport.RabbitMq"/>.</summary>
     public Uri? RabbitMq { get; set; }
+
+    /// <summary>
+    /// RabbitMQ's management HTTP API, e.g. <c>http://127.0.0.1:55673/</c>: the coordinator reads and replays dead letters
+    /// through it (with the credentials of <see cref="RabbitMq"/>). Optional; without it dead letters are not shown.
+    /// </summary>
+    public Uri? RabbitMqManagement { get; set; }
 
     /// <summary>
     /// Default prefetch for every receive endpoint. Event endpoints on the coordinator benefit from a deep

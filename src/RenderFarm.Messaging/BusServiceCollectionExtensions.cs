@@ -36,7 +36,11 @@ public static class BusServiceCollectionExtensions
         var section = configuration.GetSection(BusOptions.SectionName);
         services.AddOptions<BusOptions>()
             .Bind(section)
-            .PostConfigure(options => options.RabbitMq ??= RabbitMqFromEnvironment(configuration))
+            .PostConfigure(options =>
+            {
+                options.RabbitMq ??= UriFromEnvironment(configuration, BusOptions.RabbitMqEnvironmentVariable);
+                options.RabbitMqManagement ??= UriFromEnvironment(configuration, BusOptions.RabbitMqManagementEnvironmentVariable);
+            })
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<BusOptions>, BusOptionsValidator>();
 
@@ -101,10 +105,9 @@ public static class BusServiceCollectionExtensions
         cfg.ConfigureEndpoints(context);
     }
 
-    private static Uri? RabbitMqFromEnvironment(IConfiguration configuration)
+    private static Uri? UriFromEnvironment(IConfiguration configuration, string variable)
     {
-        var value = configuration[BusOptions.RabbitMqEnvironmentVariable]
-            ?? Environment.GetEnvironmentVariable(BusOptions.RabbitMqEnvironmentVariable);
+        var value = configuration[variable] ?? Environment.GetEnvironmentVariable(variable);
         return Uri.TryCreate(value, UriKind.Absolute, out var uri) ? uri : null;
     }
 }

@@ -47,6 +47,12 @@ public class ArtifactStoreException : Exception
         : base(message, innerException)
     {
     }
+
+    /// <summary>
+    /// The service could not be reached or answered a server-side error (connection refused or reset, 5xx, 408, 429):
+    /// the same request may pass once the service is back. False for refusals that repeat on every try.
+    /// </summary>
+    public bool Unreachable { get; init; }
 }
 
 /// <summary>The S3 service refused the configured credentials (wrong access key or secret, or no permission).</summary>

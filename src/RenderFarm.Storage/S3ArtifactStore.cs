@@ -354,7 +354,7 @@ public sealed class S3ArtifactStore : IArtifactStore, IDisposable
 
         if (ex is HttpRequestException)
         {
-            return new ArtifactStoreException($"The S3 service at {endpoint} cannot be reached: {ex.Message}", ex);
+            return new ArtifactStoreException($"The S3 service at {endpoint} cannot be reached: {ex.Message}", ex) { Unreachable = true };
         }
 
         var minio = ex as MinioException;
@@ -375,8 +375,13 @@ public sealed class S3ArtifactStore : IArtifactStore, IDisposable
                 ex);
         }
 
+        var status = minio?.ServerResponse?.StatusCode;
         return new ArtifactStoreException(
             $"S3 request to {endpoint}, bucket '{bucket}'{(key is null ? string.Empty : $", key '{key}'")} failed: {ex.Message}",
-            ex);
+            ex)
+        {
+            // No answer at all (the SDK wraps connection failures too), or one that says the service is struggling.
+            Unreachable = status is null || (int)status >= 500 || status is HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests,
+        };
     }
 }

@@ -33,6 +33,7 @@ public sealed class WorkerOptions
     public static readonly TimeSpan DefaultPreviewInterval = TimeSpan.FromSeconds(1);
     public static readonly TimeSpan DefaultRenderTimeout = TimeSpan.FromMinutes(20);
     public static readonly TimeSpan DefaultShutdownGrace = TimeSpan.FromSeconds(60);
+    public static readonly TimeSpan DefaultStoreOutageDeadline = TimeSpan.FromMinutes(15);
     public const string DefaultModelCacheSize = "50GiB";
 
     /// <summary>
@@ -95,6 +96,13 @@ public sealed class WorkerOptions
     /// so the broker redelivers their unit to another worker.
     /// </summary>
     public TimeSpan ShutdownGrace { get; set; } = DefaultShutdownGrace;
+
+    /// <summary>
+    /// How long a render waits for an object store that cannot be reached (connection refused, 5xx, timeouts) before
+    /// it gives up and fails its item as retryable. Until then the outage spends none of the item's attempts: the
+    /// worker retries with backoff, keeps the item's lease and reports the outage in its heartbeats.
+    /// </summary>
+    public TimeSpan StoreOutageDeadline { get; set; } = DefaultStoreOutageDeadline;
 
     /// <summary>
     /// Memory each slot's engine plans its renders with (<c>--memory-budget</c>): a size (<c>6GiB</c>, <c>512MiB</c>,
@@ -255,6 +263,11 @@ internal sealed class WorkerOptionsValidator : IValidateOptions<WorkerOptions>
         if (options.ShutdownGrace < TimeSpan.Zero)
         {
             Fail(nameof(options.ShutdownGrace), "must not be negative.");
+        }
+
+        if (options.StoreOutageDeadline <= TimeSpan.Zero)
+        {
+            Fail(nameof(options.StoreOutageDeadline), "must be positive.");
         }
 
         if (options.MemoryBudgetBytes is <= 0)

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using RenderFarm.Client;
 
 namespace RenderFarm.Cli.Commands;
 
@@ -24,6 +25,20 @@ internal static class WorkersCommand
             }
 
             o.WriteLine(string.Create(c, $"{workers.Count(w => w.Live)} live of {workers.Count} worker(s)"));
+
+            // Dead letters are work the farm's consumers gave up on: an operator looking at the fleet should see them.
+            try
+            {
+                var deadLetters = await client.GetDeadLettersAsync(cancellationToken);
+                o.WriteLine(deadLetters.Total == 0
+                    ? "no dead letters"
+                    : string.Create(c, $"{deadLetters.Total} dead letter(s): {string.Join(", ", deadLetters.Queues.Where(q => q.Messages > 0).Select(q => $"{q.Queue} {q.Messages}"))} (renderfarm dead-letters replay)"));
+            }
+            catch (RenderFarmApiException ex) when (ex.Status == 503)
+            {
+                o.WriteLine($"dead letters: not readable ({ex.Detail ?? ex.Message})");
+            }
+
             return ExitCodes.Success;
         }, cancellationToken));
         return command;

@@ -69,6 +69,7 @@ internal static class LedgerBatches
             .SetMessageLimit(options.LedgerBatchSize)
             .SetTimeLimit(options.LedgerBatchWait)
             .SetConcurrencyLimit(ConcurrencyLimit));
+        DatabaseOutageRetry.Configure(context, consumer);
     }
 }
 

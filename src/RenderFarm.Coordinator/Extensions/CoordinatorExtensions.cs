@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using RenderFarm.Coordinator.Apis;
 using RenderFarm.Coordinator.Automatic1111;
 using RenderFarm.Coordinator.Consumers;
+using RenderFarm.Coordinator.DeadLetters;
 using RenderFarm.Coordinator.Dispatch;
 using RenderFarm.Coordinator.Events;
 using RenderFarm.Coordinator.Jobs;
@@ -93,8 +94,8 @@ public static class CoordinatorExtensions
             bus.AddConsumer<ItemProgressedConsumer>();
             bus.AddConsumer<ItemPreviewedConsumer>();
             bus.AddConsumer<ItemRenderedConsumer>(LedgerBatches.Configure);
-            bus.AddConsumer<ItemFailedConsumer>();
-            bus.AddConsumer<WorkerHeartbeatConsumer>();
+            bus.AddConsumer<ItemFailedConsumer>(DatabaseOutageRetry.Configure);
+            bus.AddConsumer<WorkerHeartbeatConsumer>(DatabaseOutageRetry.Configure);
         });
 
         services.AddMetrics();
@@ -119,6 +120,7 @@ public static class CoordinatorExtensions
         services.AddSingleton<Automatic1111Tasks>();
         services.AddScoped<Automatic1111Checkpoint>();
         services.AddScoped<Automatic1111Runner>();
+        services.AddHttpClient<RabbitMqDeadLetters>(http => http.Timeout = TimeSpan.FromSeconds(15));
 
         // Hosted services start in registration order: the schema exists before anything reads it.
         services.Insert(0, ServiceDescriptor.Singleton<IHostedService, DatabaseMigrationService>());
@@ -148,6 +150,7 @@ public static class CoordinatorExtensions
         app.MapWorkersApi();
         app.MapMonitoringApi();
         app.MapAutomatic1111Api();
+        app.MapDeadLettersApi();
         return app;
     }
 

@@ -1,3 +1,5 @@
+using BusHealthStatus = MassTransit.BusHealthStatus;
+using IBusControl = MassTransit.IBusControl;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using RenderFarm.Contracts;
@@ -37,6 +39,7 @@ internal sealed partial class LeaseRescuer(
     JobEventHub hub,
     OutboxSignal signal,
     TimeProvider clock,
+    IBusControl bus,
     IOptions<LeaseRescuerOptions> options,
     IOptions<CoordinatorOptions> coordinatorOptions,
     CoordinatorMetrics metrics,
@@ -55,11 +58,30 @@ internal sealed partial class LeaseRescuer(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(_options.Interval, clock);
+        // Leases are judged only once heartbeats have had two leases to reach
+        // the database: after this coordinator starts, after a pass failed because the database was down, and after
+        // its own broker connection was down (the bus reports itself unhealthy). During such an outage no heartbeat
+        // renews anything, and judging leases the moment it ends lapsed the running items of workers that were
+        // rendering all along, spending an attempt of each for a fault of the farm's own.
+        // Two leases: a heartbeat held back by the consumers' outage retry (at most 10 s apart) lands within them at the
+        // default 30 s lease, and a coordinator started with short test leases still rescues within seconds.
+        var grace = 2 * _lease.LeaseDuration;
+        DateTimeOffset? healthySince = null;
         do
         {
             try
             {
-                var result = await RunOnceAsync(stoppingToken);
+                var now = clock.GetUtcNow();
+                if (bus.CheckHealth().Status != BusHealthStatus.Healthy)
+                {
+                    healthySince = null;
+                }
+                else
+                {
+                    healthySince ??= now;
+                }
+
+                var result = await RunOnceAsync(judgeLeases: healthySince is { } since && now - since >= grace, stoppingToken);
                 if (result.Any)
                 {
                     LogRescued(result.Retried, result.Failed, result.Requeued);
@@ -71,16 +93,21 @@ internal sealed partial class LeaseRescuer(
             }
             catch (Exception ex)
             {
+                healthySince = null;
                 LogRescueFailed(ex);
             }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken));
     }
 
-    internal async Task<Result> RunOnceAsync(CancellationToken cancellationToken)
+    internal Task<Result> RunOnceAsync(CancellationToken cancellationToken) => RunOnceAsync(judgeLeases: true, cancellationToken);
+
+    /// <param name="judgeLeases">False: only due retries move; lapsed leases and departed workers wait for a later pass.</param>
+    /// <param name="cancellationToken">Stops the pass.</param>
+    internal async Task<Result> RunOnceAsync(bool judgeLeases, CancellationToken cancellationToken)
     {
         int retried = 0, failed = 0, requeued = 0;
-        while (true)
+        while (judgeLeases)
         {
             var (r, f, n) = await RescueLapsedBatchAsync(cancellationToken);
             retried += r;
@@ -102,7 +129,7 @@ internal sealed partial class LeaseRescuer(
         }
 
         var replaced = 0;
-        while (true)
+        while (judgeLeases)
         {
             var n = await ReplaceOrphanedBatchAsync(cancellationToken);
             replaced += n;

@@ -10,6 +10,7 @@ using RenderFarm.Telemetry;
 using RenderFarm.Worker.Cancellation;
 using RenderFarm.Worker.Heartbeats;
 using RenderFarm.Worker.Models;
+using RenderFarm.Worker.Outages;
 using RenderFarm.Worker.Rendering;
 using RenderFarm.Worker.Slots;
 using RenderFarm.Worker.Telemetry;
@@ -29,6 +30,7 @@ public sealed partial class RenderWorkUnitConsumer(
     WorkerLifecycle lifecycle,
     HeartbeatPublisher heartbeats,
     IArtifactStore store,
+    StoreOutage storeOutage,
     IOptions<WorkerOptions> options,
     TimeProvider time,
     WorkerMetrics metrics,
@@ -143,8 +145,12 @@ public sealed partial class RenderWorkUnitConsumer(
                 var item = items.First(i => i.ItemId == image.ItemId);
                 try
                 {
-                    using var content = new MemoryStream(image.Png, writable: false);
-                    await store.PutAsync(item.OutputKey, content, PngContentType, consumeToken);
+                    // An unreachable store is waited out here (StoreOutage), not reported as the item's failure.
+                    await storeOutage.ExecuteAsync(async token =>
+                    {
+                        using var content = new MemoryStream(image.Png, writable: false);
+                        await store.PutAsync(item.OutputKey, content, PngContentType, token);
+                    }, consumeToken);
                 }
                 catch (Exception ex) when (!consumeToken.IsCancellationRequested)
                 {
@@ -250,7 +256,7 @@ public sealed partial class RenderWorkUnitConsumer(
     {
         try
         {
-            return await store.ReadAllBytesAsync(key, cancellationToken);
+            return await storeOutage.ExecuteAsync(async token => (ReadOnlyMemory<byte>)await store.ReadAllBytesAsync(key, token), cancellationToken);
         }
         catch (ArtifactNotFoundException ex)
         {

@@ -17,6 +17,7 @@ using RenderFarm.Worker.Consumers;
 using RenderFarm.Worker.Heartbeats;
 using RenderFarm.Worker.Memory;
 using RenderFarm.Worker.Models;
+using RenderFarm.Worker.Outages;
 using RenderFarm.Worker.Rendering;
 using RenderFarm.Worker.Slots;
 using RenderFarm.Worker.Telemetry;
@@ -135,6 +136,7 @@ public static class WorkerExtensions
         services.TryAddSingleton<JobCancellations>();
         services.TryAddSingleton<WorkerLifecycle>();
         services.TryAddSingleton<HeartbeatPublisher>();
+        services.TryAddSingleton<StoreOutage>();
         services.TryAddTransient<IItemRenderer>(sp =>
             sp.GetRequiredService<IOptions<WorkerOptions>>().Value.Renderer == ItemRendererKind.Null
                 ? new NullItemRenderer()

@@ -23,6 +23,9 @@ internal sealed partial class HeartbeatService(
     private readonly CancellationTokenSource _disposed = new();
     private Task? _loop;
 
+    // Only the loop reads and writes it.
+    private DateTimeOffset? _brokerUnreachableSince;
+
     public override Task StartAsync(CancellationToken cancellationToken)
     {
         hostLifetime.ApplicationStopping.Register(lifecycle.BeginDraining);
@@ -70,21 +73,37 @@ internal sealed partial class HeartbeatService(
         }
     }
 
-    private async Task BeatAsync(CancellationToken cancellationToken)
+    private async Task BeatAsync(CancellationToken stop)
     {
         foreach (var slot in pool.Slots)
         {
+            // A publish may wait on a broker connection that is being re-established; bounded, so one lost beat
+            // never holds up the next.
+            using var beat = CancellationTokenSource.CreateLinkedTokenSource(stop);
+            beat.CancelAfter(PublishTimeout(options.Value.HeartbeatInterval));
             try
             {
-                await publisher.PublishAsync(slot, bus, cancellationToken);
+                await publisher.PublishAsync(slot, bus, beat.Token);
+                if (_brokerUnreachableSince is { } since)
+                {
+                    _brokerUnreachableSince = null;
+                    LogBrokerBack(slot.WorkerId, (DateTimeOffset.UtcNow - since).TotalSeconds);
+                }
             }
-            catch (Exception ex) when (ex is not OperationCanceledException)
+            catch (Exception ex) when (!stop.IsCancellationRequested)
             {
-                // A broker hiccup must not end the loop; the lease outlasts several missed beats.
-                LogHeartbeatFailed(ex, slot.WorkerId);
+                // Nothing a failed publish throws may end the loop, a cancellation included: a publish canceled by
+                // the broker connection's own shutdown once ended it for good while the process lived on. The lease
+                // outlasts several missed beats, and the next tick tries again.
+                _brokerUnreachableSince ??= DateTimeOffset.UtcNow;
+                LogHeartbeatFailed(ex, slot.WorkerId, _brokerUnreachableSince.Value);
             }
         }
     }
+
+    /// <summary>How long one heartbeat publish may wait for the broker: several intervals, at least five seconds.</summary>
+    internal static TimeSpan PublishTimeout(TimeSpan interval) =>
+        TimeSpan.FromTicks(Math.Max(TimeSpan.FromSeconds(5).Ticks, interval.Ticks * 3));
 
     /// <summary>Loads the default model into each slot while holding it, so no render shares the renderer meanwhile.</summary>
     private async Task WarmUpAsync(CancellationToken cancellationToken)
@@ -127,8 +146,11 @@ internal sealed partial class HeartbeatService(
         lifecycle.RequestHeartbeat();
     }
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Heartbeat of {WorkerId} failed; retrying at the next interval")]
-    private partial void LogHeartbeatFailed(Exception exception, string workerId);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Heartbeat of {WorkerId} failed: the broker cannot be reached (since {Since:O}); retrying at the next interval")]
+    private partial void LogHeartbeatFailed(Exception exception, string workerId, DateTimeOffset since);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Heartbeat of {WorkerId} reached the broker again after {Seconds:F1} s")]
+    private partial void LogBrokerBack(string workerId, double seconds);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Slot {WorkerId} could not warm up model {Model}")]
     private partial void LogWarmUpFailed(Exception exception, string workerId, string model);

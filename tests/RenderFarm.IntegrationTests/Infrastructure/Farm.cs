@@ -101,7 +101,7 @@ internal sealed class Farm : IAsyncDisposable
                 throw new InvalidOperationException($"worker {id} exited during start.");
             var workers = await GetJsonAsync("v1/workers", cancellationToken);
             return workers.EnumerateArray().Any(w => w.GetProperty("id").GetString() == id && w.GetProperty("live").GetBoolean());
-        }, TimeSpan.FromSeconds(60), cancellationToken);
+        }, TimeSpan.FromSeconds(120), cancellationToken);
         return worker;
     }
 

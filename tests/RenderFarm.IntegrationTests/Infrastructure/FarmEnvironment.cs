@@ -1,6 +1,7 @@
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
+using System.Text.Json;
 using Minio;
 using Minio.DataModel.Args;
 using Npgsql;
@@ -25,7 +26,17 @@ public sealed class FarmEnvironment : IAsyncLifetime
     });
 
     private readonly string _id = Guid.NewGuid().ToString("N")[..12];
+    private readonly ServicesSettings _settings;
     private HttpClient? _management;
+
+    /// <summary>On the shared services (what xunit's class fixtures get).</summary>
+    public FarmEnvironment()
+        : this(ServicesSettings.Instance)
+    {
+    }
+
+    /// <summary>On the services <paramref name="settings"/> name (a fault test's own instance).</summary>
+    internal FarmEnvironment(ServicesSettings settings) => _settings = settings;
 
     /// <summary>The model the tests' jobs name; the workers find it under <see cref="ModelsRoot"/>.</summary>
     public const string ModelName = "tiny-sd";
@@ -38,7 +49,7 @@ public sealed class FarmEnvironment : IAsyncLifetime
 
     public string ModelsRoot => TinyModelsRoot.Value;
 
-    public string Postgres => new NpgsqlConnectionStringBuilder(ServicesSettings.Instance.Postgres) { Database = Database }.ConnectionString;
+    public string Postgres => new NpgsqlConnectionStringBuilder(_settings.Postgres) { Database = Database }.ConnectionString;
 
     public Uri RabbitMq { get; private set; } = null!;
 
@@ -47,27 +58,28 @@ public sealed class FarmEnvironment : IAsyncLifetime
     {
         [ServicesSettings.PostgresVariable] = Postgres,
         [ServicesSettings.RabbitMqVariable] = RabbitMq.ToString(),
-        [ServicesSettings.S3EndpointVariable] = ServicesSettings.Instance.S3Endpoint,
-        [ServicesSettings.S3AccessKeyVariable] = ServicesSettings.Instance.S3AccessKey,
-        [ServicesSettings.S3SecretKeyVariable] = ServicesSettings.Instance.S3SecretKey,
-        [ServicesSettings.S3SecureVariable] = ServicesSettings.Instance.S3Secure ? "true" : "false",
+        [ServicesSettings.ManagementVariable] = _settings.RabbitMqManagement.ToString(),
+        [ServicesSettings.S3EndpointVariable] = _settings.S3Endpoint,
+        [ServicesSettings.S3AccessKeyVariable] = _settings.S3AccessKey,
+        [ServicesSettings.S3SecretKeyVariable] = _settings.S3SecretKey,
+        [ServicesSettings.S3SecureVariable] = _settings.S3Secure ? "true" : "false",
         ["RENDERFARM_S3_BUCKET"] = Bucket,
     };
 
     public S3ArtifactStore CreateStore() => new(new StorageOptions
     {
         Provider = StorageProvider.S3,
-        Endpoint = ServicesSettings.Instance.S3Endpoint,
-        AccessKey = ServicesSettings.Instance.S3AccessKey,
-        SecretKey = ServicesSettings.Instance.S3SecretKey,
-        Secure = ServicesSettings.Instance.S3Secure,
+        Endpoint = _settings.S3Endpoint,
+        AccessKey = _settings.S3AccessKey,
+        SecretKey = _settings.S3SecretKey,
+        Secure = _settings.S3Secure,
         Bucket = Bucket,
     });
 
     public async Task InitializeAsync()
     {
         _ = ModelsRoot;
-        var settings = ServicesSettings.Instance;
+        var settings = _settings;
         var amqp = settings.RabbitMq;
         var credentials = Uri.UnescapeDataString(amqp.UserInfo);
         _management = new HttpClient { BaseAddress = settings.RabbitMqManagement, Timeout = TimeSpan.FromSeconds(15) };
@@ -92,10 +104,69 @@ public sealed class FarmEnvironment : IAsyncLifetime
         await ExecuteOnServerAsync($"CREATE DATABASE \"{Database}\"");
     }
 
+    /// <summary>Messages in this virtual host's <c>_error</c> queues (dead letters), by queue; empty when there are none.</summary>
+    /// <remarks>The management API's counts trail the queues by its statistics interval (5 s).</remarks>
+    public async Task<IReadOnlyDictionary<string, long>> DeadLettersAsync(CancellationToken cancellationToken)
+    {
+        var queues = await _management!.GetFromJsonAsync<JsonElement>($"api/queues/{Uri.EscapeDataString(VirtualHost)}?columns=name,messages", cancellationToken);
+        return queues.EnumerateArray()
+            .Where(q => q.GetProperty("name").GetString()!.EndsWith("_error", StringComparison.Ordinal))
+            .Select(q => (Name: q.GetProperty("name").GetString()!, Messages: q.TryGetProperty("messages", out var m) && m.ValueKind == JsonValueKind.Number ? m.GetInt64() : 0))
+            .Where(q => q.Messages > 0)
+            .ToDictionary(q => q.Name, q => q.Messages, StringComparer.Ordinal);
+    }
+
+    /// <summary>
+    /// Closes, through RabbitMQ's management API, every connection of this virtual host whose client is the process
+    /// <paramref name="processId"/>: a real cut, as a network fault or a broker-side close would make it. Returns how many.
+    /// </summary>
+    public async Task<int> CloseConnectionsOfAsync(int processId, CancellationToken cancellationToken)
+    {
+        var ports = ClientPortsOf(processId, RabbitMq.Port);
+        var connections = await _management!.GetFromJsonAsync<JsonElement>($"api/vhosts/{Uri.EscapeDataString(VirtualHost)}/connections", cancellationToken);
+        var closed = 0;
+        foreach (var connection in connections.EnumerateArray())
+        {
+            if (!ports.Contains(connection.GetProperty("peer_port").GetInt32()))
+                continue;
+            using var request = new HttpRequestMessage(HttpMethod.Delete, $"api/connections/{Uri.EscapeDataString(connection.GetProperty("name").GetString()!)}");
+            request.Headers.Add("X-Reason", "fault test: connection cut");
+            using var response = await _management!.SendAsync(request, cancellationToken);
+            response.EnsureSuccessStatusCode();
+            closed++;
+        }
+
+        return closed;
+    }
+
+    // The local ports of a process's TCP connections to a server port, from ss (the management API knows the client's
+    // address and port, not its process).
+    private static HashSet<int> ClientPortsOf(int processId, int serverPort)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("ss", "-tnpH state established") { RedirectStandardOutput = true, UseShellExecute = false };
+        using var ss = System.Diagnostics.Process.Start(start)!;
+        var text = ss.StandardOutput.ReadToEnd();
+        ss.WaitForExit();
+        var ports = new HashSet<int>();
+        foreach (var line in text.Split('\n'))
+        {
+            var fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+            if (fields.Length < 5 || !line.Contains($"pid={processId},", StringComparison.Ordinal))
+                continue;
+            var local = fields[2];
+            var peer = fields[3];
+            if (peer.EndsWith(":" + serverPort.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal))
+                ports.Add(int.Parse(local[(local.LastIndexOf(':') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+        }
+
+        return ports;
+    }
+
     /// <summary>Rows of the items table, the ledger the coordinator keeps; the tests read attempts from it.</summary>
     public async Task<IReadOnlyList<ItemLedgerRow>> ItemsAsync(Guid jobId, CancellationToken cancellationToken)
     {
-        await using var connection = new NpgsqlConnection(Postgres);
+        // Unpooled: a fault test restarts the server, which leaves pooled connections broken.
+        await using var connection = new NpgsqlConnection(new NpgsqlConnectionStringBuilder(Postgres) { Pooling = false }.ConnectionString);
         await connection.OpenAsync(cancellationToken);
         await using var command = new NpgsqlCommand(
             "SELECT \"index\", attempt, state, worker_id, artifact_key FROM items WHERE job_id = @job ORDER BY \"index\"", connection);
@@ -150,9 +221,9 @@ public sealed class FarmEnvironment : IAsyncLifetime
         }
     }
 
-    private static async Task ExecuteOnServerAsync(string sql)
+    private async Task ExecuteOnServerAsync(string sql)
     {
-        var server = new NpgsqlConnectionStringBuilder(ServicesSettings.Instance.Postgres) { Database = "postgres", Pooling = false };
+        var server = new NpgsqlConnectionStringBuilder(_settings.Postgres) { Database = "postgres", Pooling = false };
         await using var connection = new NpgsqlConnection(server.ConnectionString);
         await connection.OpenAsync();
         await using var command = new NpgsqlCommand(sql, connection);
@@ -161,7 +232,7 @@ public sealed class FarmEnvironment : IAsyncLifetime
 
     private async Task DeleteBucketAsync()
     {
-        var settings = ServicesSettings.Instance;
+        var settings = _settings;
         using var client = (MinioClient)new MinioClient()
             .WithEndpoint(settings.S3Endpoint)
             .WithCredentials(settings.S3AccessKey, settings.S3SecretKey)

@@ -2,7 +2,10 @@ using RenderFarm.Testing;
 
 namespace RenderFarm.IntegrationTests.Infrastructure;
 
-/// <summary>The settings of the services <c>deploy/local/services start</c> runs, typed as the farm's hosts take them.</summary>
+/// <summary>
+/// The settings of services <c>deploy/local/services start</c> runs, typed as the farm's hosts take them: by default the
+/// shared instance (<see cref="Instance"/>), or a test's own instance (<see cref="From"/>, the fault tests').
+/// </summary>
 internal sealed class ServicesSettings
 {
     public const string PostgresVariable = "RENDERFARM_POSTGRES";
@@ -13,23 +16,33 @@ internal sealed class ServicesSettings
     public const string S3SecretKeyVariable = "RENDERFARM_S3_SECRET_KEY";
     public const string S3SecureVariable = "RENDERFARM_S3_SECURE";
 
-    private ServicesSettings()
+    private readonly Func<string, string> _require;
+    private readonly Func<string, string?> _get;
+
+    private ServicesSettings(Func<string, string> require, Func<string, string?> get)
     {
+        _require = require;
+        _get = get;
     }
 
-    public static ServicesSettings Instance { get; } = new();
+    public static ServicesSettings Instance { get; } = new(LocalServiceSettings.Require, LocalServiceSettings.Get);
 
-    public string Postgres => LocalServiceSettings.Require(PostgresVariable);
+    /// <summary>Settings read from the export lines one instance's <c>start</c> printed.</summary>
+    public static ServicesSettings From(IReadOnlyDictionary<string, string> values) => new(
+        name => values.TryGetValue(name, out var value) ? value : throw new InvalidOperationException($"The services' settings have no {name}."),
+        name => values.GetValueOrDefault(name));
 
-    public Uri RabbitMq => new(LocalServiceSettings.Require(RabbitMqVariable));
+    public string Postgres => _require(PostgresVariable);
 
-    public Uri RabbitMqManagement => new(LocalServiceSettings.Require(ManagementVariable));
+    public Uri RabbitMq => new(_require(RabbitMqVariable));
 
-    public string S3Endpoint => LocalServiceSettings.Require(S3EndpointVariable);
+    public Uri RabbitMqManagement => new(_require(ManagementVariable));
 
-    public string S3AccessKey => LocalServiceSettings.Require(S3AccessKeyVariable);
+    public string S3Endpoint => _require(S3EndpointVariable);
 
-    public string S3SecretKey => LocalServiceSettings.Require(S3SecretKeyVariable);
+    public string S3AccessKey => _require(S3AccessKeyVariable);
 
-    public bool S3Secure => bool.TryParse(LocalServiceSettings.Get(S3SecureVariable), out var secure) && secure;
+    public string S3SecretKey => _require(S3SecretKeyVariable);
+
+    public bool S3Secure => bool.TryParse(_get(S3SecureVariable), out var secure) && secure;
 }
