@@ -119,10 +119,6 @@ public static class WorkerExtensions
         });
         services.AddMetrics();
         services.TryAddSingleton<WorkerMetrics>();
-        services.TryAddSingleton<IDeviceProbe>(sp => DeviceProbes.Create(
-            sp.GetRequiredService<IOptions<WorkerOptions>>().Value.ExecutionProvider,
-            gpuIndex: 0,
-            sp.GetRequiredService<ILoggerFactory>().CreateLogger(typeof(DeviceProbes))));
         services.TryAddSingleton(sp => new ModelCache(
             sp.GetRequiredService<IArtifactStore>(),
             sp.GetRequiredService<IOptions<WorkerOptions>>(),
