@@ -107,7 +107,8 @@ public sealed class PreviewFarmTests(FrequentPreviewFarmFixture farm) : IClassFi
     public async Task Top_with_output_redirected_prints_one_snapshot_listing_the_workers_and_a_running_job()
     {
         var client = farm.Serve.CreateClient();
-        var (job, _) = await client.SubmitJobAsync(Slow with { Seed = 9 }, cancellationToken: Timeout());
+        // Six items over two workers: still running when top, a fresh process, takes its snapshot on a fast machine.
+        var (job, _) = await client.SubmitJobAsync(Slow with { Seed = 9, Count = 6 }, cancellationToken: Timeout());
         await foreach (var e in client.FollowEventsAsync(job.Id, Timeout()))
         {
             if (e.Type is JobEventTypes.ItemStarted or JobEventTypes.JobDone)

@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using RenderFarm.Storage.Telemetry;
 using RenderFarm.Testing;
 
 namespace RenderFarm.Storage.Tests;
@@ -36,7 +37,7 @@ public sealed class StorageRegistrationTests
         options.SecretKey.ShouldBe("testing");
         options.Bucket.ShouldBe("other-bucket");
         options.Secure.ShouldBeFalse();
-        provider.GetRequiredService<IArtifactStore>().ShouldBeOfType<S3ArtifactStore>().Bucket.ShouldBe("other-bucket");
+        provider.GetRequiredService<IArtifactStore>().ShouldBeOfType<InstrumentedArtifactStore>().Inner.ShouldBeOfType<S3ArtifactStore>().Bucket.ShouldBe("other-bucket");
     }
 
     [Fact]
@@ -47,7 +48,7 @@ public sealed class StorageRegistrationTests
         {
             using var provider = Build(new() { ["Storage:Provider"] = "Local", ["Storage:LocalRoot"] = root });
 
-            provider.GetRequiredService<IArtifactStore>().ShouldBeOfType<LocalFolderArtifactStore>().Root.ShouldBe(root);
+            provider.GetRequiredService<IArtifactStore>().ShouldBeOfType<InstrumentedArtifactStore>().Inner.ShouldBeOfType<LocalFolderArtifactStore>().Root.ShouldBe(root);
         }
         finally
         {

@@ -3,6 +3,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Mvc;
 using RenderFarm.Coordinator.Jobs;
 using RenderFarm.Coordinator.Monitoring;
+using RenderFarm.Coordinator.Previews;
 using RenderFarm.Diffusion.Imaging;
 using RenderFarm.Domain.States;
 using static RenderFarm.Coordinator.Automatic1111.Automatic1111Errors;
@@ -42,7 +43,7 @@ internal static class Automatic1111Api
         api.MapGet("/progress", Progress)
             .WithName("A1111Progress")
             .WithSummary("AUTOMATIC1111 progress")
-            .WithDescription("Progress of the A1111 calls this coordinator is running (all of them together). current_image is always null: the farm has no previews yet.")
+            .WithDescription("Progress of the A1111 calls this coordinator is running (all of them together). current_image is the latest preview (base64 JPEG) of the first running item this coordinator holds one for; skip_current_image=true leaves it out.")
             .Produces<ProgressResponse>();
 
         api.MapPost("/interrupt", Interrupt)
@@ -68,13 +69,16 @@ internal static class Automatic1111Api
     public static async Task<IResult> Progress(
         [FromServices] Automatic1111Tasks tasks,
         [FromServices] IMonitoringApi monitoring,
+        [FromServices] PreviewStore previews,
         [FromServices] TimeProvider clock,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        [FromQuery(Name = "skip_current_image")] bool skipCurrentImage = false)
     {
         long total = 0, done = 0;
         int step = 0, steps = 0;
         Automatic1111Task? oldest = null;
         Guid? current = null;
+        ItemPreview? preview = null;
         foreach (var task in tasks.InFlight())
         {
             var final = 0;
@@ -94,6 +98,11 @@ internal static class Automatic1111Api
                 if (steps == 0 && job.RunningItems is [var running, ..] && running.TotalSteps > 0)
                 {
                     (step, steps) = (running.Step, running.TotalSteps);
+                }
+
+                if (!skipCurrentImage && preview is null)
+                {
+                    preview = job.RunningItems.Select(r => previews.Get(jobId, r.Index)).FirstOrDefault(p => p is not null);
                 }
             }
 
@@ -118,7 +127,10 @@ internal static class Automatic1111Api
         var state = new ProgressState(false, false, false, oldest.Kind, (int)Math.Min(total, int.MaxValue), Timestamp(oldest.StartedAt),
             (int)Math.Min(done, int.MaxValue), step, steps);
         var text = string.Create(CultureInfo.InvariantCulture, $"{done} of {total} farm items done (job {current})");
-        return TypedResults.Json(new ProgressResponse(progress, Math.Max(eta, 0), state, null, text, current?.ToString()), Automatic1111Json.Options);
+        // A1111 sends the live preview as bare base64 in its live_previews_image_format; the farm's previews are JPEG,
+        // one of the formats A1111 itself offers, so clients that decode it as an image show it unchanged.
+        var image = preview is null ? null : Convert.ToBase64String(preview.Image);
+        return TypedResults.Json(new ProgressResponse(progress, Math.Max(eta, 0), state, image, text, current?.ToString()), Automatic1111Json.Options);
     }
 
     public static async Task<IResult> Interrupt(

@@ -53,6 +53,9 @@ public sealed class InstrumentedArtifactStore : IArtifactStore
         }
     }
 
+    /// <summary>The store whose calls are measured.</summary>
+    public IArtifactStore Inner => _inner;
+
     public InstrumentedArtifactStore(IArtifactStore inner)
     {
         ArgumentNullException.ThrowIfNull(inner);

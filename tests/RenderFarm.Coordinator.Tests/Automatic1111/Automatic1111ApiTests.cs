@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json.Nodes;
+using RenderFarm.Contracts;
 using RenderFarm.Coordinator.Tests.Infrastructure;
 using RenderFarm.Diffusion.Imaging;
 
@@ -202,6 +203,35 @@ public sealed class Automatic1111ApiTests(PostgresCoordinatorFixture fixture) : 
         info["items"]!.AsObject().ShouldBeEmpty();
         notBase64.StatusCode.ShouldBe(HttpStatusCode.BadRequest);
         damagedAnswer.StatusCode.ShouldBe(HttpStatusCode.BadRequest, await damagedAnswer.Content.ReadAsStringAsync());
+    }
+
+    [Fact]
+    public async Task Progress_answers_the_running_items_latest_preview_as_current_image_unless_skipped()
+    {
+        var call = fixture.Client.PostAsync("/sdapi/v1/txt2img", Json(Minimal), Timeout());
+        var jobId = await CurrentTaskAsync();
+        var item = (await fixture.Probe.NextUnitAsync(jobId)).Items.Single();
+        await fixture.Probe.Bus.Publish(new ItemStarted(item.ItemId, jobId, 1, "worker-a", DateTimeOffset.UtcNow));
+        byte[] jpeg = [0xFF, 0xD8, 0xFF, 0xE0, 7, 7, 7, 0xFF, 0xD9];
+        await fixture.Probe.Bus.Publish(new ItemPreviewed(item.ItemId, jobId, 1, item.Index, 1, 2, "image/jpeg", jpeg, 8, 8, DateTimeOffset.UtcNow));
+
+        var expected = Convert.ToBase64String(jpeg);
+        var deadline = DateTime.UtcNow.AddSeconds(30);
+        JsonObject? progress;
+        do
+        {
+            await Task.Delay(50);
+            progress = await fixture.Client.GetFromJsonAsync<JsonObject>("/sdapi/v1/progress", Timeout());
+        }
+        while (progress!["current_image"]?.GetValue<string>() != expected && DateTime.UtcNow < deadline);
+        var skipped = await fixture.Client.GetFromJsonAsync<JsonObject>("/sdapi/v1/progress?skip_current_image=true", Timeout());
+        using var interrupt = await fixture.Client.PostAsync("/sdapi/v1/interrupt", null, Timeout());
+        using var answer = await call;
+
+        (progress["current_image"]?.GetValue<string>()).ShouldBe(expected, progress.ToJsonString());
+        progress["current_task"]!.GetValue<string>().ShouldBe(jobId.ToString());
+        skipped!["current_image"].ShouldBeNull();
+        skipped["current_task"]!.GetValue<string>().ShouldBe(jobId.ToString());
     }
 
     private Task<HttpResponseMessage> PostAsync(string route, string body) =>
