@@ -44,7 +44,7 @@ public sealed record JobRequest
 
     public SweepRequest? Sweep { get; init; }
 
-    /// <summary>Higher runs first; null means <see cref="GenerationDefaults.Priority"/>.</summary>
+    /// <summary>Stored and returned with the job; placement does not order by it yet (FIFO per queue). Null means <see cref="GenerationDefaults.Priority"/>.</summary>
     public int? Priority { get; init; }
 
     /// <summary>Hires only: tile side in pixels of the final image; null means the hires default.</summary>

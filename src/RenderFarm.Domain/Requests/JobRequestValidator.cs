@@ -357,7 +357,7 @@ public sealed class JobRequestValidator
         if (priority is < ValidationLimits.MinPriority or > ValidationLimits.MaxPriority)
         {
             errors.Add(new("priority", string.Create(CultureInfo.InvariantCulture,
-                $"priority is {priority}; use a value between {ValidationLimits.MinPriority} and {ValidationLimits.MaxPriority} (higher runs first).")));
+                $"priority is {priority}; use a value between {ValidationLimits.MinPriority} and {ValidationLimits.MaxPriority}.")));
         }
     }
 
