@@ -68,27 +68,7 @@ internal sealed partial class MonitoringApi
     {
         minutes = Math.Clamp(minutes, 1, MaxStatsMinutes);
         var now = clock.GetUtcNow().UtcDateTime;
-        var jobs = await db.Jobs.AsNoTracking().GroupBy(j => j.State).Select(g => new
-        {
-            State = g.Key,
-            Jobs = g.LongCount(),
-            Queued = g.Sum(j => j.QueuedItems),
-            Running = g.Sum(j => j.RunningItems),
-            Retrying = g.Sum(j => j.RetryingItems),
-            Succeeded = g.Sum(j => j.SucceededItems),
-            Failed = g.Sum(j => j.FailedItems),
-            Canceled = g.Sum(j => j.CanceledItems),
-        }).ToListAsync(cancellationToken);
-        var jobCounts = Enum.GetValues<JobState>().ToDictionary(s => s.ToString(), s => jobs.Where(j => j.State == s).Sum(j => j.Jobs));
-        var itemCounts = new Dictionary<string, long>
-        {
-            [nameof(ItemState.Queued)] = jobs.Sum(j => j.Queued),
-            [nameof(ItemState.Running)] = jobs.Sum(j => j.Running),
-            [nameof(ItemState.Retrying)] = jobs.Sum(j => j.Retrying),
-            [nameof(ItemState.Succeeded)] = jobs.Sum(j => j.Succeeded),
-            [nameof(ItemState.Failed)] = jobs.Sum(j => j.Failed),
-            [nameof(ItemState.Canceled)] = jobs.Sum(j => j.Canceled),
-        };
+        var (jobCounts, itemCounts) = await StateCounts.ReadAsync(db, cancellationToken);
 
         var outbox = await db.Outbox.AsNoTracking().GroupBy(o => o.Kind).Select(g => new { Kind = g.Key, Count = g.LongCount() }).ToListAsync(cancellationToken);
         var oldestDue = await db.Outbox.AsNoTracking().Where(o => o.AvailableAt <= now).OrderBy(o => o.AvailableAt)

@@ -1,9 +1,9 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using RenderFarm.Contracts;
+using RenderFarm.Coordinator.Monitoring;
 using RenderFarm.Coordinator.Options;
 using RenderFarm.Coordinator.Persistence;
-using RenderFarm.Domain.States;
 
 namespace RenderFarm.Coordinator.Telemetry;
 
@@ -47,29 +47,7 @@ internal sealed partial class FarmSnapshotService(
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<CoordinatorDbContext>();
         var now = clock.GetUtcNow();
-        var byState = await db.Jobs.AsNoTracking().GroupBy(j => j.State).Select(g => new
-        {
-            State = g.Key,
-            Jobs = g.LongCount(),
-            Queued = g.Sum(j => j.QueuedItems),
-            Running = g.Sum(j => j.RunningItems),
-            Retrying = g.Sum(j => j.RetryingItems),
-            Succeeded = g.Sum(j => j.SucceededItems),
-            Failed = g.Sum(j => j.FailedItems),
-            Canceled = g.Sum(j => j.CanceledItems),
-        }).ToListAsync(cancellationToken);
-
-        // Every state is reported, zeros included, so a state that empties drops to 0 instead of vanishing.
-        var jobs = Enum.GetValues<JobState>().ToDictionary(s => s.ToString(), s => byState.Where(g => g.State == s).Sum(g => g.Jobs), StringComparer.Ordinal);
-        var items = new Dictionary<string, long>(StringComparer.Ordinal)
-        {
-            [nameof(ItemState.Queued)] = byState.Sum(g => g.Queued),
-            [nameof(ItemState.Running)] = byState.Sum(g => g.Running),
-            [nameof(ItemState.Retrying)] = byState.Sum(g => g.Retrying),
-            [nameof(ItemState.Succeeded)] = byState.Sum(g => g.Succeeded),
-            [nameof(ItemState.Failed)] = byState.Sum(g => g.Failed),
-            [nameof(ItemState.Canceled)] = byState.Sum(g => g.Canceled),
-        };
+        var (jobs, items) = await StateCounts.ReadAsync(db, cancellationToken);
 
         var liveAfter = coordinatorOptions.Value.ToLeasePolicy().ExpiredIfHeartbeatBefore(now).UtcDateTime;
         var live = await db.Workers.AsNoTracking().Where(w => w.LastHeartbeatAt >= liveAfter)
