@@ -43,13 +43,17 @@ public sealed class DashboardTests(DashboardFarm farm, ITestOutputHelper output)
     public async Task A_jobs_progress_advances_on_its_page_without_a_reload()
     {
         var client = farm.CreateClient();
-        var (job, _) = await client.SubmitJobAsync(Job(count: 16, steps: 60));
-        var page = await farm.OpenAsync($"#/jobs/{job.Id}");
+        // The browser is opened before the job exists and then only changes the hash, so the job starts the moment
+        // the page can watch it; a fresh page load on a busy CI machine took longer than a small job ran.
+        var page = await farm.OpenAsync("#/jobs");
+        // A marker in the page's own JavaScript state: a reload would wipe it.
+        await page.EvaluateAsync("() => { window.__sameDocument = true; }");
+        var (job, _) = await client.SubmitJobAsync(new SubmitJobRequest(
+            Prompt: "a lighthouse at dusk", Width: 128, Height: 128, Steps: 60, GuidanceScale: 7.5, Sampler: "euler", Count: 16, Seed: 43));
+        await page.EvaluateAsync("id => { location.hash = '#/jobs/' + id; }", job.Id.ToString());
         var progress = page.Locator("[data-testid=job-progress]");
         await Expect(progress).ToBeVisibleAsync();
 
-        // A marker in the page's own JavaScript state: a reload would wipe it.
-        await page.EvaluateAsync("() => { window.__sameDocument = true; }");
         var first = int.Parse(await progress.GetAttributeAsync("data-done") ?? "0");
         first.ShouldBeLessThan(16, "the job finished before the page could watch it; make it longer");
         await page.WaitForFunctionAsync(
