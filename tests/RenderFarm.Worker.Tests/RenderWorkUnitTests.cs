@@ -103,8 +103,9 @@ public sealed class RenderWorkUnitTests
     [Fact]
     public async Task Job_canceled_stops_the_running_item_between_steps_and_publishes_nothing_more_for_it()
     {
-        await using var worker = await WorkerHarness.StartAsync();
-        var slow = TestItems.Item(seed: 41, steps: 900) with { Width = 128, Height = 128 }; // still running when the cancel lands, even in Release
+        var hold = new RenderHold(atStep: 5);
+        await using var worker = await WorkerHarness.StartAsync(moreServices: hold.Register);
+        var slow = TestItems.Item(seed: 41, steps: 900); // held at step 5: still running when the cancel lands
         var unit = TestItems.Unit(slow, TestItems.Item(seed: 42));
 
         await worker.SendAsync(unit);
@@ -116,7 +117,7 @@ public sealed class RenderWorkUnitTests
         var slot = worker.Slots.Slots[0];
         await Poll.UntilAsync(() => slot.CurrentItemIds.Count == 0, TimeSpan.FromSeconds(15), "the slot to release the canceled item");
         var lastStep = worker.Published.All<ItemProgressed>().Where(e => e.ItemId == slow.ItemId).Max(e => e.Step);
-        lastStep.ShouldBeLessThan(900);
+        lastStep.ShouldBeLessThanOrEqualTo(hold.AtStep + 1, "the render went on after the cancel");
 
         await Task.Delay(TimeSpan.FromSeconds(1));
         worker.Published.All<ItemRendered>().ShouldBeEmpty();
@@ -171,9 +172,10 @@ public sealed class RenderWorkUnitTests
     [Fact]
     public async Task A_busy_slot_heartbeats_its_current_item_so_the_lease_is_renewed()
     {
-        await using var worker = await WorkerHarness.StartAsync();
-        // Heartbeats are periodic (1 s here): the item must outlive a beat even in Release, which 400 steps at 64² did not.
-        var slow = TestItems.Item(seed: 71, steps: 1000) with { Width = 128, Height = 128 };
+        // Heartbeats are periodic (1 s here): the item is held at step 5 so it outlives a beat however fast the render.
+        var hold = new RenderHold(atStep: 5);
+        await using var worker = await WorkerHarness.StartAsync(moreServices: hold.Register);
+        var slow = TestItems.Item(seed: 71, steps: 1000);
         var unit = TestItems.Unit(slow);
 
         await worker.SendAsync(unit);

@@ -9,14 +9,18 @@ public sealed class ShutdownTests
     [Fact]
     public async Task Stopping_finishes_the_running_item_and_heartbeats_draining_until_idle()
     {
-        await using var worker = await WorkerHarness.StartAsync(settings: new() { ["Worker:ShutdownGrace"] = "00:01:00" });
-        // Long enough (about 4× a 600-step 64² item) that several 1 s heartbeats fall inside the drain even in Release;
-        // with 600 steps at 64² the item could finish within one beat window and the test raced.
-        var item = TestItems.Item(seed: 101, steps: 1000) with { Width = 128, Height = 128 };
+        // The item is held at step 5 until a draining heartbeat has named it, however fast the render.
+        var hold = new RenderHold(atStep: 5);
+        await using var worker = await WorkerHarness.StartAsync(settings: new() { ["Worker:ShutdownGrace"] = "00:01:00" }, moreServices: hold.Register);
+        var item = TestItems.Item(seed: 101, steps: 40);
         await worker.SendAsync(TestItems.Unit(item));
         await worker.Published.WaitUntilAsync(p => p.All<ItemProgressed>().Any(e => e.ItemId == item.ItemId), Patience, "the first step");
 
-        await worker.StopAsync();
+        var stopping = worker.StopAsync();
+        await worker.Published.WaitUntilAsync(
+            p => p.All<WorkerHeartbeat>().Any(h => h.State == WorkerState.Draining && h.CurrentItemIds.Contains(item.ItemId)), Patience, "a draining heartbeat naming the item");
+        hold.Release();
+        await stopping;
 
         worker.Published.All<ItemRendered>().ShouldHaveSingleItem().ItemId.ShouldBe(item.ItemId);
         var draining = worker.Published.All<WorkerHeartbeat>().Where(h => h.State == WorkerState.Draining).ToList();
@@ -28,8 +32,10 @@ public sealed class ShutdownTests
     [Fact]
     public async Task Past_the_grace_the_item_is_abandoned_without_a_completion_or_failure()
     {
-        await using var worker = await WorkerHarness.StartAsync(settings: new() { ["Worker:ShutdownGrace"] = "00:00:01" });
-        var item = TestItems.Item(seed: 102, steps: 900) with { Width = 128, Height = 128 }; // outlives the 1 s grace, even in Release
+        // Held at step 5 and never released: the item outlives the 1 s grace however fast the render.
+        var hold = new RenderHold(atStep: 5);
+        await using var worker = await WorkerHarness.StartAsync(settings: new() { ["Worker:ShutdownGrace"] = "00:00:01" }, moreServices: hold.Register);
+        var item = TestItems.Item(seed: 102, steps: 40);
         await worker.SendAsync(TestItems.Unit(item));
         await worker.Published.WaitUntilAsync(p => p.All<ItemProgressed>().Any(e => e.ItemId == item.ItemId), Patience, "the first step");
 
