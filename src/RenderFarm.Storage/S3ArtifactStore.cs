@@ -320,13 +320,22 @@ public sealed class S3ArtifactStore : IArtifactStore, IDisposable
                     .ConfigureAwait(false);
                 if (!exists)
                 {
-                    await client.MakeBucketAsync(new MakeBucketArgs().WithBucket(bucket), cancellationToken)
-                        .ConfigureAwait(false);
+                    try
+                    {
+                        await client.MakeBucketAsync(new MakeBucketArgs().WithBucket(bucket), cancellationToken)
+                            .ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (ex is MinioException or ArgumentException)
+                    {
+                        // Another process (two workers' first uploads) created it between the check and the create.
+                        // MinIO's "BucketAlreadyOwnedByYou" arrives as a MinioException, Swift's as an ArgumentException
+                        // from the SDK's error parser: whether the bucket exists now decides, not the error's shape.
+                        if (!await client.BucketExistsAsync(new BucketExistsArgs().WithBucket(bucket), cancellationToken).ConfigureAwait(false))
+                        {
+                            throw;
+                        }
+                    }
                 }
-            }
-            catch (MinioException ex) when (ex.Response?.Code is "BucketAlreadyOwnedByYou" or "BucketAlreadyExists")
-            {
-                // Another process created it between the check and the create.
             }
             catch (Exception ex) when (IsSdkFailure(ex))
             {

@@ -89,6 +89,47 @@ public sealed class S3ArtifactStoreTests : ArtifactStoreBehaviour, IDisposable
     }
 
     [Fact]
+    public async Task Stores_racing_to_create_a_missing_bucket_all_write()
+    {
+        // Two workers' first uploads on a fresh farm: both saw no bucket, one created it, the other's create was
+        // refused as "already owned by you", and that upload failed and spent an attempt of its item.
+        for (var round = 0; round < 3; round++)
+        {
+            var bucketOptions = LocalServices.S3Options();
+            bucketOptions.Bucket = $"rf-test-{Guid.NewGuid():N}";
+            using var client = RawClient(bucketOptions);
+            var stores = Enumerable.Range(0, 8).Select(_ => new S3ArtifactStore(bucketOptions)).ToList();
+            try
+            {
+                using var start = new SemaphoreSlim(0);
+                var writes = stores.Select((s, i) => Task.Run(async () =>
+                {
+                    await start.WaitAsync();
+                    await s.PutAsync($"racer-{i}.bin", new MemoryStream([(byte)i]), "application/octet-stream", CancellationToken.None);
+                })).ToList();
+                start.Release(stores.Count);
+                await Task.WhenAll(writes);
+
+                for (var i = 0; i < stores.Count; i++)
+                {
+                    (await stores[0].ExistsAsync($"racer-{i}.bin", CancellationToken.None)).ShouldBeTrue();
+                    await stores[0].DeleteAsync($"racer-{i}.bin", CancellationToken.None);
+                }
+            }
+            finally
+            {
+                stores.ForEach(s => s.Dispose());
+                for (var i = 0; i < stores.Count; i++)
+                {
+                    await client.RemoveObjectAsync(new RemoveObjectArgs().WithBucket(bucketOptions.Bucket).WithObject($"racer-{i}.bin"));
+                }
+
+                await client.RemoveBucketAsync(new RemoveBucketArgs().WithBucket(bucketOptions.Bucket));
+            }
+        }
+    }
+
+    [Fact]
     public async Task A_large_object_of_unknown_length_is_uploaded_in_parts()
     {
         var key = Prefix + "parts.bin";
