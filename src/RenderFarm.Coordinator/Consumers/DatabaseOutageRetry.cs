@@ -38,11 +38,14 @@ internal static class DatabaseOutageRetry
     public static void Configure<TConsumer>(IRegistrationContext context, IConsumerConfigurator<TConsumer> consumer)
         where TConsumer : class
     {
+        ArgumentNullException.ThrowIfNull(context);
         ArgumentNullException.ThrowIfNull(consumer);
+        var watch = context.GetRequiredService<DatabaseOutageWatch>();
         consumer.UseMessageRetry(retry =>
         {
             retry.Exponential(RetryLimit, MinInterval, MaxInterval, MinInterval);
             retry.Handle<Exception>(IsDatabaseUnreachable);
+            retry.ConnectRetryObserver(watch);
         });
     }
 

@@ -102,6 +102,7 @@ public static class CoordinatorExtensions
         services.AddSingleton<CoordinatorMetrics>();
         services.AddSingleton<JobEventHub>();
         services.AddSingleton<OutboxSignal>();
+        services.AddSingleton<DatabaseOutageWatch>();
         services.AddSingleton<ProgressTracker>();
         services.AddSingleton(sp =>
         {

@@ -3,6 +3,7 @@ using IBusControl = MassTransit.IBusControl;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using RenderFarm.Contracts;
+using RenderFarm.Coordinator.Consumers;
 using RenderFarm.Coordinator.Dispatch;
 using RenderFarm.Coordinator.Events;
 using RenderFarm.Coordinator.Jobs;
@@ -40,6 +41,7 @@ internal sealed partial class LeaseRescuer(
     OutboxSignal signal,
     TimeProvider clock,
     IBusControl bus,
+    DatabaseOutageWatch outages,
     IOptions<LeaseRescuerOptions> options,
     IOptions<CoordinatorOptions> coordinatorOptions,
     CoordinatorMetrics metrics,
@@ -58,30 +60,16 @@ internal sealed partial class LeaseRescuer(
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(_options.Interval, clock);
-        // Leases are judged only once heartbeats have had two leases to reach
-        // the database: after this coordinator starts, after a pass failed because the database was down, and after
-        // its own broker connection was down (the bus reports itself unhealthy). During such an outage no heartbeat
-        // renews anything, and judging leases the moment it ends lapsed the running items of workers that were
-        // rendering all along, spending an attempt of each for a fault of the farm's own.
         // Two leases: a heartbeat held back by the consumers' outage retry (at most 10 s apart) lands within them at the
         // default 30 s lease, and a coordinator started with short test leases still rescues within seconds.
-        var grace = 2 * _lease.LeaseDuration;
-        DateTimeOffset? healthySince = null;
+        var gate = new LeaseJudgeGate(2 * _lease.LeaseDuration);
         do
         {
             try
             {
                 var now = clock.GetUtcNow();
-                if (bus.CheckHealth().Status != BusHealthStatus.Healthy)
-                {
-                    healthySince = null;
-                }
-                else
-                {
-                    healthySince ??= now;
-                }
-
-                var result = await RunOnceAsync(judgeLeases: healthySince is { } since && now - since >= grace, stoppingToken);
+                var judge = gate.MayJudge(now, bus.CheckHealth().Status == BusHealthStatus.Healthy, outages.LastFailureAt);
+                var result = await RunOnceAsync(judgeLeases: judge, stoppingToken);
                 if (result.Any)
                 {
                     LogRescued(result.Retried, result.Failed, result.Requeued);
@@ -93,7 +81,7 @@ internal sealed partial class LeaseRescuer(
             }
             catch (Exception ex)
             {
-                healthySince = null;
+                gate.Disturbed();
                 LogRescueFailed(ex);
             }
         }
