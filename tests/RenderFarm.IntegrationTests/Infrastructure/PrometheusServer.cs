@@ -76,6 +76,10 @@ internal sealed class PrometheusServer : IAsyncDisposable
     {
         using var response = await Client.GetAsync("api/v1/query?query=" + Uri.EscapeDataString(promql), cancellationToken);
         var body = await response.Content.ReadAsStringAsync(cancellationToken);
+        // A Prometheus still starting answers "Service Unavailable" as plain text: not an answer yet, not a crash.
+        if (response.Content.Headers.ContentType?.MediaType != "application/json")
+            return (false, default, $"{(int)response.StatusCode} {body}");
+
         using var json = JsonDocument.Parse(body);
         var success = json.RootElement.GetProperty("status").GetString() == "success";
         var result = success ? json.RootElement.GetProperty("data").GetProperty("result").Clone() : default;
