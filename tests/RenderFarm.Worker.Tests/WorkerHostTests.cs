@@ -9,6 +9,8 @@ using RenderFarm.Worker.Rendering;
 using RenderFarm.Worker.Slots;
 using RenderFarm.Worker.Telemetry;
 
+using RenderFarm.Worker.Outages;
+
 namespace RenderFarm.Worker.Tests;
 
 /// <summary>The distributed worker's HTTP listener (only where it is given an address) and its slot health.</summary>
@@ -36,7 +38,7 @@ public sealed class WorkerHostTests
         var options = Options.Create(new WorkerOptions { Id = "health-test", Slots = 2, Renderer = ItemRendererKind.Null });
         using var pool = new WorkerSlotPool(options, () => new NullItemRenderer());
         var lifecycle = new WorkerLifecycle();
-        var check = new WorkerHealthCheck(pool, lifecycle, options);
+        var check = new WorkerHealthCheck(pool, lifecycle, Outage(options), options);
 
         (await check.CheckHealthAsync(new HealthCheckContext())).Status.ShouldBe(HealthStatus.Unhealthy);
 
@@ -59,11 +61,14 @@ public sealed class WorkerHostTests
         using var pool = new WorkerSlotPool(options, () => new NullItemRenderer());
         pool.Slots[0].MarkReady();
 
-        var result = await new WorkerHealthCheck(pool, new WorkerLifecycle(), options).CheckHealthAsync(new HealthCheckContext());
+        var result = await new WorkerHealthCheck(pool, new WorkerLifecycle(), Outage(options), options).CheckHealthAsync(new HealthCheckContext());
 
         result.Status.ShouldBe(HealthStatus.Degraded);
         result.Description!.ShouldContain(WorkerOptions.TinyModelName);
     }
+
+    private static StoreOutage Outage(IOptions<WorkerOptions> options) =>
+        new(options, TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<StoreOutage>.Instance);
 
     private static WebApplication Build(string[] args)
     {

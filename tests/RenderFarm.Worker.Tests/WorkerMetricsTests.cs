@@ -2,8 +2,14 @@ using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.TestHost;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using RenderFarm.Storage;
 using RenderFarm.Telemetry;
 using RenderFarm.Worker.Heartbeats;
+using RenderFarm.Worker.Outages;
+using RenderFarm.Worker.Rendering;
+using RenderFarm.Worker.Slots;
 using RenderFarm.Worker.Telemetry;
 
 namespace RenderFarm.Worker.Tests;
@@ -49,6 +55,63 @@ public sealed partial class WorkerMetricsTests
             .Distinct().ToList();
         named.Count.ShouldBe(6);
         named.ShouldAllBe(name => metrics.Contains(name + "{", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task A_store_outage_shows_as_seconds_unreachable_and_as_a_degraded_health_until_the_store_answers()
+    {
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        var ct = timeout.Token;
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseTestServer();
+        builder.AddRenderFarmTelemetry("renderfarm-worker-test");
+        builder.Services.Configure<WorkerOptions>(o => o.Renderer = ItemRendererKind.Null);
+        builder.Services.AddSingleton(TimeProvider.System);
+        builder.Services.AddSingleton<StoreOutage>();
+        builder.Services.AddSingleton<WorkerMetrics>();
+        builder.Services.AddSingleton(sp => new WorkerSlotPool(sp.GetRequiredService<IOptions<WorkerOptions>>(), () => new NullItemRenderer()));
+        builder.Services.AddSingleton<WorkerLifecycle>();
+        builder.AddRenderFarmHealthChecks().AddCheck<WorkerHealthCheck>(WorkerHealthCheck.Name);
+        await using var app = builder.Build();
+        app.MapRenderFarmHealth();
+        await app.StartAsync(ct);
+        _ = app.Services.GetRequiredService<WorkerMetrics>();
+        foreach (var slot in app.Services.GetRequiredService<WorkerSlotPool>().Slots)
+            slot.MarkReady();
+        using var client = app.GetTestClient();
+        (await client.GetAsync("/health", ct)).StatusCode.ShouldBe(System.Net.HttpStatusCode.OK);
+        Unreachable(await client.GetStringAsync("/metrics", ct)).ShouldBe(0);
+
+        // An upload that waits out the store: it fails as unreachable until the store answers again.
+        var answers = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var upload = app.Services.GetRequiredService<StoreOutage>().ExecuteAsync(_ => answers.Task.IsCompleted
+            ? ValueTask.CompletedTask
+            : throw new ArtifactStoreException("connection refused", new HttpRequestException("refused")) { Unreachable = true }, ct);
+        await Task.Delay(TimeSpan.FromSeconds(1.5), ct);
+
+        Unreachable(await client.GetStringAsync("/metrics", ct)).ShouldBeGreaterThan(0.5);
+        (await client.GetStringAsync("/health", ct)).ShouldBe("Degraded");
+        var report = await app.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync(ct);
+        report.Entries[WorkerHealthCheck.Name].Description!.ShouldContain("object store cannot be reached");
+
+        answers.SetResult();
+        await upload;
+        // The exporter caches a scrape for a moment, so the first one after the upload may still show the outage.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
+        while (Unreachable(await client.GetStringAsync("/metrics", ct)) > 0)
+        {
+            DateTime.UtcNow.ShouldBeLessThan(deadline, "the gauge stayed above 0 after the store answered");
+            await Task.Delay(100, ct);
+        }
+
+        (await client.GetStringAsync("/health", ct)).ShouldBe("Healthy");
+    }
+
+    private static double Unreachable(string metrics)
+    {
+        var line = metrics.Split('\n').FirstOrDefault(l => l.StartsWith("renderfarm_worker_store_unreachable_seconds", StringComparison.Ordinal));
+        line.ShouldNotBeNull("renderfarm_worker_store_unreachable_seconds is not in /metrics:\n" + metrics);
+        return double.Parse(line[(line.LastIndexOf('}') + 1)..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
     }
 
     [Fact]

@@ -12,7 +12,8 @@ namespace RenderFarm.Worker.Outages;
 /// call that fails because the store is down or answering 5xx is retried with capped exponential backoff until it
 /// passes or <see cref="WorkerOptions.StoreOutageDeadline"/> is over, instead of failing the item and spending one of
 /// its attempts. Meanwhile the item stays Running on this worker, whose heartbeats keep its lease, and
-/// <see cref="UnreachableSince"/> says so in the heartbeats.
+/// <see cref="UnreachableSince"/> says so in the worker's health (degraded) and metrics
+/// (<c>renderfarm.worker.store.unreachable</c>).
 /// </summary>
 public sealed partial class StoreOutage
 {

@@ -1,16 +1,19 @@
+using System.Globalization;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using RenderFarm.Contracts;
 using RenderFarm.Worker.Heartbeats;
+using RenderFarm.Worker.Outages;
 using RenderFarm.Worker.Slots;
 
 namespace RenderFarm.Worker.Telemetry;
 
 /// <summary>
 /// The worker's readiness beyond its bus (MassTransit adds its own bus check): unhealthy while its slots warm up or
-/// once it drains, degraded while a slot lacks the default model it was told to load, healthy otherwise.
+/// once it drains, degraded while the object store cannot be reached (rendered items wait at their upload) or a slot
+/// lacks the default model it was told to load, healthy otherwise.
 /// </summary>
-internal sealed class WorkerHealthCheck(WorkerSlotPool pool, WorkerLifecycle lifecycle, IOptions<WorkerOptions> options) : IHealthCheck
+internal sealed class WorkerHealthCheck(WorkerSlotPool pool, WorkerLifecycle lifecycle, StoreOutage storeOutage, IOptions<WorkerOptions> options) : IHealthCheck
 {
     public const string Name = "worker-slots";
 
@@ -34,6 +37,13 @@ internal sealed class WorkerHealthCheck(WorkerSlotPool pool, WorkerLifecycle lif
         if (states.Contains(WorkerState.Starting))
         {
             return Task.FromResult(HealthCheckResult.Unhealthy("Starting: slots are still warming up.", data: data));
+        }
+
+        if (storeOutage.UnreachableSince is { } since)
+        {
+            data["storeUnreachableSince"] = since.ToString("O", CultureInfo.InvariantCulture);
+            return Task.FromResult(HealthCheckResult.Degraded(
+                $"The object store cannot be reached since {since:O}: rendered items wait at their upload (for at most {settings.StoreOutageDeadline}).", data: data));
         }
 
         var missing = settings.WarmUp && settings.Renderer == ItemRendererKind.Engine

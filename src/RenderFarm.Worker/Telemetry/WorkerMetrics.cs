@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
 using RenderFarm.Telemetry;
 using RenderFarm.Worker.Heartbeats;
+using RenderFarm.Worker.Outages;
 
 namespace RenderFarm.Worker.Telemetry;
 
@@ -19,9 +20,13 @@ public sealed class WorkerMetrics
     private readonly Counter<long> _denoiseSteps;
     private readonly ConcurrentDictionary<string, Reading> _readings = new(StringComparer.Ordinal);
 
-    public WorkerMetrics(IMeterFactory meters)
+    /// <param name="meters">The host's meter factory.</param>
+    /// <param name="storeOutage">The store-outage policy whose wait the <c>renderfarm.worker.store.unreachable</c> gauge reports; absent in hosts without uploads.</param>
+    /// <param name="time">The clock the gauge measures with.</param>
+    public WorkerMetrics(IMeterFactory meters, StoreOutage? storeOutage = null, TimeProvider? time = null)
     {
         ArgumentNullException.ThrowIfNull(meters);
+        var clock = time ?? TimeProvider.System;
         var meter = meters.Create(RenderFarmDiagnostics.Worker);
         _renderDuration = meter.CreateHistogram("renderfarm.item.render.duration", "s",
             "Time a worker spent on an item: inputs, engine, PNG encode and upload (a batch's time is each of its items').",
@@ -34,6 +39,12 @@ public sealed class WorkerMetrics
         meter.CreateObservableGauge("renderfarm.worker.gpu.utilization", () => MeasureGpu(g => g.Utilization), "1", "GPU busy fraction over NVML's last sample period (NVML only).");
         meter.CreateObservableGauge("renderfarm.worker.gpu.temperature", () => MeasureGpu(g => g.TemperatureCelsius), "Cel", "GPU core temperature (NVML only).");
         meter.CreateObservableGauge("renderfarm.worker.gpu.power", () => MeasureGpu(g => g.PowerWatts), "W", "GPU power draw (NVML only).");
+        if (storeOutage is not null)
+        {
+            meter.CreateObservableGauge("renderfarm.worker.store.unreachable",
+                () => storeOutage.UnreachableSince is { } since ? Math.Max(0, (clock.GetUtcNow() - since).TotalSeconds) : 0, "s",
+                "How long this worker's calls to the object store have failed as unreachable (uploads wait meanwhile); 0 while it answers.");
+        }
     }
 
     /// <summary>Keeps a slot's device report (and GPU sensors, where there are any) for the gauges.</summary>
