@@ -61,16 +61,26 @@ internal static class ServeCommand
             return result.Fail(ExitCodes.InvalidInput, $"--memory-budget {budgetError}.");
         }
 
+        DataFolderLock? folderLock = null;
         WebApplication app;
         try
         {
+            folderLock = DataFolderLock.TryAcquire(settings.DataRoot, out var holder);
+            if (folderLock is null)
+            {
+                return result.Fail(ExitCodes.InvalidInput,
+                    $"the data folder '{settings.DataRoot}' is in use by {holder}; stop it, or give this one another folder with --data.");
+            }
+
             app = EmbeddedFarm.Build(settings);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
+            folderLock?.Dispose();
             return result.Fail(ExitCodes.InvalidInput, $"cannot use the data folder '{settings.DataRoot}': {ex.Message}");
         }
 
+        using (folderLock)
         await using (app)
         {
             try
@@ -91,6 +101,7 @@ internal static class ServeCommand
                 return result.Fail(ExitCodes.InvalidInput, string.Join(Environment.NewLine + "  ", ["invalid settings:", .. ex.Failures]));
             }
 
+            folderLock.Announce(app.Urls);
             var output = result.Out();
             output.WriteLine($"renderfarm serve: listening on {string.Join(' ', app.Urls)} with {settings.Workers} worker(s)");
             output.WriteLine($"  data: {settings.DataRoot}");
