@@ -24,6 +24,9 @@ public sealed class S3ArtifactStore : IArtifactStore, IDisposable
     private static readonly TimeSpan MaxUrlLifetime = TimeSpan.FromDays(7);
 
     private readonly IMinioClient client;
+
+    // Signs download URLs for the address clients use (StorageOptions.PublicEndpoint); the same client when unset.
+    private readonly IMinioClient presigner;
     private readonly string bucket;
     private readonly string endpoint;
     private readonly string accessKey;
@@ -49,6 +52,14 @@ public sealed class S3ArtifactStore : IArtifactStore, IDisposable
             .WithSSL(options.Secure)
             .WithRegion(options.Region)
             .Build();
+        presigner = string.IsNullOrWhiteSpace(options.PublicEndpoint)
+            ? client
+            : new MinioClient()
+                .WithEndpoint(options.PublicEndpoint)
+                .WithCredentials(options.AccessKey, options.SecretKey)
+                .WithSSL(options.PublicSecure ?? options.Secure)
+                .WithRegion(options.Region)
+                .Build();
     }
 
     /// <summary>The bucket this store writes to.</summary>
@@ -164,7 +175,7 @@ public sealed class S3ArtifactStore : IArtifactStore, IDisposable
         try
         {
             // Signed locally, no request: the SDK's presign takes no cancellation token.
-            var url = await client.PresignedGetObjectAsync(new PresignedGetObjectArgs()
+            var url = await presigner.PresignedGetObjectAsync(new PresignedGetObjectArgs()
                     .WithBucket(bucket)
                     .WithObject(key)
                     .WithExpiry((int)Math.Ceiling(lifetime.TotalSeconds)))
@@ -240,6 +251,11 @@ public sealed class S3ArtifactStore : IArtifactStore, IDisposable
     public void Dispose()
     {
         client.Dispose();
+        if (!ReferenceEquals(presigner, client))
+        {
+            presigner.Dispose();
+        }
+
         bucketGate.Dispose();
     }
 

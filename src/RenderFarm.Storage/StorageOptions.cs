@@ -37,6 +37,16 @@ public sealed class StorageOptions
     /// <summary>S3: use https.</summary>
     public bool Secure { get; set; }
 
+    /// <summary>
+    /// S3: <c>host:port</c> that clients outside the deployment's network reach the store by (a compose port mapping, an
+    /// ingress), used to sign download URLs; null signs them for <see cref="Endpoint"/>. A presigned URL's signature
+    /// covers its host, so a URL signed for <c>minio:9000</c> cannot be rewritten to another address afterwards.
+    /// </summary>
+    public string? PublicEndpoint { get; set; }
+
+    /// <summary>S3: use https in URLs signed for <see cref="PublicEndpoint"/>; null: as <see cref="Secure"/>.</summary>
+    public bool? PublicSecure { get; set; }
+
     /// <summary>S3: the signing region; Swift's s3api is configured with us-east-1.</summary>
     [Required(AllowEmptyStrings = false)]
     public string Region { get; set; } = "us-east-1";

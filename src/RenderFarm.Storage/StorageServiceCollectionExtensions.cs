@@ -66,7 +66,19 @@ public static class StorageServiceCollectionExtensions
 
         if (configuration["RENDERFARM_S3_SECURE"] is { Length: > 0 } secure)
         {
-            options.Secure = bool.TryParse(secure, out var value) ? value : secure.Trim() == "1";
+            options.Secure = ParseFlag(secure);
+        }
+
+        if (configuration["RENDERFARM_S3_PUBLIC_ENDPOINT"] is { Length: > 0 } publicEndpoint)
+        {
+            options.PublicEndpoint = publicEndpoint;
+        }
+
+        if (configuration["RENDERFARM_S3_PUBLIC_SECURE"] is { Length: > 0 } publicSecure)
+        {
+            options.PublicSecure = ParseFlag(publicSecure);
         }
     }
+
+    private static bool ParseFlag(string value) => bool.TryParse(value, out var flag) ? flag : value.Trim() == "1";
 }

@@ -36,6 +36,38 @@ public sealed class S3ArtifactStoreTests : ArtifactStoreBehaviour, IDisposable
     }
 
     [Fact]
+    public async Task A_public_endpoint_signs_urls_for_that_address_and_they_fetch_the_bytes_there()
+    {
+        // The same server under another name, as a compose port mapping or an ingress would give it.
+        var internalEndpoint = options.Endpoint!;
+        var port = internalEndpoint[(internalEndpoint.LastIndexOf(':') + 1)..];
+        var publicOptions = LocalServices.S3Options();
+        publicOptions.PublicEndpoint = "localhost:" + port;
+        using var published = new S3ArtifactStore(publicOptions);
+        var key = $"public/{Guid.NewGuid():N}.bin";
+        byte[] bytes = [1, 2, 3, 5, 8, 13];
+        await published.PutAsync(key, new MemoryStream(bytes), "application/octet-stream", CancellationToken.None);
+        try
+        {
+            var url = await published.GetDownloadUrlAsync(key, TimeSpan.FromMinutes(5), CancellationToken.None);
+
+            url.ShouldNotBeNull();
+            url.Authority.ShouldBe("localhost:" + port);
+            using var http = new HttpClient();
+            (await http.GetByteArrayAsync(url)).ShouldBe(bytes);
+
+            // Signed for the public name: the same URL moved to the internal address no longer verifies.
+            var moved = new UriBuilder(url) { Host = internalEndpoint[..internalEndpoint.LastIndexOf(':')] }.Uri;
+            moved.Host.ShouldNotBe("localhost");
+            (await http.GetAsync(moved)).IsSuccessStatusCode.ShouldBeFalse();
+        }
+        finally
+        {
+            await published.DeleteAsync(key, CancellationToken.None);
+        }
+    }
+
+    [Fact]
     public async Task A_presigned_url_with_a_tampered_signature_is_refused()
     {
         var key = Prefix + "tampered.bin";

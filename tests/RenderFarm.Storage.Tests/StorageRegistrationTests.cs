@@ -27,9 +27,13 @@ public sealed class StorageRegistrationTests
             ["RENDERFARM_S3_SECRET_KEY"] = "testing",
             ["RENDERFARM_S3_BUCKET"] = "other-bucket",
             ["RENDERFARM_S3_SECURE"] = "false",
+            ["RENDERFARM_S3_PUBLIC_ENDPOINT"] = "images.example.org:443",
+            ["RENDERFARM_S3_PUBLIC_SECURE"] = "true",
         });
 
         var options = provider.GetRequiredService<IOptions<StorageOptions>>().Value;
+        options.PublicEndpoint.ShouldBe("images.example.org:443");
+        options.PublicSecure.ShouldBe(true);
 
         options.Provider.ShouldBe(StorageProvider.S3);
         options.Endpoint.ShouldBe("127.0.0.1:58080");

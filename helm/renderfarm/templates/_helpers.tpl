@@ -9,6 +9,12 @@
   value: {{ .Values.connections.s3.bucket | quote }}
 - name: RENDERFARM_S3_SECURE
   value: {{ .Values.connections.s3.secure | quote }}
+{{- with .Values.connections.s3.publicEndpoint }}
+- name: RENDERFARM_S3_PUBLIC_ENDPOINT
+  value: {{ . | quote }}
+- name: RENDERFARM_S3_PUBLIC_SECURE
+  value: {{ $.Values.connections.s3.publicSecure | quote }}
+{{- end }}
 - name: RENDERFARM_S3_ACCESS_KEY
   valueFrom: {secretKeyRef: {name: {{ .Release.Name }}-connections, key: s3AccessKey}}
 - name: RENDERFARM_S3_SECRET_KEY
