@@ -17,6 +17,7 @@ internal static class CliApp
         root.Add(SubmitCommand.Create());
         root.Add(StatusCommand.Create());
         root.Add(CancelCommand.Create());
+        root.Add(DeleteCommand.Create());
         root.Add(FetchCommand.Create());
         root.Add(JobsCommand.Create());
         root.Add(WorkersCommand.Create());

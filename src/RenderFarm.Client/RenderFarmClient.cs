@@ -155,6 +155,16 @@ public sealed class RenderFarmClient
     }
 
     /// <summary>
+    /// Deletes a finished job (<c>DELETE /v1/jobs/{id}</c>): its images, hires parts and inputs in the store, then its
+    /// rows. Throws <see cref="RenderFarmApiException"/> with 404 for an unknown job and 409 for one still queued or running.
+    /// </summary>
+    public async Task DeleteJobAsync(Guid jobId, CancellationToken cancellationToken = default)
+    {
+        using var response = await _http.DeleteAsync($"v1/jobs/{jobId}", cancellationToken);
+        await EnsureSuccessAsync(response, cancellationToken);
+    }
+
+    /// <summary>
     /// Follows a job's server-sent events (<c>GET /v1/jobs/{id}/events</c>): a <see cref="JobEventTypes.Snapshot"/>
     /// first, then what happens, ending after <see cref="JobEventTypes.JobDone"/>. The stream can also end early (the
     /// coordinator restarted); callers that must see the end re-read the job and follow again.

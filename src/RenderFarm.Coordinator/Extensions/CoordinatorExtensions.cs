@@ -16,6 +16,7 @@ using RenderFarm.Coordinator.Options;
 using RenderFarm.Coordinator.Persistence;
 using RenderFarm.Coordinator.Placement;
 using RenderFarm.Coordinator.Previews;
+using RenderFarm.Coordinator.Retention;
 using RenderFarm.Coordinator.Progress;
 using RenderFarm.Coordinator.Telemetry;
 using RenderFarm.Messaging;
@@ -63,6 +64,7 @@ public static class CoordinatorExtensions
         AddOptions<Automatic1111Options, Automatic1111OptionsValidator>(services, Automatic1111Options.SectionName);
         AddOptions<PreviewOptions, PreviewOptionsValidator>(services, PreviewOptions.SectionName);
         AddOptions<MetricsOptions, BackgroundOptionsValidator>(services, MetricsOptions.SectionName);
+        AddOptions<RetentionOptions, RetentionOptionsValidator>(services, RetentionOptions.SectionName);
         services.AddOptions<DatabaseOptions>()
             .BindConfiguration(DatabaseOptions.SectionName)
             .PostConfigure(o => o.ConnectionString ??= configuration.GetConnectionString(DatabaseOptions.ConnectionStringName)
@@ -116,6 +118,7 @@ public static class CoordinatorExtensions
         services.AddScoped<PlacementAdmission>();
         services.AddScoped<JobCancellation>();
         services.AddScoped<JobRetry>();
+        services.AddScoped<JobDeletion>();
         services.AddScoped<IJobInputs, ArtifactJobInputs>();
         services.AddScoped<IMonitoringApi, MonitoringApi>();
         services.AddSingleton<Automatic1111Tasks>();
@@ -127,6 +130,7 @@ public static class CoordinatorExtensions
         services.Insert(0, ServiceDescriptor.Singleton<IHostedService, DatabaseMigrationService>());
         services.AddHostedService<OutboxDispatcher>();
         services.AddHostedService<LeaseRescuer>();
+        services.AddHostedService<RetentionService>();
         services.AddHostedService<ProgressFlusher>();
         services.AddHostedService<FarmSnapshotService>();
 
@@ -152,6 +156,7 @@ public static class CoordinatorExtensions
         app.MapMonitoringApi();
         app.MapAutomatic1111Api();
         app.MapDeadLettersApi();
+        app.MapRetentionApi();
         return app;
     }
 

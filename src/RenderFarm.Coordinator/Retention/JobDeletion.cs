@@ -1,0 +1,62 @@
+using Microsoft.EntityFrameworkCore;
+using RenderFarm.Coordinator.Persistence;
+using RenderFarm.Domain.States;
+using RenderFarm.Storage;
+
+namespace RenderFarm.Coordinator.Retention;
+
+/// <summary>What a delete found.</summary>
+internal enum DeleteOutcome
+{
+    Deleted,
+    NotFound,
+    NotFinished,
+}
+
+/// <summary>
+/// Deletes a finished job: every object under its folder in the store (images, hires bases and tiles, inputs), then
+/// its rows (items and idempotency keys go with the job, outbox rows explicitly). One path for <c>DELETE
+/// /v1/jobs/{id}</c> and the retention service.
+/// </summary>
+/// <remarks>
+/// Objects go first and rows last, so a delete cut short (a crash, the store down) leaves the job listed, and
+/// deleting it again finishes the work; the other order would leave objects nobody can find to delete. An unfinished
+/// job is refused: its workers are still writing into its folder.
+/// </remarks>
+internal sealed class JobDeletion(CoordinatorDbContext db, IArtifactStore store)
+{
+    public async Task<(DeleteOutcome Outcome, JobState? State, int Objects)> DeleteAsync(Guid jobId, CancellationToken cancellationToken)
+    {
+        var state = await db.Jobs.Where(j => j.Id == jobId).Select(j => (JobState?)j.State).FirstOrDefaultAsync(cancellationToken);
+        if (state is null)
+        {
+            return (DeleteOutcome.NotFound, null, 0);
+        }
+
+        if (!JobStateMachine.IsFinal(state.Value))
+        {
+            return (DeleteOutcome.NotFinished, state, 0);
+        }
+
+        var objects = 0;
+        var keys = new List<string>();
+        await foreach (var artifact in store.ListAsync(ArtifactKeys.JobPrefix(jobId), cancellationToken))
+        {
+            keys.Add(artifact.Key);
+        }
+
+        foreach (var key in keys)
+        {
+            await store.DeleteAsync(key, cancellationToken);
+            objects++;
+        }
+
+        await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
+        await db.Outbox.Where(o => o.JobId == jobId).ExecuteDeleteAsync(cancellationToken);
+        await db.IdempotencyKeys.Where(k => k.JobId == jobId).ExecuteDeleteAsync(cancellationToken);
+        await db.Items.Where(i => i.JobId == jobId).ExecuteDeleteAsync(cancellationToken);
+        await db.Jobs.Where(j => j.Id == jobId).ExecuteDeleteAsync(cancellationToken);
+        await tx.CommitAsync(cancellationToken);
+        return (DeleteOutcome.Deleted, state, objects);
+    }
+}

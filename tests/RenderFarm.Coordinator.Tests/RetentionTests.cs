@@ -1,0 +1,174 @@
+using System.Net;
+using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging.Abstractions;
+using RenderFarm.Contracts;
+using RenderFarm.Coordinator.Persistence;
+using RenderFarm.Coordinator.Retention;
+using RenderFarm.Coordinator.Tests.Infrastructure;
+using RenderFarm.Storage;
+
+namespace RenderFarm.Coordinator.Tests;
+
+/// <summary>
+/// Deleting a finished job with everything it stored (<c>DELETE /v1/jobs/{id}</c>), and the retention pass that uses
+/// the same path for old jobs and also forgets expired idempotency keys and departed workers.
+/// </summary>
+public abstract class RetentionTests<TFixture>(TFixture fixture)
+    where TFixture : CoordinatorFixture
+{
+    private HttpClient Client => fixture.Client;
+
+    private BusProbe Probe => fixture.Probe;
+
+    private IArtifactStore Store => fixture.Factory.Services.GetRequiredService<IArtifactStore>();
+
+    [Fact]
+    public async Task Deleting_a_finished_job_removes_its_images_and_rows_and_frees_its_idempotency_key()
+    {
+        var key = Guid.NewGuid().ToString();
+        var job = JobsClient.ValidJob("a job to forget");
+        job["count"] = 2;
+        var id = (await Client.SubmitAsync(job, key)).Id();
+        await FinishAsync(id, 2);
+        (await ListAsync(id)).Count.ShouldBe(2);
+
+        using (var deleted = await Client.DeleteAsync($"/v1/jobs/{id}"))
+        {
+            deleted.StatusCode.ShouldBe(HttpStatusCode.NoContent, await deleted.Content.ReadAsStringAsync());
+        }
+
+        (await ListAsync(id)).ShouldBeEmpty();
+        using (var gone = await Client.GetAsync($"/v1/jobs/{id}"))
+        {
+            gone.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        }
+
+        (await QueryAsync(db => db.Items.CountAsync(i => i.JobId == id))).ShouldBe(0);
+        (await QueryAsync(db => db.IdempotencyKeys.CountAsync(k => k.Key == key))).ShouldBe(0);
+
+        // Deleting again finds nothing; the key now makes a new job.
+        using (var again = await Client.DeleteAsync($"/v1/jobs/{id}"))
+        {
+            again.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+            again.Content.Headers.ContentType?.MediaType.ShouldBe("application/problem+json");
+        }
+
+        (await Client.SubmitAsync(job, key)).Id().ShouldNotBe(id);
+    }
+
+    [Fact]
+    public async Task An_unfinished_job_is_not_deleted_and_the_refusal_says_to_cancel_it_first()
+    {
+        var id = (await Client.SubmitAsync(JobsClient.ValidJob("still running"))).Id();
+
+        using var response = await Client.DeleteAsync($"/v1/jobs/{id}");
+
+        response.StatusCode.ShouldBe(HttpStatusCode.Conflict);
+        response.Content.Headers.ContentType?.MediaType.ShouldBe("application/problem+json");
+        var problem = JsonDocument.Parse(await response.Content.ReadAsStringAsync()).RootElement;
+        problem.GetProperty("detail").GetString()!.ShouldContain("cancel it first");
+        (await Client.GetJobAsync(id)).GetProperty("state").GetString().ShouldBe("Queued");
+    }
+
+    [Fact]
+    public async Task The_retention_pass_deletes_old_finished_jobs_expired_keys_and_departed_workers_and_keeps_the_rest()
+    {
+        var oldKey = Guid.NewGuid().ToString();
+        var freshKey = Guid.NewGuid().ToString();
+        var old = (await Client.SubmitAsync(JobsClient.ValidJob("finished long ago"), oldKey)).Id();
+        var recent = (await Client.SubmitAsync(JobsClient.ValidJob("finished just now"), freshKey)).Id();
+        await FinishAsync(old, 1);
+        await FinishAsync(recent, 1);
+        var unfinished = (await Client.SubmitAsync(JobsClient.ValidJob("old but unfinished"))).Id();
+        var longAgo = DateTime.UtcNow - TimeSpan.FromDays(3);
+        var oldWorker = "retention-old-" + Guid.NewGuid().ToString("N")[..6];
+        var freshWorker = "retention-fresh-" + Guid.NewGuid().ToString("N")[..6];
+        await QueryAsync(async db =>
+        {
+            await db.Jobs.Where(j => j.Id == old).ExecuteUpdateAsync(s => s.SetProperty(j => j.FinishedAt, longAgo));
+            await db.Jobs.Where(j => j.Id == unfinished).ExecuteUpdateAsync(s => s.SetProperty(j => j.CreatedAt, longAgo));
+            await db.IdempotencyKeys.Where(k => k.Key == oldKey).ExecuteUpdateAsync(s => s.SetProperty(k => k.CreatedAt, longAgo));
+            db.Workers.Add(Worker(oldWorker, longAgo));
+            db.Workers.Add(Worker(freshWorker, DateTime.UtcNow));
+            return await db.SaveChangesAsync();
+        });
+
+        var result = await Pass(new RetentionOptions { JobAge = TimeSpan.FromDays(1), WorkerAge = TimeSpan.FromDays(1) }).RunOnceAsync(CancellationToken.None);
+
+        result.Jobs.ShouldBe(1);
+        result.Objects.ShouldBe(1);
+        (await ListAsync(old)).ShouldBeEmpty();
+        (await QueryAsync(db => db.Jobs.CountAsync(j => j.Id == old))).ShouldBe(0);
+        (await QueryAsync(db => db.Jobs.CountAsync(j => j.Id == recent || j.Id == unfinished))).ShouldBe(2);
+        (await ListAsync(recent)).Count.ShouldBe(1);
+        (await QueryAsync(db => db.IdempotencyKeys.CountAsync(k => k.Key == oldKey))).ShouldBe(0);
+        (await QueryAsync(db => db.IdempotencyKeys.CountAsync(k => k.Key == freshKey))).ShouldBe(1);
+        (await QueryAsync(db => db.Workers.CountAsync(w => w.Id == oldWorker))).ShouldBe(0);
+        (await QueryAsync(db => db.Workers.CountAsync(w => w.Id == freshWorker))).ShouldBe(1);
+
+        // Without a job age nothing finished is deleted, however old.
+        await QueryAsync(db => db.Jobs.Where(j => j.Id == recent).ExecuteUpdateAsync(s => s.SetProperty(j => j.FinishedAt, longAgo)));
+        (await Pass(new RetentionOptions()).RunOnceAsync(CancellationToken.None)).Jobs.ShouldBe(0);
+        (await ListAsync(recent)).Count.ShouldBe(1);
+    }
+
+    private RetentionService Pass(RetentionOptions options) => new(
+        fixture.Factory.Services.GetRequiredService<IServiceScopeFactory>(), TimeProvider.System,
+        Microsoft.Extensions.Options.Options.Create(options), NullLogger<RetentionService>.Instance);
+
+    private static WorkerRow Worker(string id, DateTime lastHeartbeat) => new()
+    {
+        Id = id,
+        Host = "retention-test",
+        DeviceName = "cpu",
+        ExecutionProviders = [],
+        LoadedModels = [],
+        CurrentItemIds = [],
+        Strategy = "resident",
+        Pool = "default",
+        FirstSeenAt = lastHeartbeat,
+        LastHeartbeatAt = lastHeartbeat,
+    };
+
+    /// <summary>Renders every item of the job as a worker would: the PNG in the store, then ItemRendered.</summary>
+    private async Task FinishAsync(Guid id, int items)
+    {
+        foreach (var unit in await Probe.UnitsAsync(id, items))
+        {
+            foreach (var item in unit.Items)
+            {
+                await Store.PutAsync(item.OutputKey, new MemoryStream(TestPng.Bytes), "image/png", CancellationToken.None);
+                await Probe.Bus.Publish(new ItemRendered(item.ItemId, id, item.Attempt, item.OutputKey, "worker-a", TimeSpan.Zero));
+            }
+        }
+
+        await Client.WaitForStateAsync(id, "Succeeded");
+    }
+
+    private async Task<List<string>> ListAsync(Guid id)
+    {
+        var keys = new List<string>();
+        await foreach (var artifact in Store.ListAsync(ArtifactKeys.JobPrefix(id), CancellationToken.None))
+        {
+            keys.Add(artifact.Key);
+        }
+
+        return keys;
+    }
+
+    private async Task<T> QueryAsync<T>(Func<CoordinatorDbContext, Task<T>> query)
+    {
+        await using var scope = fixture.Factory.Services.CreateAsyncScope();
+        return await query(scope.ServiceProvider.GetRequiredService<CoordinatorDbContext>());
+    }
+}
+
+/// <summary>Retention on the real PostgreSQL.</summary>
+public sealed class PostgresRetentionTests(PostgresCoordinatorFixture fixture)
+    : RetentionTests<PostgresCoordinatorFixture>(fixture), IClassFixture<PostgresCoordinatorFixture>;
+
+/// <summary>Retention on embedded SQLite.</summary>
+public sealed class SqliteRetentionTests(SqliteCoordinatorFixture fixture)
+    : RetentionTests<SqliteCoordinatorFixture>(fixture), IClassFixture<SqliteCoordinatorFixture>;
