@@ -117,6 +117,21 @@ public sealed class FarmEnvironment : IAsyncLifetime
     }
 
     /// <summary>
+    /// Messages in this virtual host's queue <paramref name="queue"/>, ready and unacknowledged (held by a consumer), as
+    /// the management API last sampled them; 0 when the queue does not exist (yet).
+    /// </summary>
+    /// <remarks>The counts trail the queue by the management API's statistics interval (5 s).</remarks>
+    public async Task<long> QueueMessagesAsync(string queue, CancellationToken cancellationToken)
+    {
+        using var response = await _management!.GetAsync($"api/queues/{Uri.EscapeDataString(VirtualHost)}/{Uri.EscapeDataString(queue)}?columns=messages", cancellationToken);
+        if (response.StatusCode == System.Net.HttpStatusCode.NotFound)
+            return 0;
+        response.EnsureSuccessStatusCode();
+        var body = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken);
+        return body.TryGetProperty("messages", out var m) && m.ValueKind == JsonValueKind.Number ? m.GetInt64() : 0;
+    }
+
+    /// <summary>
     /// Closes, through RabbitMQ's management API, every connection of this virtual host whose client is the process
     /// <paramref name="processId"/>: a real cut, as a network fault or a broker-side close would make it. Returns how many.
     /// </summary>
