@@ -123,12 +123,11 @@ public sealed class FarmEnvironment : IAsyncLifetime
     /// <remarks>The counts trail the queue by the management API's statistics interval (5 s).</remarks>
     public async Task<long> QueueMessagesAsync(string queue, CancellationToken cancellationToken)
     {
-        using var response = await _management!.GetAsync($"api/queues/{Uri.EscapeDataString(VirtualHost)}/{Uri.EscapeDataString(queue)}?columns=messages", cancellationToken);
-        if (response.StatusCode == System.Net.HttpStatusCode.NotFound)
-            return 0;
-        response.EnsureSuccessStatusCode();
-        var body = await response.Content.ReadFromJsonAsync<JsonElement>(cancellationToken);
-        return body.TryGetProperty("messages", out var m) && m.ValueKind == JsonValueKind.Number ? m.GetInt64() : 0;
+        var queues = await _management!.GetFromJsonAsync<JsonElement>($"api/queues/{Uri.EscapeDataString(VirtualHost)}?columns=name,messages", cancellationToken);
+        return queues.EnumerateArray()
+            .Where(q => q.GetProperty("name").GetString() == queue)
+            .Select(q => q.TryGetProperty("messages", out var m) && m.ValueKind == JsonValueKind.Number ? m.GetInt64() : 0)
+            .FirstOrDefault();
     }
 
     /// <summary>
