@@ -146,7 +146,8 @@ internal sealed partial class OutboxDispatcher(
             return (0, 0, 0);
         }
 
-        var candidates = await ReadCandidatesAsync(db, now, cancellationToken);
+        // A row names at least one item, so no job can send more rows than the room has items.
+        var candidates = await ReadCandidatesAsync(db, now, (int)Math.Min(_options.BatchSize, room), cancellationToken);
         if (candidates.Count == 0)
         {
             return (0, 0, 0);
@@ -210,10 +211,10 @@ internal sealed partial class OutboxDispatcher(
         return (sentUnits.Count, sentUnits.Sum(u => u.Unit.Items.Count), mine.Count + placed.Held.Count);
     }
 
-    /// <summary>The first <see cref="OutboxDispatcherOptions.BatchSize"/> due work-unit rows of each unfinished job, keyed as the order sees them.</summary>
-    private async Task<Dictionary<DispatchCandidate, OutboxRow>> ReadCandidatesAsync(CoordinatorDbContext db, DateTime now, CancellationToken cancellationToken)
+    /// <summary>The first <paramref name="perJob"/> due work-unit rows of each unfinished job, keyed as the order sees them.</summary>
+    private async Task<Dictionary<DispatchCandidate, OutboxRow>> ReadCandidatesAsync(CoordinatorDbContext db, DateTime now, int perJob, CancellationToken cancellationToken)
     {
-        var rows = await dialect.ReadDueUnitsAsync(db, now, _options.BatchSize, cancellationToken);
+        var rows = await dialect.ReadDueUnitsAsync(db, now, perJob, cancellationToken);
         return rows.ToDictionary(r => new DispatchCandidate(r.Row.Id, r.Row.JobId, r.Priority, r.JobCreatedAt, r.Row.ItemCount), r => r.Row);
     }
 
