@@ -635,6 +635,9 @@ public abstract class CoordinatorBehaviourTests<TFixture>(TFixture fixture)
         public Task<List<long>> ClaimOutboxRowsAsync(CoordinatorDbContext db, IReadOnlyList<long> ids, CancellationToken cancellationToken) =>
             inner.ClaimOutboxRowsAsync(db, ids, cancellationToken);
 
+        public Task<bool> TryLockDispatchAsync(CoordinatorDbContext db, CancellationToken cancellationToken) =>
+            inner.TryLockDispatchAsync(db, cancellationToken);
+
         public Task<List<OutboxCandidate>> ReadDueUnitsAsync(CoordinatorDbContext db, DateTime now, int perJob, CancellationToken cancellationToken) =>
             inner.ReadDueUnitsAsync(db, now, perJob, cancellationToken);
 

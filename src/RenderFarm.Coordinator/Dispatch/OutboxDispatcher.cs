@@ -27,8 +27,9 @@ namespace RenderFarm.Coordinator.Dispatch;
 /// messages it owes commit together; a row is deleted only by the transaction that sent it. A crash after the
 /// send but before the commit sends the row again on restart (at-least-once); consumers are idempotent on
 /// (item id, attempt), so a duplicate unit costs a wasted render at worst, never a second image. On PostgreSQL
-/// the rows to send are claimed with <c>FOR UPDATE SKIP LOCKED</c>, so several coordinators drain one outbox without
-/// blocking each other or sending a row twice.</para>
+/// several coordinators share one outbox: one at a time fills the window (a transaction-scoped advisory lock, so two
+/// never count the same room twice; the others skip the round), and the rows to send are claimed with
+/// <c>FOR UPDATE SKIP LOCKED</c>, so no row is sent twice.</para>
 /// <para>Why a window: the broker's queues are first in, first out, so whatever is in them has already been ordered.
 /// Keeping them short (<see cref="OutboxDispatcherOptions.UnitsPerWorker"/>) leaves the order of everything else to
 /// the database, where priority and fairness are decided at each dispatch, and a million-item job costs a million
@@ -135,6 +136,12 @@ internal sealed partial class OutboxDispatcher(
     /// <summary>Sends what the window has room for, in dispatch order; returns the units and items sent and the rows claimed.</summary>
     private async Task<(int Units, int Items, int Rows)> DispatchUnitsAsync(CoordinatorDbContext db, DateTime now, CancellationToken cancellationToken)
     {
+        if (!await dialect.TryLockDispatchAsync(db, cancellationToken))
+        {
+            // Another coordinator is filling the window now; its sends wake nothing here, so the poll looks again.
+            return (0, 0, 0);
+        }
+
         var liveAfter = _lease.ExpiredIfHeartbeatBefore(new DateTimeOffset(now)).UtcDateTime;
         var fleet = await Fleet.ReadLiveAsync(db, liveAfter, withLoad: true, cancellationToken);
         var load = await InFlight.ReadAsync(db, cancellationToken);

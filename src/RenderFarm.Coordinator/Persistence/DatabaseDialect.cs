@@ -32,6 +32,12 @@ internal interface IDatabaseDialect
     Task<List<long>> ClaimOutboxRowsAsync(CoordinatorDbContext db, IReadOnlyList<long> ids, CancellationToken cancellationToken);
 
     /// <summary>
+    /// Takes, for the caller's transaction, the right to fill the dispatch window; false when another coordinator's
+    /// dispatcher holds it. Two dispatchers counting the same window at once would each fill it.
+    /// </summary>
+    Task<bool> TryLockDispatchAsync(CoordinatorDbContext db, CancellationToken cancellationToken);
+
+    /// <summary>
     /// The first <paramref name="perJob"/> due work-unit rows (by id) of each queued or running job, with the job's
     /// priority and submission time: what the dispatch order chooses from. Reads only; nothing is claimed.
     /// </summary>
@@ -67,6 +73,11 @@ internal sealed class PostgresDialect : IDatabaseDialect
 
     private const string CopyOutbox =
         "COPY outbox (kind, job_id, first_index, item_count, payload, created_at, available_at) FROM STDIN (FORMAT BINARY)";
+
+    // Any fixed 64-bit key; only the dispatchers of one database take it.
+    private const long DispatchLockKey = 0x52464469737061;
+
+    private const string TryLockDispatchSql = """SELECT pg_try_advisory_xact_lock({0}) AS "Value" """;
 
     private const string ClaimEventsSql =
         "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE kind <> {0} AND available_at <= {1} ORDER BY id LIMIT {2} FOR UPDATE SKIP LOCKED) RETURNING *";
@@ -147,6 +158,10 @@ internal sealed class PostgresDialect : IDatabaseDialect
 
     public async Task<List<long>> ClaimOutboxRowsAsync(CoordinatorDbContext db, IReadOnlyList<long> ids, CancellationToken cancellationToken) =>
         ids.Count == 0 ? [] : await db.Database.SqlQueryRaw<long>(ClaimRowsSql, ids.ToArray()).ToListAsync(cancellationToken);
+
+    // A transaction-scoped advisory lock: released by the commit or rollback, never left behind by a crash.
+    public async Task<bool> TryLockDispatchAsync(CoordinatorDbContext db, CancellationToken cancellationToken) =>
+        (await db.Database.SqlQueryRaw<bool>(TryLockDispatchSql, DispatchLockKey).ToListAsync(cancellationToken)).Single();
 
     // A lateral join: per unfinished job, an index range scan of (job_id, id), never a sort of the whole outbox.
     public Task<List<OutboxCandidate>> ReadDueUnitsAsync(CoordinatorDbContext db, DateTime now, int perJob, CancellationToken cancellationToken) =>
@@ -256,6 +271,9 @@ internal sealed class SqliteDialect : IDatabaseDialect
 
     private const string FirstDueUnitsSql =
         "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY job_id ORDER BY id) AS job_row FROM outbox WHERE kind = {0} AND available_at <= {1}) WHERE job_row <= {2}";
+
+    // One coordinator per SQLite file, and its transactions already serialise every writer.
+    public Task<bool> TryLockDispatchAsync(CoordinatorDbContext db, CancellationToken cancellationToken) => Task.FromResult(true);
 
     // SQLite has no lateral join: a row number per job over the due rows (an embedded farm's outbox is small).
     public Task<List<OutboxCandidate>> ReadDueUnitsAsync(CoordinatorDbContext db, DateTime now, int perJob, CancellationToken cancellationToken) =>
