@@ -9,6 +9,7 @@ using RenderFarm.Coordinator.Options;
 using RenderFarm.Coordinator.Persistence;
 using RenderFarm.Coordinator.Placement;
 using RenderFarm.Coordinator.Telemetry;
+using RenderFarm.Domain.Items;
 using RenderFarm.Domain.Policies;
 using RenderFarm.Domain.States;
 using RenderFarm.Messaging;
@@ -45,6 +46,7 @@ internal sealed partial class OutboxDispatcher(
     TimeProvider clock,
     IOptions<OutboxDispatcherOptions> options,
     IOptions<CoordinatorOptions> coordinatorOptions,
+    IOptions<BusOptions> busOptions,
     CoordinatorMetrics metrics,
     ILogger<OutboxDispatcher> logger) : BackgroundService
 {
@@ -71,13 +73,23 @@ internal sealed partial class OutboxDispatcher(
     // Jobs whose wait was logged, so a held job logs once rather than on every look (cleared when a unit of it is placed).
     private readonly ConcurrentDictionary<Guid, byte> _held = new();
 
+    // Items queued again per transaction when sends lost with an in-memory bus are recovered.
+    private const int RecoveryPageSize = 1000;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var backoff = ErrorBackoffInitial;
+        var recovered = busOptions.Value.Transport != BusTransport.InMemory;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
             {
+                if (!recovered)
+                {
+                    await RequeueLostSendsAsync(stoppingToken);
+                    recovered = true;
+                }
+
                 var claimed = await DispatchBatchAsync(stoppingToken);
                 backoff = ErrorBackoffInitial;
                 if (claimed < _options.BatchSize)
@@ -96,6 +108,49 @@ internal sealed partial class OutboxDispatcher(
                 backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, ErrorBackoffMax.Ticks));
             }
         }
+    }
+
+    /// <summary>
+    /// With the in-memory bus (the embedded farm) nothing sent survives the process: the units sent before this start are
+    /// gone, and their items, still queued with <see cref="ItemRow.AssignedAt"/> set, would never run and would hold the
+    /// window shut. They get outbox rows again (same attempt: no message of it is left to arrive late), in pages.
+    /// </summary>
+    internal async Task<int> RequeueLostSendsAsync(CancellationToken cancellationToken)
+    {
+        var planner = new WorkUnitPlanner(_unitSize);
+        var total = 0;
+        while (true)
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<CoordinatorDbContext>();
+            await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
+            var lost = await db.Items.AsNoTracking()
+                .Where(i => i.State == ItemState.Queued && i.AssignedAt != null)
+                .OrderBy(i => i.JobId).ThenBy(i => i.Index)
+                .Take(RecoveryPageSize)
+                .ToListAsync(cancellationToken);
+            if (lost.Count == 0)
+            {
+                await tx.CommitAsync(cancellationToken);
+                break;
+            }
+
+            var ids = lost.Select(i => i.Id).ToList();
+            await db.Items.Where(i => ids.Contains(i.Id) && i.State == ItemState.Queued)
+                .ExecuteUpdateAsync(s => s
+                    .SetProperty(i => i.AssignedWorkerId, (string?)null)
+                    .SetProperty(i => i.AssignedAt, (DateTime?)null), cancellationToken);
+            await dialect.WriteOutboxAsync(db, WorkUnitOutbox.RowsFor(lost, planner, clock.GetUtcNow().UtcDateTime), cancellationToken);
+            await tx.CommitAsync(cancellationToken);
+            total += lost.Count;
+        }
+
+        if (total > 0)
+        {
+            LogRequeuedLost(total);
+        }
+
+        return total;
     }
 
     /// <summary>The most unstarted items the shared queue may hold with <paramref name="liveWorkers"/> live (at least one worker's worth).</summary>
@@ -442,6 +497,9 @@ internal sealed partial class OutboxDispatcher(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} waits: {Reason} It is placed again as the fleet changes.")]
     private partial void LogHeld(Guid jobId, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Count} queued items sent before this start were lost with the in-memory bus; they are queued again")]
+    private partial void LogRequeuedLost(int count);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Outbox dispatch failed; the claimed rows stay in the outbox. Retrying in {Backoff}")]
     private partial void LogDispatchFailed(Exception exception, TimeSpan backoff);
