@@ -155,7 +155,7 @@ public sealed record QueueStats(
     IReadOnlyList<ThroughputBucket> Minutes);
 
 /// <summary>The outbox: rows not yet sent and how long the oldest sendable one has waited.</summary>
-/// <remarks><c>WorkUnits</c>: work units waiting (including those held for a worker that can take them); <c>Events</c>: other messages; <c>OldestAgeSeconds</c>: age of the oldest row already due, 0 when none is (the dispatch lag).</remarks>
+/// <remarks><c>WorkUnits</c>: work units waiting (including those held for a worker that can take them); <c>Events</c>: other messages; <c>OldestAgeSeconds</c>: age of the oldest row already due, 0 when none is (work units wait in the outbox until the dispatch window has room, so this grows behind a large job by design).</remarks>
 public sealed record OutboxStats(long WorkUnits, long Events, double OldestAgeSeconds);
 
 /// <summary>One minute of the farm's throughput.</summary>
