@@ -49,18 +49,21 @@ if (options.Hires is { } hires)
 }
 
 var results = new List<RunResult>();
-// Preview intervals, thread-pool spin limits and ledger batch sizes side by side in one invocation, so their ratios are
-// measured on the same machine state.
-foreach (var previews in options.PreviewIntervals.Count > 0 ? options.PreviewIntervals.Select(p => (double?)p) : [null])
+// Preview intervals, dispatch windows, thread-pool spin limits and ledger batch sizes side by side in one invocation,
+// so their ratios are measured on the same machine state.
+foreach (var unitsPerWorker in options.UnitsPerWorker.Count > 0 ? options.UnitsPerWorker.Select(u => (int?)u) : [null])
 {
-    foreach (var spinLimit in options.SpinLimits.Count > 0 ? options.SpinLimits.Select(l => (int?)l) : [null])
+    foreach (var previews in options.PreviewIntervals.Count > 0 ? options.PreviewIntervals.Select(p => (double?)p) : [null])
     {
-        foreach (var ledgerBatch in options.LedgerBatches.Count > 0 ? options.LedgerBatches.Select(b => (int?)b) : [null])
+        foreach (var spinLimit in options.SpinLimits.Count > 0 ? options.SpinLimits.Select(l => (int?)l) : [null])
         {
-            foreach (var workers in options.WorkerCounts)
+            foreach (var ledgerBatch in options.LedgerBatches.Count > 0 ? options.LedgerBatches.Select(b => (int?)b) : [null])
             {
-                Console.Error.WriteLine($"[farmbench] {options.Items} items, {workers} worker process(es), storage {options.Storage}, ledger batch {ledgerBatch?.ToString(CultureInfo.InvariantCulture) ?? "default"}, spin limit {spinLimit?.ToString(CultureInfo.InvariantCulture) ?? "default"}, previews {(previews is { } p ? p.ToString(CultureInfo.InvariantCulture) + " s" : "-")}");
-                results.Add(await BenchRun.RunAsync(options, workers, ledgerBatch, spinLimit, previews, settings, hosts, CancellationToken.None));
+                foreach (var workers in options.WorkerCounts)
+                {
+                    Console.Error.WriteLine($"[farmbench] {options.Items} items, {workers} worker process(es), storage {options.Storage}, ledger batch {ledgerBatch?.ToString(CultureInfo.InvariantCulture) ?? "default"}, spin limit {spinLimit?.ToString(CultureInfo.InvariantCulture) ?? "default"}, units per worker {unitsPerWorker?.ToString(CultureInfo.InvariantCulture) ?? "default"}, previews {(previews is { } p ? p.ToString(CultureInfo.InvariantCulture) + " s" : "-")}");
+                    results.Add(await BenchRun.RunAsync(options, workers, ledgerBatch, spinLimit, previews, settings, hosts, CancellationToken.None, unitsPerWorker));
+                }
             }
         }
     }
@@ -74,8 +77,12 @@ internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, 
     /// <summary>Preview intervals (seconds, 0 = off) run side by side with the Engine renderer; empty: Null-renderer throughput runs.</summary>
     public IReadOnlyList<double> PreviewIntervals { get; init; } = [];
 
+    /// <summary>Dispatch windows (<c>Coordinator:Dispatcher:UnitsPerWorker</c>) run side by side; empty: the coordinator's default.</summary>
+    public IReadOnlyList<int> UnitsPerWorker { get; init; } = [];
+
     public const string Usage = """
         usage: farmbench [--items N] [--workers 1,2] [--storage s3|local] [--unit-size N] [--ledger-batch 1,100] [--spin-limit 70,0] [--previews 0,1]
+                         [--units-per-worker 2,100000]
                farmbench --hires SIZE [--workers 1,2] [--rounds R] [--steps N] [--strength S] [--tile T] [--overlap O]
                          [--guidance G] [--sampler NAME] [--seed N] [--base SIZE] [--memory-budget 2GiB] [--threads N]
                          [--render-timeout 01:00:00] [--stall-minutes M] [--warmup] [--keep-artifacts] [--storage s3|local]
@@ -83,14 +90,14 @@ internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, 
 
     private static readonly string[] Flags =
     [
-        "--items", "--workers", "--storage", "--unit-size", "--ledger-batch", "--spin-limit", "--previews", "--hires", "--rounds", "--steps", "--strength", "--tile", "--overlap",
+        "--items", "--workers", "--storage", "--unit-size", "--ledger-batch", "--spin-limit", "--previews", "--units-per-worker", "--hires", "--rounds", "--steps", "--strength", "--tile", "--overlap",
         "--guidance", "--sampler", "--seed", "--base", "--memory-budget", "--threads", "--render-timeout", "--stall-minutes",
     ];
 
     private static readonly string[] Switches = ["--keep-artifacts", "--warmup"];
 
     // Flags of throughput runs that a --hires run refuses.
-    private static readonly string[] ThroughputOnly = ["--items", "--unit-size", "--ledger-batch", "--spin-limit", "--previews"];
+    private static readonly string[] ThroughputOnly = ["--items", "--unit-size", "--ledger-batch", "--spin-limit", "--previews", "--units-per-worker"];
 
     /// <summary>Reads the command line; a <see cref="FormatException"/> names the flag at fault.</summary>
     public static BenchOptions Parse(string[] args)
@@ -185,6 +192,7 @@ internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, 
         return new BenchOptions(Int("--items", "20000", 1, 10_000_000), workerCounts, storage, Int("--unit-size", "0", 0, 100_000), ledgerBatches, spinLimits, hires)
         {
             PreviewIntervals = previewIntervals,
+            UnitsPerWorker = Ints("--units-per-worker", null, 1, 100_000, "units per worker"),
         };
     }
 }
@@ -207,6 +215,9 @@ internal sealed record RunResult(
     /// <summary>Preview interval of an Engine-renderer run (seconds, 0 = off); null for Null-renderer runs.</summary>
     public double? PreviewSeconds { get; init; }
 
+    /// <summary>The dispatch window of the run (<c>Coordinator:Dispatcher:UnitsPerWorker</c>); null: the default.</summary>
+    public int? UnitsPerWorker { get; init; }
+
     /// <summary>Preview events the job's stream carried during the run.</summary>
     public int PreviewsSeen { get; init; }
 
@@ -221,9 +232,13 @@ internal static class BenchRun
 
     private const int PreviewRunSteps = 20;
 
-    public static async Task<RunResult> RunAsync(BenchOptions options, int workerCount, int? ledgerBatch, int? spinLimit, double? previewSeconds, ServiceSettings settings, HostPaths hosts, CancellationToken ct)
+    public static async Task<RunResult> RunAsync(
+        BenchOptions options, int workerCount, int? ledgerBatch, int? spinLimit, double? previewSeconds, ServiceSettings settings, HostPaths hosts, CancellationToken ct,
+        int? unitsPerWorker = null)
     {
         var coordinatorSettings = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (unitsPerWorker is { } window)
+            coordinatorSettings["Coordinator__Dispatcher__UnitsPerWorker"] = window.ToString(CultureInfo.InvariantCulture);
         if (options.UnitSize > 0)
             coordinatorSettings["Coordinator__WorkUnitSize"] = options.UnitSize.ToString(CultureInfo.InvariantCulture);
         if (ledgerBatch is { } batch)
@@ -312,6 +327,7 @@ internal static class BenchRun
         {
             PreviewSeconds = previewSeconds,
             PreviewsSeen = previews,
+            UnitsPerWorker = unitsPerWorker,
             Load = (loadAtStart, loadAtEnd),
         };
     }
@@ -475,14 +491,14 @@ internal static class Report
             ? string.Create(CultureInfo.InvariantCulture, $"{options.Items} items (seed sweep, 128×128, 20 steps, euler, guidance 7.5), Engine renderer on the tiny model (1 slot, 1 ONNX Runtime thread per worker), storage {options.Storage}, work unit size {(options.UnitSize > 0 ? options.UnitSize.ToString(CultureInfo.InvariantCulture) : "default")}; processor count {Environment.ProcessorCount}")
             : string.Create(CultureInfo.InvariantCulture, $"{options.Items} items (seed sweep, 64×64, 1 step), Null renderer, storage {options.Storage}, work unit size {(options.UnitSize > 0 ? options.UnitSize.ToString(CultureInfo.InvariantCulture) : "default")}"));
         s.AppendLine();
-        s.AppendLine("| ledger batch | spin limit | previews | previews seen | worker processes | final state | POST (s) | submit → done (s) | completions/s | e2e p50 / p95 / p99 / max (s) | worker-side p50 / p95 / p99 (ms) | coordinator CPU (s) | coordinator peak RSS (MiB) | load 1m start → end | CPU s by process |");
-        s.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        s.AppendLine("| units per worker | ledger batch | spin limit | previews | previews seen | worker processes | final state | POST (s) | submit → done (s) | completions/s | e2e p50 / p95 / p99 / max (s) | worker-side p50 / p95 / p99 (ms) | coordinator CPU (s) | coordinator peak RSS (MiB) | load 1m start → end | CPU s by process |");
+        s.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in results)
         {
             var e = r.EndToEndPercentiles;
             var w = r.WorkerSidePercentiles;
             s.AppendLine(CultureInfo.InvariantCulture,
-                $"| {r.LedgerBatch?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {r.SpinLimit?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {(r.PreviewSeconds is { } ps ? (ps == 0 ? "off" : $"every {F(ps, "0.##")} s") : "-")} | {(r.PreviewSeconds is null ? "-" : r.PreviewsSeen.ToString(CultureInfo.InvariantCulture))} | {r.Workers} | {r.FinalState} | {F(r.SubmitTime.TotalSeconds, "F2")} | {F(r.SubmitToDone.TotalSeconds, "F1")} | **{F(r.CompletionsPerSecond)}** | {F(e[0], "F1")} / {F(e[1], "F1")} / {F(e[2], "F1")} / {F(e[3], "F1")} | {F(w[0] * 1000)} / {F(w[1] * 1000)} / {F(w[2] * 1000)} | {F(r.CoordinatorCpuSeconds, "F1")} | {F(r.PeakRssMiB)} | {F(r.Load.Start, "F2")} → {F(r.Load.End, "F2")} | {string.Join(", ", r.CpuSecondsByProcess.OrderByDescending(p => p.Value).Select(p => $"{p.Key} {F(p.Value, "F1")}"))} |");
+                $"| {r.UnitsPerWorker?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {r.LedgerBatch?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {r.SpinLimit?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {(r.PreviewSeconds is { } ps ? (ps == 0 ? "off" : $"every {F(ps, "0.##")} s") : "-")} | {(r.PreviewSeconds is null ? "-" : r.PreviewsSeen.ToString(CultureInfo.InvariantCulture))} | {r.Workers} | {r.FinalState} | {F(r.SubmitTime.TotalSeconds, "F2")} | {F(r.SubmitToDone.TotalSeconds, "F1")} | **{F(r.CompletionsPerSecond)}** | {F(e[0], "F1")} / {F(e[1], "F1")} / {F(e[2], "F1")} / {F(e[3], "F1")} | {F(w[0] * 1000)} / {F(w[1] * 1000)} / {F(w[2] * 1000)} | {F(r.CoordinatorCpuSeconds, "F1")} | {F(r.PeakRssMiB)} | {F(r.Load.Start, "F2")} → {F(r.Load.End, "F2")} | {string.Join(", ", r.CpuSecondsByProcess.OrderByDescending(p => p.Value).Select(p => $"{p.Key} {F(p.Value, "F1")}"))} |");
         }
 
         return s.ToString();

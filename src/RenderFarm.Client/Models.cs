@@ -89,7 +89,7 @@ public enum ItemState
 /// <param name="Mask">Base64 PNG mask (white is repainted) for inpaint.</param>
 /// <param name="Strength">How much of the init image is replaced, in (0, 1]; for hires, the tiles' refinement strength.</param>
 /// <param name="Sweep">Axes whose cross product the job renders.</param>
-/// <param name="Priority">-100..100; kept with the job, not yet used to order work (FIFO per queue).</param>
+/// <param name="Priority">-100..100 (default 0); a higher-priority job's work is sent before lower-priority work still waiting; jobs of equal priority share the farm.</param>
 /// <param name="Tile">Hires: tile side in pixels (default 512).</param>
 /// <param name="Overlap">Hires: least overlap between tiles in pixels (default 64).</param>
 /// <param name="BaseWidth">Hires: base render width (default: about 512² at the target's aspect ratio).</param>

@@ -629,8 +629,17 @@ public abstract class CoordinatorBehaviourTests<TFixture>(TFixture fixture)
             }
         }
 
-        public Task<List<OutboxRow>> ClaimOutboxAsync(CoordinatorDbContext db, DateTime now, int limit, CancellationToken cancellationToken) =>
-            inner.ClaimOutboxAsync(db, now, limit, cancellationToken);
+        public Task<List<OutboxRow>> ClaimEventsAsync(CoordinatorDbContext db, DateTime now, int limit, CancellationToken cancellationToken) =>
+            inner.ClaimEventsAsync(db, now, limit, cancellationToken);
+
+        public Task<List<long>> ClaimOutboxRowsAsync(CoordinatorDbContext db, IReadOnlyList<long> ids, CancellationToken cancellationToken) =>
+            inner.ClaimOutboxRowsAsync(db, ids, cancellationToken);
+
+        public Task<bool> TryLockDispatchAsync(CoordinatorDbContext db, CancellationToken cancellationToken) =>
+            inner.TryLockDispatchAsync(db, cancellationToken);
+
+        public Task<List<OutboxCandidate>> ReadDueUnitsAsync(CoordinatorDbContext db, DateTime now, int perJob, CancellationToken cancellationToken) =>
+            inner.ReadDueUnitsAsync(db, now, perJob, cancellationToken);
 
         public Task<List<ItemRow>> LockLapsedLeasesAsync(CoordinatorDbContext db, DateTime heartbeatBefore, int limit, CancellationToken cancellationToken) =>
             inner.LockLapsedLeasesAsync(db, heartbeatBefore, limit, cancellationToken);

@@ -108,8 +108,9 @@ public abstract class HiresJobTests<TFixture>(TFixture fixture)
         var baseItem = baseUnit.Items.ShouldHaveSingleItem();
         baseItem.Index.ShouldBe(0);
         baseItem.Hires.ShouldNotBeNull().Role.ShouldBe(HiresRoles.Base);
-        (await CountAsync(db => db.Outbox.CountAsync(o => o.JobId == id))).ShouldBe(0);
         (await Probe.AnyUnitWithinAsync(id, TimeSpan.FromMilliseconds(300))).ShouldBeFalse("tiles must wait for the base image");
+        // Read after the wait: the unit can arrive before the dispatcher's transaction (which deletes its row) commits.
+        (await CountAsync(db => db.Outbox.CountAsync(o => o.JobId == id))).ShouldBe(0);
 
         await RenderAsync(id, baseItem, "worker-base");
         await RenderAsync(id, baseItem, "worker-base");

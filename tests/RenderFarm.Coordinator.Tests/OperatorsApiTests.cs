@@ -204,6 +204,30 @@ public abstract class OperatorsApiTests<TFixture>(TFixture fixture)
     }
 
     [Fact]
+    public async Task The_waiting_queue_is_in_dispatch_order_so_higher_priority_jobs_come_first_whatever_their_age()
+    {
+        var first = JobsClient.ValidJob("urgent, submitted first");
+        first["priority"] = 100;
+        var second = JobsClient.ValidJob("urgent, submitted second");
+        second["priority"] = 100;
+        var a = (await Client.SubmitAsync(first)).Id();
+        var b = (await Client.SubmitAsync(second)).Id();
+        try
+        {
+            (await GetAsync($"/v1/jobs/{a}/waiting")).GetProperty("position").GetInt32().ShouldBe(1);
+            (await GetAsync($"/v1/jobs/{b}/waiting")).GetProperty("position").GetInt32().ShouldBe(2);
+            var page = (await GetAsync("/v1/monitoring/waiting?page=1&pageSize=2")).GetProperty("items");
+            page.EnumerateArray().Select(j => j.GetProperty("jobId").GetGuid()).ShouldBe([a, b]);
+        }
+        finally
+        {
+            // The probe starts nothing: left waiting, they would stand ahead of every later test's jobs.
+            (await Client.PostAsync($"/v1/jobs/{a}/cancel", null)).Dispose();
+            (await Client.PostAsync($"/v1/jobs/{b}/cancel", null)).Dispose();
+        }
+    }
+
+    [Fact]
     public async Task Why_waiting_gives_the_position_and_each_workers_reason()
     {
         var suffix = Guid.NewGuid().ToString("N")[..8];

@@ -34,7 +34,7 @@ internal static class SubmitCommand
         var overlap = new Option<int?>("--overlap") { Description = "Hires least overlap between tiles in pixels, a multiple of 8 (default 64)." };
         var baseWidth = new Option<int?>("--base-width") { Description = "Hires base render width (default: about 512² at the target's aspect ratio)." };
         var baseHeight = new Option<int?>("--base-height") { Description = "Hires base render height (with --base-width)." };
-        var priority = new Option<int?>("--priority") { Description = "-100..100 (default 0); kept with the job, not yet used to order work." };
+        var priority = new Option<int?>("--priority") { Description = "-100..100 (default 0); higher runs first: the farm sends a higher-priority job's work before lower-priority work still waiting." };
         var sweepPrompts = new Option<string?>("--sweep-prompts-file") { Description = "Sweep over prompts: a text file with one prompt per line." };
         var sweepSeeds = new Option<string?>("--sweep-seeds") { Description = "Sweep over seeds, e.g. 1,2,3." };
         var sweepGuidance = new Option<string?>("--sweep-guidance") { Description = "Sweep over guidance scales, e.g. 5,7.5,9." };

@@ -19,7 +19,7 @@ namespace RenderFarm.Coordinator.Apis;
 /// <param name="Mask">Base64 PNG mask (white = repaint) for inpaint.</param>
 /// <param name="Strength">How much of the init image is replaced, in (0, 1]; for hires, the tiles' refinement strength (default 0.35).</param>
 /// <param name="Sweep">Axes whose cross product the job renders.</param>
-/// <param name="Priority">-100..100; kept with the job, not yet used to order work (FIFO per queue).</param>
+/// <param name="Priority">-100..100 (default 0); a higher-priority job's work is sent before lower-priority work still waiting; jobs of equal priority share the farm (Coordinator:Dispatcher:FairShare).</param>
 /// <param name="Tile">Hires: tile side in pixels of the final image, a multiple of 8 (default 512).</param>
 /// <param name="Overlap">Hires: least overlap between neighbouring tiles in pixels, a multiple of 8 (default 64).</param>
 /// <param name="BaseWidth">Hires: width of the base render (default: about 512² at the target's aspect ratio).</param>

@@ -100,6 +100,12 @@ internal sealed class ItemLedger(
 
             var submitted = started.Count == 0 ? [] : await SubmittedAtAsync(started.Select(s => s.Item.JobId), cancellationToken);
             await tx.CommitAsync(cancellationToken);
+            if (started.Count > 0)
+            {
+                // Started items leave the dispatcher's window: room for the next units.
+                signal.Notify();
+            }
+
             foreach (var (message, item) in started)
             {
                 if (submitted.TryGetValue(item.JobId, out var at))

@@ -118,8 +118,9 @@ internal sealed partial class MonitoringApi
             return Explain(job, 0, 0, context);
         }
 
+        var priority = job.Priority;
         var before = job.CreatedAt;
-        var ahead = await WaitingJobs().Where(j => j.CreatedAt < before)
+        var ahead = await WaitingJobs().Where(j => j.Priority > priority || (j.Priority == priority && j.CreatedAt < before))
             .GroupBy(j => 1).Select(g => new { Jobs = g.Count(), Items = g.Sum(j => j.QueuedItems + j.RetryingItems) })
             .FirstOrDefaultAsync(cancellationToken);
         return Explain(job, (ahead?.Jobs ?? 0) + 1, ahead?.Items ?? 0, context);
@@ -129,14 +130,15 @@ internal sealed partial class MonitoringApi
     {
         var waiting = WaitingJobs();
         var total = await waiting.LongCountAsync(cancellationToken);
-        var rows = await waiting.OrderBy(j => j.CreatedAt).Skip((page - 1) * pageSize).Take(pageSize).ToListAsync(cancellationToken);
+        var rows = await waiting.OrderByDescending(j => j.Priority).ThenBy(j => j.CreatedAt).Skip((page - 1) * pageSize).Take(pageSize).ToListAsync(cancellationToken);
         if (rows.Count == 0)
         {
             return new PagedResult<WaitingJob>([], page, pageSize, total);
         }
 
+        var firstPriority = rows[0].Priority;
         var firstCreated = rows[0].CreatedAt;
-        var ahead = await waiting.Where(j => j.CreatedAt < firstCreated).SumAsync(j => j.QueuedItems + j.RetryingItems, cancellationToken);
+        var ahead = await waiting.Where(j => j.Priority > firstPriority || (j.Priority == firstPriority && j.CreatedAt < firstCreated)).SumAsync(j => j.QueuedItems + j.RetryingItems, cancellationToken);
         var context = await ReadWaitContextAsync(cancellationToken);
         var result = new List<WaitingJob>(rows.Count);
         for (var k = 0; k < rows.Count; k++)
@@ -148,8 +150,9 @@ internal sealed partial class MonitoringApi
         return new PagedResult<WaitingJob>(result, page, pageSize, total);
     }
 
-    // Dispatch is first in, first out (the outbox is sent in id order), so the queue is unfinished jobs with items
-    // not yet started, oldest first.
+    // The queue is unfinished jobs with items not yet started, in dispatch order: higher priority first, then oldest
+    // first. Exact with FairShare=Submission; with LeastInFlight jobs of one priority take turns, so the equal-priority
+    // jobs before a job are not wholly ahead of it and its position is an upper bound.
     private IQueryable<JobRow> WaitingJobs() => db.Jobs.AsNoTracking()
         .Where(j => (j.State == JobState.Queued || j.State == JobState.Running) && j.QueuedItems + j.RetryingItems > 0);
 

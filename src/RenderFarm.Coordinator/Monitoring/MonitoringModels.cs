@@ -155,7 +155,7 @@ public sealed record QueueStats(
     IReadOnlyList<ThroughputBucket> Minutes);
 
 /// <summary>The outbox: rows not yet sent and how long the oldest sendable one has waited.</summary>
-/// <remarks><c>WorkUnits</c>: work units waiting (including those held for a worker that can take them); <c>Events</c>: other messages; <c>OldestAgeSeconds</c>: age of the oldest row already due, 0 when none is (the dispatch lag).</remarks>
+/// <remarks><c>WorkUnits</c>: work units waiting (including those held for a worker that can take them); <c>Events</c>: other messages; <c>OldestAgeSeconds</c>: age of the oldest row already due, 0 when none is (work units wait in the outbox until the dispatch window has room, so this grows behind a large job by design).</remarks>
 public sealed record OutboxStats(long WorkUnits, long Events, double OldestAgeSeconds);
 
 /// <summary>One minute of the farm's throughput.</summary>
@@ -164,8 +164,9 @@ public sealed record ThroughputBucket(DateTimeOffset Start, long Succeeded, long
 
 /// <summary>Why a queued job waits: its place in the queue, an estimate, and each worker's reason not to take it.</summary>
 /// <remarks>
-/// <c>Position</c>: 1 + the number of unfinished jobs submitted before it that still have queued items (dispatch is
-/// first in, first out). <c>ItemsAhead</c>: their queued items. <c>EstimatedStartSeconds</c>: <c>ItemsAhead</c>
+/// <c>Position</c>: 1 + the number of unfinished jobs with queued items that dispatch ahead of it: a higher priority,
+/// or the same priority and submitted before it (exact with first-come fair share; with the default, where jobs of one
+/// priority take turns, an upper bound). <c>ItemsAhead</c>: their queued items. <c>EstimatedStartSeconds</c>: <c>ItemsAhead</c>
 /// divided by the farm's completions per second over the last minutes; null when nothing completed lately.
 /// <c>Workers</c>: every worker with a recent heartbeat, and whether and why not it can take the job now.
 /// </remarks>

@@ -2,7 +2,20 @@ using Microsoft.Extensions.Options;
 
 namespace RenderFarm.Coordinator.Options;
 
-/// <summary>The outbox dispatcher's pace, bound from <c>Coordinator:Dispatcher</c>.</summary>
+/// <summary>How jobs of the same priority share the farm (see <c>Dispatch/DispatchOrder.cs</c>).</summary>
+public enum FairSharePolicy
+{
+    /// <summary>
+    /// Each unit goes to the job (the unit of fairness) with the fewest items dispatched and not yet finished, the
+    /// older job on a tie: jobs take turns, so a small job submitted behind a huge sweep starts at the next free slot.
+    /// </summary>
+    LeastInFlight = 0,
+
+    /// <summary>First submitted, first served: a job's units all go before a later job's of the same priority.</summary>
+    Submission = 1,
+}
+
+/// <summary>The outbox dispatcher's pace and window, bound from <c>Coordinator:Dispatcher</c>.</summary>
 public sealed class OutboxDispatcherOptions
 {
     public const string SectionName = "Coordinator:Dispatcher";
@@ -13,9 +26,26 @@ public sealed class OutboxDispatcherOptions
     /// <summary>Idle wait between empty polls; a submission wakes the dispatcher at once, so this only bounds the delay for other writers (retries, other coordinators).</summary>
     public static readonly TimeSpan DefaultPollInterval = TimeSpan.FromMilliseconds(500);
 
+    /// <summary>
+    /// Two units per live worker: the one it renders and the next, so a worker never idles waiting for the dispatcher
+    /// while the broker holds no more than the fleet can start soon (what runs next is still decided in the database).
+    /// </summary>
+    public const int DefaultUnitsPerWorker = 2;
+
+    public const int MaxUnitsPerWorker = 100_000;
+
     public int BatchSize { get; set; } = DefaultBatchSize;
 
     public TimeSpan PollInterval { get; set; } = DefaultPollInterval;
+
+    /// <summary>
+    /// The window: work units (of <c>Coordinator:WorkUnitSize</c> items) sent and not yet started, per live worker, on
+    /// the shared queue (× live workers, at least one) and on each worker's own queue.
+    /// </summary>
+    public int UnitsPerWorker { get; set; } = DefaultUnitsPerWorker;
+
+    /// <summary>How jobs of the same priority share the window.</summary>
+    public FairSharePolicy FairShare { get; set; } = FairSharePolicy.LeastInFlight;
 }
 
 /// <summary>The lease rescuer's pace, bound from <c>Coordinator:Rescuer</c>.</summary>
@@ -69,7 +99,11 @@ internal sealed class BackgroundOptionsValidator :
 
     public ValidateOptionsResult Validate(string? name, OutboxDispatcherOptions options) => Result(
         (options.BatchSize is >= 1 and <= 10_000, $"{OutboxDispatcherOptions.SectionName}:BatchSize must be between 1 and 10000."),
-        (options.PollInterval > TimeSpan.Zero, $"{OutboxDispatcherOptions.SectionName}:PollInterval must be positive."));
+        (options.PollInterval > TimeSpan.Zero, $"{OutboxDispatcherOptions.SectionName}:PollInterval must be positive."),
+        (options.UnitsPerWorker is >= 1 and <= OutboxDispatcherOptions.MaxUnitsPerWorker,
+            $"{OutboxDispatcherOptions.SectionName}:UnitsPerWorker must be between 1 and 100000."),
+        (Enum.IsDefined(options.FairShare),
+            $"{OutboxDispatcherOptions.SectionName}:FairShare must be one of {string.Join(", ", Enum.GetNames<FairSharePolicy>())}."));
 
     public ValidateOptionsResult Validate(string? name, LeaseRescuerOptions options) => Result(
         (options.BatchSize is >= 1 and <= 100_000, $"{LeaseRescuerOptions.SectionName}:BatchSize must be between 1 and 100000."),

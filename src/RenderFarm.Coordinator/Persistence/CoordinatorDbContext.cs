@@ -50,6 +50,8 @@ public abstract class CoordinatorDbContext : DbContext
             item.HasIndex(i => new { i.State, i.RetryAt });
             // Placement's safety net: queued attempts sent to one worker that went away before starting them.
             item.HasIndex(i => new { i.State, i.AssignedWorkerId });
+            // The dispatcher's window: queued items already sent (a few per worker) among the millions waiting unsent.
+            item.HasIndex(i => new { i.State, i.AssignedAt });
             item.HasOne<JobRow>().WithMany().HasForeignKey(i => i.JobId).OnDelete(DeleteBehavior.Cascade);
         });
 
@@ -66,6 +68,8 @@ public abstract class CoordinatorDbContext : DbContext
             outbox.HasKey(o => o.Id);
             outbox.Property(o => o.Id).ValueGeneratedOnAdd();
             outbox.HasIndex(o => o.AvailableAt);
+            // The dispatcher reads each unfinished job's first rows, in order.
+            outbox.HasIndex(o => new { o.JobId, o.Id });
         });
 
         modelBuilder.Entity<IdempotencyKeyRow>(key =>

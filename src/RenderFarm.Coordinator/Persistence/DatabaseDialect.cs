@@ -20,10 +20,28 @@ internal interface IDatabaseDialect
     Task WriteOutboxAsync(CoordinatorDbContext db, IReadOnlyList<OutboxRow> rows, CancellationToken cancellationToken);
 
     /// <summary>
-    /// Removes up to <paramref name="limit"/> due outbox rows and returns them, inside the caller's transaction:
-    /// a rollback puts them back, and concurrent dispatchers never claim the same row.
+    /// Removes up to <paramref name="limit"/> due outbox rows that are events (not work units) and returns them, inside
+    /// the caller's transaction: a rollback puts them back, and concurrent dispatchers never claim the same row.
     /// </summary>
-    Task<List<OutboxRow>> ClaimOutboxAsync(CoordinatorDbContext db, DateTime now, int limit, CancellationToken cancellationToken);
+    Task<List<OutboxRow>> ClaimEventsAsync(CoordinatorDbContext db, DateTime now, int limit, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Removes those of the outbox rows <paramref name="ids"/> that no other transaction holds or has removed, inside the
+    /// caller's transaction, and returns their ids: only the returned rows are the caller's to send.
+    /// </summary>
+    Task<List<long>> ClaimOutboxRowsAsync(CoordinatorDbContext db, IReadOnlyList<long> ids, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Takes, for the caller's transaction, the right to fill the dispatch window; false when another coordinator's
+    /// dispatcher holds it. Two dispatchers counting the same window at once would each fill it.
+    /// </summary>
+    Task<bool> TryLockDispatchAsync(CoordinatorDbContext db, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// The first <paramref name="perJob"/> due work-unit rows (by id) of each queued or running job, with the job's
+    /// priority and submission time: what the dispatch order chooses from. Reads only; nothing is claimed.
+    /// </summary>
+    Task<List<OutboxCandidate>> ReadDueUnitsAsync(CoordinatorDbContext db, DateTime now, int perJob, CancellationToken cancellationToken);
 
     /// <summary>Locks (for the caller's transaction) up to <paramref name="limit"/> running items whose lease clock is before <paramref name="heartbeatBefore"/>.</summary>
     Task<List<ItemRow>> LockLapsedLeasesAsync(CoordinatorDbContext db, DateTime heartbeatBefore, int limit, CancellationToken cancellationToken);
@@ -44,6 +62,9 @@ internal interface IDatabaseDialect
     IExecutionStrategy RetryOnConflict(CoordinatorDbContext db);
 }
 
+/// <summary>A due work-unit row and what the dispatch order needs of its job.</summary>
+internal sealed record OutboxCandidate(OutboxRow Row, int Priority, DateTime JobCreatedAt);
+
 /// <summary>PostgreSQL: binary COPY for bulk writes and <c>FOR UPDATE SKIP LOCKED</c> so several coordinators can share the work.</summary>
 internal sealed class PostgresDialect : IDatabaseDialect
 {
@@ -53,8 +74,16 @@ internal sealed class PostgresDialect : IDatabaseDialect
     private const string CopyOutbox =
         "COPY outbox (kind, job_id, first_index, item_count, payload, created_at, available_at) FROM STDIN (FORMAT BINARY)";
 
-    private const string ClaimSql =
-        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE available_at <= {0} ORDER BY id LIMIT {1} FOR UPDATE SKIP LOCKED) RETURNING *";
+    // Any fixed 64-bit key; only the dispatchers of one database take it.
+    private const long DispatchLockKey = 0x52464469737061;
+
+    private const string TryLockDispatchSql = """SELECT pg_try_advisory_xact_lock({0}) AS "Value" """;
+
+    private const string ClaimEventsSql =
+        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE kind <> {0} AND available_at <= {1} ORDER BY id LIMIT {2} FOR UPDATE SKIP LOCKED) RETURNING *";
+
+    private const string ClaimRowsSql =
+        "DELETE FROM outbox WHERE id IN (SELECT id FROM outbox WHERE id = ANY({0}) FOR UPDATE SKIP LOCKED) RETURNING id AS \"Value\"";
 
     private const string LapsedSql =
         "SELECT * FROM items WHERE state = {0} AND heartbeat_at < {1} ORDER BY heartbeat_at LIMIT {2} FOR UPDATE SKIP LOCKED";
@@ -124,8 +153,26 @@ internal sealed class PostgresDialect : IDatabaseDialect
         await writer.CompleteAsync(cancellationToken);
     }
 
-    public Task<List<OutboxRow>> ClaimOutboxAsync(CoordinatorDbContext db, DateTime now, int limit, CancellationToken cancellationToken) =>
-        db.Outbox.FromSqlRaw(ClaimSql, now, limit).AsNoTracking().ToListAsync(cancellationToken);
+    public Task<List<OutboxRow>> ClaimEventsAsync(CoordinatorDbContext db, DateTime now, int limit, CancellationToken cancellationToken) =>
+        db.Outbox.FromSqlRaw(ClaimEventsSql, (int)OutboxKind.WorkUnit, now, limit).AsNoTracking().ToListAsync(cancellationToken);
+
+    public async Task<List<long>> ClaimOutboxRowsAsync(CoordinatorDbContext db, IReadOnlyList<long> ids, CancellationToken cancellationToken) =>
+        ids.Count == 0 ? [] : await db.Database.SqlQueryRaw<long>(ClaimRowsSql, ids.ToArray()).ToListAsync(cancellationToken);
+
+    // A transaction-scoped advisory lock: released by the commit or rollback, never left behind by a crash.
+    public async Task<bool> TryLockDispatchAsync(CoordinatorDbContext db, CancellationToken cancellationToken) =>
+        (await db.Database.SqlQueryRaw<bool>(TryLockDispatchSql, DispatchLockKey).ToListAsync(cancellationToken)).Single();
+
+    // A lateral join: per unfinished job, an index range scan of (job_id, id), never a sort of the whole outbox.
+    public Task<List<OutboxCandidate>> ReadDueUnitsAsync(CoordinatorDbContext db, DateTime now, int perJob, CancellationToken cancellationToken) =>
+        db.Jobs.AsNoTracking()
+            .Where(j => j.State == JobState.Queued || j.State == JobState.Running)
+            .SelectMany(j => db.Outbox
+                .Where(o => o.JobId == j.Id && o.Kind == OutboxKind.WorkUnit && o.AvailableAt <= now)
+                .OrderBy(o => o.Id)
+                .Take(perJob)
+                .Select(o => new OutboxCandidate(o, j.Priority, j.CreatedAt)))
+            .ToListAsync(cancellationToken);
 
     public Task<List<ItemRow>> LockLapsedLeasesAsync(CoordinatorDbContext db, DateTime heartbeatBefore, int limit, CancellationToken cancellationToken) =>
         db.Items.FromSqlRaw(LapsedSql, (int)ItemState.Running, heartbeatBefore, limit).AsNoTracking().ToListAsync(cancellationToken);
@@ -196,9 +243,22 @@ internal sealed class SqliteDialect : IDatabaseDialect
         db.ChangeTracker.Clear();
     }
 
-    public async Task<List<OutboxRow>> ClaimOutboxAsync(CoordinatorDbContext db, DateTime now, int limit, CancellationToken cancellationToken)
+    public async Task<List<long>> ClaimOutboxRowsAsync(CoordinatorDbContext db, IReadOnlyList<long> ids, CancellationToken cancellationToken)
     {
-        var rows = await db.Outbox.Where(o => o.AvailableAt <= now).OrderBy(o => o.Id).Take(limit)
+        if (ids.Count == 0)
+        {
+            return [];
+        }
+
+        // One writer at a time: the rows read are the rows deleted.
+        var present = await db.Outbox.Where(o => ids.Contains(o.Id)).Select(o => o.Id).ToListAsync(cancellationToken);
+        await db.Outbox.Where(o => present.Contains(o.Id)).ExecuteDeleteAsync(cancellationToken);
+        return present;
+    }
+
+    public async Task<List<OutboxRow>> ClaimEventsAsync(CoordinatorDbContext db, DateTime now, int limit, CancellationToken cancellationToken)
+    {
+        var rows = await db.Outbox.Where(o => o.Kind != OutboxKind.WorkUnit && o.AvailableAt <= now).OrderBy(o => o.Id).Take(limit)
             .AsNoTracking().ToListAsync(cancellationToken);
         if (rows.Count > 0)
         {
@@ -208,6 +268,19 @@ internal sealed class SqliteDialect : IDatabaseDialect
 
         return rows;
     }
+
+    private const string FirstDueUnitsSql =
+        "SELECT * FROM (SELECT *, row_number() OVER (PARTITION BY job_id ORDER BY id) AS job_row FROM outbox WHERE kind = {0} AND available_at <= {1}) WHERE job_row <= {2}";
+
+    // One coordinator per SQLite file, and its transactions already serialise every writer.
+    public Task<bool> TryLockDispatchAsync(CoordinatorDbContext db, CancellationToken cancellationToken) => Task.FromResult(true);
+
+    // SQLite has no lateral join: a row number per job over the due rows (an embedded farm's outbox is small).
+    public Task<List<OutboxCandidate>> ReadDueUnitsAsync(CoordinatorDbContext db, DateTime now, int perJob, CancellationToken cancellationToken) =>
+        db.Outbox.FromSqlRaw(FirstDueUnitsSql, (int)OutboxKind.WorkUnit, now, perJob).AsNoTracking()
+            .Join(db.Jobs.Where(j => j.State == JobState.Queued || j.State == JobState.Running), o => o.JobId, j => j.Id,
+                (o, j) => new OutboxCandidate(o, j.Priority, j.CreatedAt))
+            .ToListAsync(cancellationToken);
 
     public Task<List<ItemRow>> LockLapsedLeasesAsync(CoordinatorDbContext db, DateTime heartbeatBefore, int limit, CancellationToken cancellationToken) =>
         db.Items.Where(i => i.State == ItemState.Running && i.HeartbeatAt < heartbeatBefore)

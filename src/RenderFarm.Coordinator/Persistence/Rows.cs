@@ -129,7 +129,11 @@ public sealed class ItemRow
     /// </summary>
     public string? AssignedWorkerId { get; set; }
 
-    /// <summary>When the attempt was sent to <see cref="AssignedWorkerId"/>.</summary>
+    /// <summary>
+    /// When the attempt was sent (to <see cref="AssignedWorkerId"/>'s queue, or the shared queue when that is null); null
+    /// while it waits in the outbox. A queued item with it set counts against the dispatcher's window, so every path that
+    /// queues an item again clears it.
+    /// </summary>
     public DateTime? AssignedAt { get; set; }
 
     /// <summary>Hires items: the item's <see cref="HiresPart"/> as JSON; null for every other item.</summary>

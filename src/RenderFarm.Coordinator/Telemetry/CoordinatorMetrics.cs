@@ -43,7 +43,7 @@ internal sealed class CoordinatorMetrics
         meter.CreateObservableGauge("renderfarm.jobs", () => Measure(_snapshot.Jobs), "{job}", "Jobs by state.");
         meter.CreateObservableGauge("renderfarm.workers", () => Measure(_snapshot.Workers), "{worker}", "Live workers (heartbeat within the lease) by state.");
         meter.CreateObservableGauge("renderfarm.outbox.backlog", () => _snapshot.OutboxRows, "{message}", "Rows in the outbox: messages owed to the bus, due or held.");
-        meter.CreateObservableGauge("renderfarm.outbox.age", () => _snapshot.OldestDueAge.TotalSeconds, "s", "Age of the oldest due outbox row (0 when none is due): how far dispatch is behind.");
+        meter.CreateObservableGauge("renderfarm.outbox.age", () => _snapshot.OldestDueAge.TotalSeconds, "s", "Age of the oldest due outbox row (0 when none is due). Work units wait there until the dispatch window has room, so it grows behind a large job by design; with idle live workers it is how far dispatch is behind.");
 
         // Known label values start at 0, so rate() answers "none" rather than "no data" before the first event.
         _rescued.Add(0);

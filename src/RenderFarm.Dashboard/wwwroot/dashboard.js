@@ -162,7 +162,7 @@ function queuesPage() {
       document.getElementById('outbox').innerHTML = counts({
         'work units to send': stats.outbox.workUnits,
         'events to send': stats.outbox.events,
-        'dispatch lag (s)': stats.outbox.oldestAgeSeconds.toFixed(1),
+        'oldest due row (s)': stats.outbox.oldestAgeSeconds.toFixed(1),
       }) + dead;
       document.getElementById('throughput').innerHTML = barsChart(stats.minutes);
       document.getElementById('wait').innerHTML = lineChart(stats.minutes.map(m => m.meanWaitSeconds));

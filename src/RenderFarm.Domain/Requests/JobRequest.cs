@@ -44,7 +44,7 @@ public sealed record JobRequest
 
     public SweepRequest? Sweep { get; init; }
 
-    /// <summary>Stored and returned with the job; placement does not order by it yet (FIFO per queue). Null means <see cref="GenerationDefaults.Priority"/>.</summary>
+    /// <summary>Dispatch order: a higher-priority job's work is sent before lower-priority work still waiting. Null means <see cref="GenerationDefaults.Priority"/>.</summary>
     public int? Priority { get; init; }
 
     /// <summary>Hires only: tile side in pixels of the final image; null means the hires default.</summary>

@@ -42,6 +42,9 @@ public sealed class CoordinatorFactory(IReadOnlyDictionary<string, string?> sett
             ["Coordinator:MaxBackoff"] = "00:00:01",
             ["Coordinator:Rescuer:Interval"] = "00:00:00.200",
             ["Coordinator:Dispatcher:PollInterval"] = "00:00:00.100",
+            // The probe stands in for workers but starts nothing, so a window would fill with earlier tests' units:
+            // the behaviour tests see every unit at once, as before; SchedulingTests run with the default window.
+            ["Coordinator:Dispatcher:UnitsPerWorker"] = "100000",
             ["Coordinator:Progress:FlushInterval"] = "00:00:00.200",
             ["Logging:LogLevel:Default"] = "Warning",
         };
@@ -74,6 +77,7 @@ public sealed class BusProbe
 {
     private readonly ConcurrentDictionary<Guid, Channel<RenderWorkUnit>> _units = new();
     private readonly ConcurrentDictionary<Guid, JobCanceled> _canceled = new();
+    private readonly Channel<RenderWorkUnit> _arrivals = Channel.CreateUnbounded<RenderWorkUnit>();
 
     public IBus Bus { get; private set; } = null!;
 
@@ -83,6 +87,7 @@ public sealed class BusProbe
         var render = Bus.ConnectReceiveEndpoint(QueueNames.Render, e => e.Handler<RenderWorkUnit>(context =>
         {
             UnitsOf(context.Message.JobId).Writer.TryWrite(context.Message);
+            _arrivals.Writer.TryWrite(context.Message);
             return Task.CompletedTask;
         }));
         await render.Ready;
@@ -110,6 +115,28 @@ public sealed class BusProbe
         catch (OperationCanceledException)
         {
             throw new TimeoutException($"No work unit for job {jobId} arrived within {timeout ?? TimeSpan.FromSeconds(15)}.");
+        }
+    }
+
+    /// <summary>The next unit sent to the shared queue for any job, in the order they arrived.</summary>
+    public async Task<RenderWorkUnit> NextArrivalAsync(TimeSpan? timeout = null)
+    {
+        using var cts = new CancellationTokenSource(timeout ?? TimeSpan.FromSeconds(15));
+        try
+        {
+            return await _arrivals.Reader.ReadAsync(cts.Token);
+        }
+        catch (OperationCanceledException)
+        {
+            throw new TimeoutException($"No work unit arrived within {timeout ?? TimeSpan.FromSeconds(15)}.");
+        }
+    }
+
+    /// <summary>Forgets the arrivals so far (each test reads only its own).</summary>
+    public void ClearArrivals()
+    {
+        while (_arrivals.Reader.TryRead(out _))
+        {
         }
     }
 

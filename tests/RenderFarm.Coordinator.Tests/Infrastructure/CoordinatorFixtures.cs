@@ -16,7 +16,13 @@ public abstract class CoordinatorFixture : IAsyncLifetime
 
     public virtual async Task InitializeAsync()
     {
-        Factory = new CoordinatorFactory(await DatabaseSettingsAsync());
+        var settings = new Dictionary<string, string?>(await DatabaseSettingsAsync());
+        foreach (var (key, value) in Settings)
+        {
+            settings[key] = value;
+        }
+
+        Factory = new CoordinatorFactory(settings);
         Client = Factory.CreateClient();
         await Probe.ConnectAsync(Factory.Services);
     }
@@ -31,10 +37,13 @@ public abstract class CoordinatorFixture : IAsyncLifetime
     }
 
     protected abstract Task<IReadOnlyDictionary<string, string?>> DatabaseSettingsAsync();
+
+    /// <summary>Settings of this fixture's coordinator beyond <see cref="CoordinatorFactory"/>'s and the database's.</summary>
+    protected virtual IReadOnlyDictionary<string, string?> Settings { get; } = new Dictionary<string, string?>();
 }
 
 /// <summary>The coordinator on the real PostgreSQL of <c>deploy/local/services</c>, in a database of its own that is dropped afterwards.</summary>
-public sealed class PostgresCoordinatorFixture : CoordinatorFixture
+public class PostgresCoordinatorFixture : CoordinatorFixture
 {
     private readonly string _database = "rf_coord_test_" + Guid.NewGuid().ToString("N");
     private string? _server;
@@ -81,7 +90,7 @@ public sealed class PostgresCoordinatorFixture : CoordinatorFixture
 }
 
 /// <summary>The coordinator on an embedded SQLite file in a temporary folder, as <c>renderfarm serve</c> runs it.</summary>
-public sealed class SqliteCoordinatorFixture : CoordinatorFixture
+public class SqliteCoordinatorFixture : CoordinatorFixture
 {
     private readonly string _folder = Path.Combine(Path.GetTempPath(), "rf-coord-sqlite", Guid.NewGuid().ToString("N"));
 

@@ -117,6 +117,20 @@ public sealed class FarmEnvironment : IAsyncLifetime
     }
 
     /// <summary>
+    /// Messages in this virtual host's queue <paramref name="queue"/>, ready and unacknowledged (held by a consumer), as
+    /// the management API last sampled them; 0 when the queue does not exist (yet).
+    /// </summary>
+    /// <remarks>The counts trail the queue by the management API's statistics interval (5 s).</remarks>
+    public async Task<long> QueueMessagesAsync(string queue, CancellationToken cancellationToken)
+    {
+        var queues = await _management!.GetFromJsonAsync<JsonElement>($"api/queues/{Uri.EscapeDataString(VirtualHost)}?columns=name,messages", cancellationToken);
+        return queues.EnumerateArray()
+            .Where(q => q.GetProperty("name").GetString() == queue)
+            .Select(q => q.TryGetProperty("messages", out var m) && m.ValueKind == JsonValueKind.Number ? m.GetInt64() : 0)
+            .FirstOrDefault();
+    }
+
+    /// <summary>
     /// Closes, through RabbitMQ's management API, every connection of this virtual host whose client is the process
     /// <paramref name="processId"/>: a real cut, as a network fault or a broker-side close would make it. Returns how many.
     /// </summary>

@@ -183,6 +183,8 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                     b.HasIndex("JobId", "Index")
                         .IsUnique();
 
+                    b.HasIndex("State", "AssignedAt");
+
                     b.HasIndex("State", "AssignedWorkerId");
 
                     b.HasIndex("State", "HeartbeatAt");
@@ -327,6 +329,8 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                     b.HasKey("Id");
 
                     b.HasIndex("AvailableAt");
+
+                    b.HasIndex("JobId", "Id");
 
                     b.ToTable("outbox", (string)null);
                 });

@@ -177,6 +177,8 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
                     b.HasIndex("JobId", "Index")
                         .IsUnique();
 
+                    b.HasIndex("State", "AssignedAt");
+
                     b.HasIndex("State", "AssignedWorkerId");
 
                     b.HasIndex("State", "HeartbeatAt");
@@ -319,6 +321,8 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
                     b.HasKey("Id");
 
                     b.HasIndex("AvailableAt");
+
+                    b.HasIndex("JobId", "Id");
 
                     b.ToTable("outbox", (string)null);
                 });
