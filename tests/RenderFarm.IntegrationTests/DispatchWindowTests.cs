@@ -29,7 +29,8 @@ public sealed class DispatchWindowTests(FarmEnvironment environment, ITestOutput
         // The default window: 2 units per live worker on the shared queue, one worker here.
         const int windowUnits = 2;
 
-        var jobId = await farm.SubmitAsync(Farm.Job(count: Items, steps: 2, seed: 3000), ct);
+        // 8 steps an item: at 2 a quiet machine rendered over half the job within the sampling window.
+        var jobId = await farm.SubmitAsync(Farm.Job(count: Items, steps: 8, seed: 3000), ct);
         long deepest = 0;
         var samples = 0;
         // The management API refreshes its counts every 5 s: 20 s of samples see several of its snapshots.
