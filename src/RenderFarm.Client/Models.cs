@@ -141,8 +141,25 @@ public sealed record JobSummary(
     long Items,
     JobProgress Progress);
 
-/// <summary>A rendered image; <c>Url</c> is the farm's path to the PNG.</summary>
-public sealed record JobImage(long Index, long Seed, string Url, string? WorkerId, int Width, int Height);
+/// <summary>A rendered image and the parameters that made it; <c>Url</c> is the farm's path to the PNG.</summary>
+/// <remarks>
+/// <c>Sha256</c>: the stored PNG's SHA-256 (lowercase hex) as its worker reported it. The parameters and the hash are
+/// null only from farms that predate them.
+/// </remarks>
+public sealed record JobImage(
+    long Index,
+    long Seed,
+    string Url,
+    string? WorkerId,
+    int Width,
+    int Height,
+    string? Prompt = null,
+    string? NegativePrompt = null,
+    int? Steps = null,
+    double? GuidanceScale = null,
+    string? Sampler = null,
+    string? Model = null,
+    string? Sha256 = null);
 
 /// <summary>An item being rendered now.</summary>
 public sealed record RunningItem(long Index, Guid ItemId, int Attempt, string? WorkerId, int Step, int TotalSteps);

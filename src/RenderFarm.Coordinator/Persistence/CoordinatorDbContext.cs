@@ -50,6 +50,9 @@ public abstract class CoordinatorDbContext : DbContext
             item.HasIndex(i => new { i.State, i.RetryAt });
             // Placement's safety net: queued attempts sent to one worker that went away before starting them.
             item.HasIndex(i => new { i.State, i.AssignedWorkerId });
+            // The manifest's duplicate lookup: the first item of a job with a given image hash (covering, so it reads no rows).
+            item.HasIndex(i => new { i.JobId, i.Sha256, i.Index });
+            item.Property(i => i.Sha256).HasMaxLength(ItemRow.Sha256Length);
             item.HasOne<JobRow>().WithMany().HasForeignKey(i => i.JobId).OnDelete(DeleteBehavior.Cascade);
         });
 
