@@ -289,3 +289,64 @@ public sealed record DeadLetterReport(long Total, IReadOnlyList<DeadLetterQueue>
 
 /// <summary>What a replay moved back (<c>POST /v1/dead-letters/{queue}/replay</c>).</summary>
 public sealed record DeadLetterReplay(string Queue, long Replayed);
+
+/// <summary>Formats of a job's manifest.</summary>
+public enum ManifestFormat
+{
+    /// <summary>JSON lines, streamed as the farm reads them.</summary>
+    Jsonl,
+
+    /// <summary>The same columns as a Parquet file.</summary>
+    Parquet,
+}
+
+/// <summary>Values of <see cref="ManifestEntry.Status"/>: an item's state in lowercase.</summary>
+public static class ManifestStatuses
+{
+    public const string Queued = "queued";
+    public const string Running = "running";
+    public const string Retrying = "retrying";
+    public const string Succeeded = "succeeded";
+    public const string Failed = "failed";
+    public const string Canceled = "canceled";
+}
+
+/// <summary>One item of a job as its manifest lists it (<c>GET /v1/jobs/{id}/manifest</c>).</summary>
+/// <param name="Key">The sample's name: the index zero-padded to nine digits, the same on every export.</param>
+/// <param name="Index">The item's index in its job.</param>
+/// <param name="Prompt">Its prompt.</param>
+/// <param name="NegativePrompt">Its negative prompt ("" when none).</param>
+/// <param name="Seed">Its seed.</param>
+/// <param name="Steps">Denoising steps.</param>
+/// <param name="GuidanceScale">Classifier-free guidance.</param>
+/// <param name="Sampler">Sampler name.</param>
+/// <param name="Model">Model name.</param>
+/// <param name="Width">Width in pixels.</param>
+/// <param name="Height">Height in pixels.</param>
+/// <param name="Sha256">The stored PNG's SHA-256 (lowercase hex); null until it succeeds, or when its worker reported none.</param>
+/// <param name="Status">One of <see cref="ManifestStatuses"/>.</param>
+/// <param name="Error">The last failure reason of an item that has no image.</param>
+/// <param name="Url">The farm's path to the PNG once it succeeded.</param>
+/// <param name="DuplicateOf">The key of the job's first item with the same SHA-256, when this one is a later copy.</param>
+public sealed record ManifestEntry(
+    string Key,
+    long Index,
+    string Prompt,
+    string NegativePrompt,
+    long Seed,
+    int Steps,
+    double GuidanceScale,
+    string Sampler,
+    string Model,
+    int Width,
+    int Height,
+    string? Sha256,
+    string Status,
+    string? Error,
+    string? Url,
+    string? DuplicateOf)
+{
+    /// <summary>True when the item has its image.</summary>
+    [JsonIgnore]
+    public bool HasImage => Status == ManifestStatuses.Succeeded;
+}

@@ -213,6 +213,79 @@ public sealed class RenderFarmClient
     }
 
     /// <summary>
+    /// Opens a job's dataset manifest (<c>GET /v1/jobs/{id}/manifest</c>) in <paramref name="format"/>: one record per
+    /// item in index order. The caller disposes the stream; an unknown job throws <see cref="RenderFarmApiException"/> (404).
+    /// </summary>
+    public async Task<Stream> OpenManifestAsync(Guid jobId, ManifestFormat format = ManifestFormat.Jsonl, CancellationToken cancellationToken = default)
+    {
+        var uri = $"v1/jobs/{jobId}/manifest?format={(format == ManifestFormat.Parquet ? "parquet" : "jsonl")}";
+        var response = await _http.GetAsync(uri, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        try
+        {
+            await EnsureSuccessAsync(response, cancellationToken);
+            return new ResponseStream(await response.Content.ReadAsStreamAsync(cancellationToken), response);
+        }
+        catch
+        {
+            response.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Downloads a job's manifest to <paramref name="path"/> (overwriting it once complete).</summary>
+    public async Task DownloadManifestAsync(Guid jobId, ManifestFormat format, string path, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        await using var source = await OpenManifestAsync(jobId, format, cancellationToken);
+        // As for images: an interrupted download never leaves a truncated manifest under the final name.
+        var partial = path + ".part";
+        await using (var target = File.Create(partial))
+        {
+            await source.CopyToAsync(target, cancellationToken);
+        }
+
+        File.Move(partial, path, overwrite: true);
+    }
+
+    /// <summary>A job's manifest entries as the farm streams them (JSONL, parsed line by line; never all in memory).</summary>
+    public async IAsyncEnumerable<ManifestEntry> GetManifestAsync(Guid jobId, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        await using var stream = await OpenManifestAsync(jobId, ManifestFormat.Jsonl, cancellationToken);
+        await foreach (var entry in ReadManifestAsync(stream, cancellationToken))
+        {
+            yield return entry;
+        }
+    }
+
+    /// <summary>Parses a JSONL manifest (as <see cref="OpenManifestAsync"/> or a saved <c>manifest.jsonl</c> holds it).</summary>
+    /// <exception cref="InvalidDataException">A line is not a manifest entry.</exception>
+    public static async IAsyncEnumerable<ManifestEntry> ReadManifestAsync(Stream jsonl, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        using var reader = new StreamReader(jsonl, leaveOpen: true);
+        var number = 0;
+        while (await reader.ReadLineAsync(cancellationToken) is { } line)
+        {
+            number++;
+            if (line.Length == 0)
+            {
+                continue;
+            }
+
+            ManifestEntry? entry;
+            try
+            {
+                entry = JsonSerializer.Deserialize<ManifestEntry>(line, Json);
+            }
+            catch (JsonException ex)
+            {
+                throw new InvalidDataException($"Manifest line {number} is not a manifest entry: {ex.Message}", ex);
+            }
+
+            yield return entry ?? throw new InvalidDataException($"Manifest line {number} is null.");
+        }
+    }
+
+    /// <summary>
     /// The latest preview of item <paramref name="index"/> of a job (<c>GET /v1/jobs/{id}/items/{index}/preview</c>);
     /// null when there is none (the item is not running, has not reached its first preview, or previews are off).
     /// </summary>
