@@ -81,6 +81,10 @@ public sealed class ExportCommandTests(EmbeddedFarmFixture farm) : IClassFixture
             Hash(Path.Combine(folder, fileName)).ShouldBe(manifest[i].Sha256);
             line.GetProperty("prompt").GetString().ShouldBe(manifest[i].Prompt);
             line.GetProperty("seed").GetInt64().ShouldBe(manifest[i].Seed);
+            // No nulls: ImageFolder types each column from the first rows.
+            line.EnumerateObject().ShouldAllBe(p => p.Value.ValueKind != JsonValueKind.Null);
+            line.GetProperty("duplicateOf").GetString().ShouldBe("");
+            line.GetProperty("error").GetString().ShouldBe("");
         }
 
         Directory.GetFiles(folder, "*.png").ShouldBeEmpty();

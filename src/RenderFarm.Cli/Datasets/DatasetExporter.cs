@@ -240,7 +240,9 @@ internal sealed class DatasetExporter(RenderFarmClient client, Guid jobId, strin
     /// <summary>
     /// <c>metadata.jsonl</c>: one line per image on disk, <c>file_name</c> (relative to the folder, as ImageFolder
     /// reads it) first and then the manifest's columns. Items without an image are left out: ImageFolder needs every
-    /// line's file to exist; the manifests keep them, with their status and error.
+    /// line's file to exist; the manifests keep them, with their status and error. The manifest's null strings
+    /// (no duplicate, no error) are written as "": ImageFolder takes each column's type from the file's first 10 MB,
+    /// and a column that is null throughout them but a string later fails to load.
     /// </summary>
     private async Task WriteImageFolderMetadataAsync(Dictionary<long, string> failed, CancellationToken cancellationToken)
     {
@@ -258,7 +260,8 @@ internal sealed class DatasetExporter(RenderFarmClient client, Guid jobId, strin
                 var line = new JsonObject { ["file_name"] = RelativeImagePath(entry.Key) };
                 foreach (var (name, value) in JsonSerializer.SerializeToNode(entry, Json)!.AsObject())
                 {
-                    line[name] = value?.DeepClone();
+                    // Only string columns are nullable in a manifest entry.
+                    line[name] = value?.DeepClone() ?? JsonValue.Create("");
                 }
 
                 await writer.WriteAsync(line.ToJsonString(Json));
