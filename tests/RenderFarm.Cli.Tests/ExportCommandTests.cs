@@ -150,6 +150,19 @@ public sealed class ExportCommandTests(EmbeddedFarmFixture farm) : IClassFixture
         Directory.Exists(folder).ShouldBeFalse();
     }
 
+    [Fact]
+    public async Task A_folder_that_cannot_be_created_exits_2_before_anything_is_fetched()
+    {
+        var (job, _) = await farm.Serve.CreateClient().SubmitJobAsync(Sweep with { Count = 1 });
+        var blocker = Path.Combine(farm.Scratch, "a-file-" + Guid.NewGuid().ToString("N"));
+        await File.WriteAllTextAsync(blocker, "not a folder");
+
+        var (exitCode, _, error) = await Cli.RunAsync("export", job.Id.ToString(), "-o", Path.Combine(blocker, "ds"), "--farm", FarmUrl);
+
+        exitCode.ShouldBe(2);
+        error.ShouldContain("cannot create");
+    }
+
     private static async Task<Job> SubmitAndWaitAsync(RenderFarmClient client)
     {
         var (submitted, _) = await client.SubmitJobAsync(Sweep);

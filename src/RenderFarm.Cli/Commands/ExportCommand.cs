@@ -66,18 +66,28 @@ internal static class ExportCommand
                 }
 
                 var exporter = new DatasetExporter(client, jobId, folder, layout, result.GetValue(parallel));
+                try
+                {
+                    exporter.CreateFolders();
+                }
+                catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+                {
+                    return result.Fail(ExitCodes.InvalidInput, $"cannot create '{folder}': {ex.Message}");
+                }
+
                 (long Items, long Images, long Duplicates) manifest;
                 try
                 {
                     manifest = await exporter.FetchManifestsAsync(job.Items, cancellationToken);
                 }
-                catch (Exception ex) when (ex is UnauthorizedAccessException || (ex is IOException && ex is not InvalidDataException))
+                catch (UnauthorizedAccessException ex)
                 {
                     return result.Fail(ExitCodes.InvalidInput, $"cannot write to '{folder}': {ex.Message}");
                 }
-                catch (InvalidDataException ex)
+                catch (IOException ex)
                 {
-                    return result.Fail(ExitCodes.Failure, ex.Message);
+                    // A cut-off manifest (InvalidDataException), a response that broke off, a full disk.
+                    return result.Fail(ExitCodes.Failure, $"saving the manifest failed: {ex.Message}");
                 }
 
                 await WithProgressAsync(result, manifest.Images, advance => exporter.DownloadImagesAsync(advance, cancellationToken));

@@ -63,18 +63,22 @@ internal sealed class DatasetExporter(RenderFarmClient client, Guid jobId, strin
     private long _verified;
     private long _unverified;
 
-    /// <summary>
-    /// Saves <c>manifest.jsonl</c> and <c>manifest.parquet</c> and counts what they list.
-    /// </summary>
-    /// <exception cref="InvalidDataException">The manifest does not list every item of the job (a cut-off download).</exception>
-    public async Task<(long Items, long Images, long Duplicates)> FetchManifestsAsync(long jobItems, CancellationToken cancellationToken)
+    /// <summary>The dataset folder and the layout's subfolders (kept when there).</summary>
+    public void CreateFolders()
     {
         Directory.CreateDirectory(folder);
         if (layout == DatasetLayouts.ImageFolder)
         {
             Directory.CreateDirectory(Path.Combine(folder, ImagesFolder));
         }
+    }
 
+    /// <summary>
+    /// Saves <c>manifest.jsonl</c> and <c>manifest.parquet</c> and counts what they list.
+    /// </summary>
+    /// <exception cref="InvalidDataException">The manifest does not list every item of the job (a cut-off download).</exception>
+    public async Task<(long Items, long Images, long Duplicates)> FetchManifestsAsync(long jobItems, CancellationToken cancellationToken)
+    {
         await client.DownloadManifestAsync(jobId, ManifestFormat.Jsonl, Path.Combine(folder, ManifestJsonl), cancellationToken);
         await client.DownloadManifestAsync(jobId, ManifestFormat.Parquet, Path.Combine(folder, ManifestParquet), cancellationToken);
 
@@ -89,7 +93,7 @@ internal sealed class DatasetExporter(RenderFarmClient client, Guid jobId, strin
         // A stream cut between two lines still parses, so the count is what tells a whole manifest from part of one.
         if (items != jobItems)
         {
-            throw new InvalidDataException($"the manifest lists {items} item(s) but job {jobId} has {jobItems}; the download was cut off. Run the export again.");
+            throw new InvalidDataException($"the manifest lists {items} item(s) but job {jobId} has {jobItems}: the download was cut off. Run the export again.");
         }
 
         return (items, images, duplicates);
