@@ -17,6 +17,7 @@ internal static class CliApp
         root.Add(SubmitCommand.Create());
         root.Add(StatusCommand.Create());
         root.Add(CancelCommand.Create());
+        root.Add(RetryCommand.Create());
         root.Add(FetchCommand.Create());
         root.Add(ExportCommand.Create());
         root.Add(JobsCommand.Create());

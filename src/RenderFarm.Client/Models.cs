@@ -290,6 +290,9 @@ public sealed record DeadLetterReport(long Total, IReadOnlyList<DeadLetterQueue>
 /// <summary>What a replay moved back (<c>POST /v1/dead-letters/{queue}/replay</c>).</summary>
 public sealed record DeadLetterReplay(string Queue, long Replayed);
 
+/// <summary>What a retry queued (<c>POST /v1/jobs/{id}/retry</c>): items re-queued and the job's state after it.</summary>
+public sealed record RetryResult(Guid JobId, long Requeued, JobState State);
+
 /// <summary>Formats of a job's manifest.</summary>
 public enum ManifestFormat
 {

@@ -155,6 +155,17 @@ public sealed class RenderFarmClient
     }
 
     /// <summary>
+    /// Queues a new attempt of every failed and canceled item of a job, with the same seeds and parameters
+    /// (<c>POST /v1/jobs/{id}/retry</c>). Throws <see cref="RenderFarmApiException"/> with 404 for an unknown job and
+    /// 409 when nothing failed or was canceled (or for a hires job, which is resubmitted instead).
+    /// </summary>
+    public async Task<RetryResult> RetryJobAsync(Guid jobId, CancellationToken cancellationToken = default)
+    {
+        using var response = await _http.PostAsync($"v1/jobs/{jobId}/retry", content: null, cancellationToken);
+        return await ReadAsync<RetryResult>(response, cancellationToken);
+    }
+
+    /// <summary>
     /// Follows a job's server-sent events (<c>GET /v1/jobs/{id}/events</c>): a <see cref="JobEventTypes.Snapshot"/>
     /// first, then what happens, ending after <see cref="JobEventTypes.JobDone"/>. The stream can also end early (the
     /// coordinator restarted); callers that must see the end re-read the job and follow again.
