@@ -75,7 +75,7 @@ public enum ItemState
 /// place that validates) names what is missing; fields left null are not sent.
 /// </summary>
 /// <param name="Prompt">Text the image should show (optional when <c>Sweep.Prompts</c> is given).</param>
-/// <param name="NegativePrompt">Text the image should avoid.</param>
+/// <param name="NegativePrompt">Text the image should avoid (replaced by <c>Sweep.NegativePrompts</c> when given).</param>
 /// <param name="Width">Pixels, a multiple of 8.</param>
 /// <param name="Height">Pixels, a multiple of 8.</param>
 /// <param name="Steps">Denoising steps (optional when <c>Sweep.Steps</c> is given).</param>
@@ -122,7 +122,8 @@ public sealed record SweepRequest(
     IReadOnlyList<long>? Seeds = null,
     IReadOnlyList<double>? GuidanceScales = null,
     IReadOnlyList<int>? Steps = null,
-    IReadOnlyList<string>? Samplers = null);
+    IReadOnlyList<string>? Samplers = null,
+    IReadOnlyList<string>? NegativePrompts = null);
 
 /// <summary>How far a job's items are; <c>Done</c> counts items in a final state.</summary>
 public sealed record JobProgress(long Total, long Done, long Queued, long Running, long Retrying, long Succeeded, long Failed, long Canceled);

@@ -163,6 +163,26 @@ public sealed class ExportCommandTests(EmbeddedFarmFixture farm) : IClassFixture
         error.ShouldContain("cannot create");
     }
 
+    [Fact]
+    public async Task Submit_file_sweeps_negative_prompts_and_the_manifest_lists_each_items_own()
+    {
+        var file = Path.Combine(farm.Scratch, "negatives-" + Guid.NewGuid().ToString("N") + ".json");
+        await File.WriteAllTextAsync(file, """
+            {"width": 64, "height": 64, "steps": 2, "guidanceScale": 7.5, "sampler": "euler", "sweep": {"prompts": ["a red fox"], "negativePrompts": ["", "blurry", "dark"]}}
+            """);
+
+        var submit = await Cli.RunAsync("submit", "--file", file, "--farm", FarmUrl);
+
+        submit.ExitCode.ShouldBe(0, submit.Error);
+        var entries = new List<ManifestEntry>();
+        await foreach (var entry in farm.Serve.CreateClient().GetManifestAsync(Guid.Parse(submit.Output.Trim())))
+        {
+            entries.Add(entry);
+        }
+
+        entries.Select(e => (e.Prompt, e.NegativePrompt)).ShouldBe([("a red fox", ""), ("a red fox", "blurry"), ("a red fox", "dark")]);
+    }
+
     private static async Task<Job> SubmitAndWaitAsync(RenderFarmClient client)
     {
         var (submitted, _) = await client.SubmitJobAsync(Sweep);

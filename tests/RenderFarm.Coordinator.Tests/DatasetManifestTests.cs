@@ -138,6 +138,28 @@ public abstract class DatasetManifestTests<TFixture>(TFixture fixture)
     }
 
     [Fact]
+    public async Task A_sweep_over_negative_prompts_gives_each_item_its_own_in_the_manifest()
+    {
+        var job = JobsClient.ValidJob();
+        job.Remove("prompt");
+        job["seed"] = 7;
+        job["sweep"] = new JsonObject
+        {
+            ["prompts"] = new JsonArray("a red fox", "a blue fox"),
+            ["negativePrompts"] = new JsonArray("", "blurry"),
+        };
+        var id = (await Client.SubmitAsync(job)).Id();
+
+        var lines = (await Client.GetStringAsync($"/v1/jobs/{id}/manifest")).TrimEnd('\n').Split('\n')
+            .Select(l => JsonSerializer.Deserialize<ManifestEntry>(l, JsonSerializerOptions.Web)!).ToList();
+
+        // Negative prompts vary slower than prompts.
+        lines.Select(e => (e.NegativePrompt, e.Prompt)).ShouldBe([("", "a red fox"), ("", "a blue fox"), ("blurry", "a red fox"), ("blurry", "a blue fox")]);
+        var units = (await Probe.UnitsAsync(id, 4)).SelectMany(u => u.Items).OrderBy(i => i.Index);
+        units.Select(i => i.NegativePrompt).ShouldBe(["", "", "blurry", "blurry"]);
+    }
+
+    [Fact]
     public async Task An_unknown_job_is_404_and_an_unknown_format_is_400_both_as_problems()
     {
         var (id, _) = await SubmitSweepAsync(1);

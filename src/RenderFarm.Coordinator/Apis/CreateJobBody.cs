@@ -5,7 +5,7 @@ namespace RenderFarm.Coordinator.Apis;
 /// all optional at the JSON level so that a missing field is reported by name like every other mistake.
 /// </summary>
 /// <param name="Prompt">Text the image should show (optional when <c>sweep.prompts</c> is given).</param>
-/// <param name="NegativePrompt">Text the image should avoid.</param>
+/// <param name="NegativePrompt">Text the image should avoid (replaced by <c>sweep.negativePrompts</c> when given).</param>
 /// <param name="Width">Pixels, a multiple of 8.</param>
 /// <param name="Height">Pixels, a multiple of 8.</param>
 /// <param name="Steps">Denoising steps, 1..1000 (optional when <c>sweep.steps</c> is given).</param>
@@ -52,4 +52,5 @@ public sealed record SweepBody(
     IReadOnlyList<long>? Seeds = null,
     IReadOnlyList<double>? GuidanceScales = null,
     IReadOnlyList<int>? Steps = null,
-    IReadOnlyList<string>? Samplers = null);
+    IReadOnlyList<string>? Samplers = null,
+    IReadOnlyList<string>? NegativePrompts = null);

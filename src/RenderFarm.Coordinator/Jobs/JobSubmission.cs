@@ -363,6 +363,7 @@ internal sealed class JobSubmission(
                 GuidanceScales = sweep.GuidanceScales,
                 Steps = sweep.Steps,
                 Samplers = sweep.Samplers,
+                NegativePrompts = sweep.NegativePrompts,
             },
         };
     }

@@ -9,8 +9,9 @@ namespace RenderFarm.Domain.Items;
 /// on its own, so the coordinator can write items in pages and a worker can recompute one from its index.
 /// </summary>
 /// <remarks>
-/// Axis order, slowest-varying first: samplers, steps, guidance scales, prompts, seeds, then the
-/// <c>count</c> repeats. Batch-breaking settings vary slowest so consecutive items share model, size,
+/// Axis order, slowest-varying first: samplers, steps, guidance scales, negative prompts, prompts, seeds, then
+/// the <c>count</c> repeats (an axis not given counts as one value, so adding the negative prompts axis moved no
+/// item of an existing job). Batch-breaking settings vary slowest so consecutive items share model, size,
 /// sampler, steps and guidance and <see cref="WorkUnitPlanner"/> fills whole units.
 /// Seeds: item i uses <c>baseSeed + i</c>, unless the sweep lists seeds, in which case the item takes its
 /// entry from that axis. The order is part of the job's meaning (item 7 must stay item 7 across restarts),
@@ -20,6 +21,7 @@ public sealed class SweepExpansion
 {
     private readonly JobRequest _request;
     private readonly string[] _prompts;
+    private readonly string[] _negativePrompts;
     private readonly long[]? _seeds;
     private readonly double[] _guidanceScales;
     private readonly int[] _steps;
@@ -35,6 +37,7 @@ public sealed class SweepExpansion
         Model = model;
         var sweep = request.Sweep;
         _prompts = [.. sweep?.Prompts ?? [request.Prompt]];
+        _negativePrompts = [.. sweep?.NegativePrompts ?? [request.NegativePrompt ?? string.Empty]];
         _seeds = sweep?.Seeds is { } seeds ? [.. seeds] : null;
         _guidanceScales = [.. sweep?.GuidanceScales ?? [request.GuidanceScale]];
         _steps = [.. sweep?.Steps ?? [request.Steps]];
@@ -96,7 +99,7 @@ public sealed class SweepExpansion
         foreach (var length in new[]
                  {
                      sweep?.Prompts?.Count, sweep?.Seeds?.Count, sweep?.GuidanceScales?.Count,
-                     sweep?.Steps?.Count, sweep?.Samplers?.Count,
+                     sweep?.Steps?.Count, sweep?.Samplers?.Count, sweep?.NegativePrompts?.Count,
                  })
         {
             if (length is not { } n)
@@ -137,6 +140,8 @@ public sealed class SweepExpansion
         rest /= seedCount;
         var prompt = _prompts[rest % _prompts.Length];
         rest /= _prompts.Length;
+        var negativePrompt = _negativePrompts[rest % _negativePrompts.Length];
+        rest /= _negativePrompts.Length;
         var guidance = _guidanceScales[rest % _guidanceScales.Length];
         rest /= _guidanceScales.Length;
         var steps = _steps[rest % _steps.Length];
@@ -145,7 +150,7 @@ public sealed class SweepExpansion
 
         var seed = _seeds is null ? BaseSeed + index : _seeds[seedDigit];
         return new ItemSpec(
-            index, seed, prompt, _request.NegativePrompt ?? string.Empty,
+            index, seed, prompt, negativePrompt,
             _request.Width, _request.Height, steps, guidance, sampler, Model,
             _mode, _strength, _request.InitImage, _request.Mask);
     }

@@ -76,6 +76,9 @@ public sealed record SweepRequest
     public IReadOnlyList<int>? Steps { get; init; }
 
     public IReadOnlyList<string>? Samplers { get; init; }
+
+    /// <summary>Negative prompts ("" for none); when given, they replace <see cref="JobRequest.NegativePrompt"/>.</summary>
+    public IReadOnlyList<string>? NegativePrompts { get; init; }
 }
 
 /// <summary>Values used where the request leaves a field out.</summary>

@@ -46,7 +46,10 @@ public sealed class JobRequestValidator
             ValidatePrompt(errors, "prompt", request.Prompt, required: true);
         }
 
-        ValidatePrompt(errors, "negativePrompt", request.NegativePrompt, required: false);
+        if (sweep?.NegativePrompts is null)
+        {
+            ValidatePrompt(errors, "negativePrompt", request.NegativePrompt, required: false);
+        }
         var hires = request.Mode == RenderModes.Hires;
         if (hires)
         {
@@ -405,6 +408,7 @@ public sealed class JobRequestValidator
         ValidateAxis(errors, "sweep.guidanceScales", sweep.GuidanceScales, (field, g) => ValidateGuidance(errors, field, g));
         ValidateAxis(errors, "sweep.steps", sweep.Steps, (field, s) => ValidateSteps(errors, field, s));
         ValidateAxis(errors, "sweep.samplers", sweep.Samplers, (field, s) => ValidateSampler(errors, field, s));
+        ValidateAxis(errors, "sweep.negativePrompts", sweep.NegativePrompts, (field, p) => ValidatePrompt(errors, field, p, required: false));
         return errors.Count == before;
     }
 

@@ -74,6 +74,15 @@ public class JobRequestValidatorTests
     }
 
     [Fact]
+    public void Negative_prompts_axis_replaces_the_single_field_and_names_a_bad_entry()
+    {
+        Validator.Validate(Valid() with { NegativePrompt = "  ", Sweep = new SweepRequest { NegativePrompts = ["", "blurry"] } }).ShouldBeEmpty();
+        ShouldFailWith(Valid() with { Sweep = new SweepRequest { NegativePrompts = ["blurry", " "] } }, "sweep.negativePrompts[1]", "only whitespace");
+        ShouldFailWith(Valid() with { Sweep = new SweepRequest { NegativePrompts = [] } }, "sweep.negativePrompts", "at least one value");
+        ShouldFailWith(Valid() with { Sweep = new SweepRequest { NegativePrompts = [new string('x', ValidationLimits.DefaultMaxPromptLength + 1)] } }, "sweep.negativePrompts[0]", "");
+    }
+
+    [Fact]
     public void Sweep_axes_stand_in_for_their_single_fields()
     {
         var request = Valid() with
