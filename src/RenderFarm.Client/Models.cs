@@ -87,7 +87,7 @@ public enum ItemState
 /// <param name="Mode"><see cref="RenderModes"/>: txt2img (default), img2img, inpaint or hires.</param>
 /// <param name="InitImage">Base64 PNG for img2img and inpaint; for hires, the base image (optional).</param>
 /// <param name="Mask">Base64 PNG mask (white is repainted) for inpaint.</param>
-/// <param name="Strength">How much of the init image is replaced, in (0, 1]; for hires, the tiles' refinement strength.</param>
+/// <param name="Strength">How much of the init image is replaced, in (0, 1] (replaced by <c>Sweep.Strengths</c> when given); for hires, the tiles' refinement strength.</param>
 /// <param name="Sweep">Axes whose cross product the job renders.</param>
 /// <param name="Priority">-100..100; kept with the job, not yet used to order work (FIFO per queue).</param>
 /// <param name="Tile">Hires: tile side in pixels (default 512).</param>
@@ -123,7 +123,8 @@ public sealed record SweepRequest(
     IReadOnlyList<double>? GuidanceScales = null,
     IReadOnlyList<int>? Steps = null,
     IReadOnlyList<string>? Samplers = null,
-    IReadOnlyList<string>? NegativePrompts = null);
+    IReadOnlyList<string>? NegativePrompts = null,
+    IReadOnlyList<double>? Strengths = null);
 
 /// <summary>How far a job's items are; <c>Done</c> counts items in a final state.</summary>
 public sealed record JobProgress(long Total, long Done, long Queued, long Running, long Retrying, long Succeeded, long Failed, long Canceled);

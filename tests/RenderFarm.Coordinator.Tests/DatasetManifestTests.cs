@@ -160,6 +160,21 @@ public abstract class DatasetManifestTests<TFixture>(TFixture fixture)
     }
 
     [Fact]
+    public async Task A_sweep_over_strengths_sends_each_item_with_its_own_and_the_init_image()
+    {
+        var job = JobsClient.ValidJob();
+        job["mode"] = "img2img";
+        job["initImage"] = "data:image/png;base64," + TestPng.Base64;
+        job["sweep"] = new JsonObject { ["strengths"] = new JsonArray(0.3, 0.6, 0.9) };
+
+        var id = (await Client.SubmitAsync(job)).Id();
+        var items = (await Probe.UnitsAsync(id, 3)).SelectMany(u => u.Items).OrderBy(i => i.Index).ToList();
+
+        items.Select(i => i.Strength).ShouldBe([0.3, 0.6, 0.9]);
+        items.ShouldAllBe(i => i.InitImageKey == $"jobs/{id}/init.png");
+    }
+
+    [Fact]
     public async Task An_unknown_job_is_404_and_an_unknown_format_is_400_both_as_problems()
     {
         var (id, _) = await SubmitSweepAsync(1);

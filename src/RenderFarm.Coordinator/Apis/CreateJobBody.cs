@@ -17,7 +17,7 @@ namespace RenderFarm.Coordinator.Apis;
 /// <param name="Mode"><c>txt2img</c> (default), <c>img2img</c>, <c>inpaint</c> or <c>hires</c> (a large image: a base render refined in tiles spread over the workers).</param>
 /// <param name="InitImage">Base64 PNG (a <c>data:image/png;base64,</c> prefix is allowed) for img2img and inpaint; for hires, the base image (optional).</param>
 /// <param name="Mask">Base64 PNG mask (white = repaint) for inpaint.</param>
-/// <param name="Strength">How much of the init image is replaced, in (0, 1]; for hires, the tiles' refinement strength (default 0.35).</param>
+/// <param name="Strength">How much of the init image is replaced, in (0, 1] (replaced by <c>sweep.strengths</c> when given); for hires, the tiles' refinement strength (default 0.35).</param>
 /// <param name="Sweep">Axes whose cross product the job renders.</param>
 /// <param name="Priority">-100..100; kept with the job, not yet used to order work (FIFO per queue).</param>
 /// <param name="Tile">Hires: tile side in pixels of the final image, a multiple of 8 (default 512).</param>
@@ -53,4 +53,5 @@ public sealed record SweepBody(
     IReadOnlyList<double>? GuidanceScales = null,
     IReadOnlyList<int>? Steps = null,
     IReadOnlyList<string>? Samplers = null,
-    IReadOnlyList<string>? NegativePrompts = null);
+    IReadOnlyList<string>? NegativePrompts = null,
+    IReadOnlyList<double>? Strengths = null);

@@ -364,6 +364,7 @@ internal sealed class JobSubmission(
                 Steps = sweep.Steps,
                 Samplers = sweep.Samplers,
                 NegativePrompts = sweep.NegativePrompts,
+                Strengths = sweep.Strengths,
             },
         };
     }

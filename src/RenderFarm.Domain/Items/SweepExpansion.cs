@@ -9,9 +9,9 @@ namespace RenderFarm.Domain.Items;
 /// on its own, so the coordinator can write items in pages and a worker can recompute one from its index.
 /// </summary>
 /// <remarks>
-/// Axis order, slowest-varying first: samplers, steps, guidance scales, negative prompts, prompts, seeds, then
-/// the <c>count</c> repeats (an axis not given counts as one value, so adding the negative prompts axis moved no
-/// item of an existing job). Batch-breaking settings vary slowest so consecutive items share model, size,
+/// Axis order, slowest-varying first: samplers, steps, guidance scales, strengths, negative prompts, prompts,
+/// seeds, then the <c>count</c> repeats (an axis not given counts as one value, so adding the strengths and negative
+/// prompts axes moved no item of an existing job). Batch-breaking settings vary slowest so consecutive items share model, size,
 /// sampler, steps and guidance and <see cref="WorkUnitPlanner"/> fills whole units.
 /// Seeds: item i uses <c>baseSeed + i</c>, unless the sweep lists seeds, in which case the item takes its
 /// entry from that axis. The order is part of the job's meaning (item 7 must stay item 7 across restarts),
@@ -28,7 +28,7 @@ public sealed class SweepExpansion
     private readonly string[] _samplers;
     private readonly int _repeats;
     private readonly string _mode;
-    private readonly double? _strength;
+    private readonly double?[] _strengths;
 
     private SweepExpansion(JobRequest request, long baseSeed, string model)
     {
@@ -44,7 +44,9 @@ public sealed class SweepExpansion
         _samplers = [.. sweep?.Samplers ?? [request.Sampler]];
         _repeats = request.Count ?? GenerationDefaults.Count;
         _mode = request.Mode ?? GenerationDefaults.Mode;
-        _strength = _mode == RenderModes.Txt2Img ? null : request.Strength ?? GenerationDefaults.Strength;
+        _strengths = _mode == RenderModes.Txt2Img
+            ? [null]
+            : sweep?.Strengths is { } strengths ? [.. strengths.Select(s => (double?)s)] : [request.Strength ?? GenerationDefaults.Strength];
         Count = CountItems(request);
     }
 
@@ -99,7 +101,7 @@ public sealed class SweepExpansion
         foreach (var length in new[]
                  {
                      sweep?.Prompts?.Count, sweep?.Seeds?.Count, sweep?.GuidanceScales?.Count,
-                     sweep?.Steps?.Count, sweep?.Samplers?.Count, sweep?.NegativePrompts?.Count,
+                     sweep?.Steps?.Count, sweep?.Samplers?.Count, sweep?.NegativePrompts?.Count, sweep?.Strengths?.Count,
                  })
         {
             if (length is not { } n)
@@ -142,6 +144,8 @@ public sealed class SweepExpansion
         rest /= _prompts.Length;
         var negativePrompt = _negativePrompts[rest % _negativePrompts.Length];
         rest /= _negativePrompts.Length;
+        var strength = _strengths[rest % _strengths.Length];
+        rest /= _strengths.Length;
         var guidance = _guidanceScales[rest % _guidanceScales.Length];
         rest /= _guidanceScales.Length;
         var steps = _steps[rest % _steps.Length];
@@ -152,7 +156,7 @@ public sealed class SweepExpansion
         return new ItemSpec(
             index, seed, prompt, negativePrompt,
             _request.Width, _request.Height, steps, guidance, sampler, Model,
-            _mode, _strength, _request.InitImage, _request.Mask);
+            _mode, strength, _request.InitImage, _request.Mask);
     }
 
     /// <summary>Items from <paramref name="start"/> on, computed one at a time as the caller reads.</summary>

@@ -77,6 +77,9 @@ public sealed record SweepRequest
 
     public IReadOnlyList<string>? Samplers { get; init; }
 
+    /// <summary>img2img and inpaint strengths; when given, they replace <see cref="JobRequest.Strength"/>.</summary>
+    public IReadOnlyList<double>? Strengths { get; init; }
+
     /// <summary>Negative prompts ("" for none); when given, they replace <see cref="JobRequest.NegativePrompt"/>.</summary>
     public IReadOnlyList<string>? NegativePrompts { get; init; }
 }

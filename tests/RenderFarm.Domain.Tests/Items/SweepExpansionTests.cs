@@ -141,6 +141,26 @@ public class SweepExpansionTests
     }
 
     [Fact]
+    public void Strengths_vary_between_guidance_and_negative_prompts_and_split_batches()
+    {
+        var request = JobRequestValidatorTests.Valid() with
+        {
+            Mode = "img2img",
+            InitImage = "in.png",
+            Strength = 0.9,
+            Sweep = new SweepRequest { Prompts = ["cat", "dog"], Strengths = [0.3, 0.6], NegativePrompts = ["", "blurry"] },
+        };
+        var expansion = SweepExpansion.For(request, 10, "sd15");
+
+        expansion.Count.ShouldBe(8);
+        // strengths (2) × negative prompts (2) × prompts (2): 5 = 1·4 + 0·2 + 1.
+        var item = expansion.At(5);
+        (item.Strength, item.NegativePrompt, item.Prompt).ShouldBe((0.6, "", "dog"));
+        expansion.Items().Select(i => i.Strength).ShouldBe([0.3, 0.3, 0.3, 0.3, 0.6, 0.6, 0.6, 0.6]);
+        expansion.At(0).BatchKey.ShouldNotBe(expansion.At(4).BatchKey);
+    }
+
+    [Fact]
     public void Txt2img_items_carry_no_strength_and_an_empty_negative_prompt()
     {
         var item = SweepExpansion.For(JobRequestValidatorTests.Valid(), 3, "sd15").At(0);
