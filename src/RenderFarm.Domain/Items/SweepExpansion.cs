@@ -10,9 +10,9 @@ namespace RenderFarm.Domain.Items;
 /// </summary>
 /// <remarks>
 /// Axis order, slowest-varying first: samplers, steps, guidance scales, strengths, negative prompts, prompts,
-/// seeds, then the <c>count</c> repeats (an axis not given counts as one value, so adding the strengths and negative
-/// prompts axes moved no item of an existing job). Batch-breaking settings vary slowest so consecutive items share model, size,
-/// sampler, steps and guidance and <see cref="WorkUnitPlanner"/> fills whole units.
+/// seeds, then the <c>count</c> repeats (an axis not given counts as one value, so adding the strengths and
+/// negative prompts axes moved no item of an existing job). Batch-breaking settings vary slowest so consecutive
+/// items share model, size, sampler, steps, guidance and strength and <see cref="WorkUnitPlanner"/> fills whole units.
 /// Seeds: item i uses <c>baseSeed + i</c>, unless the sweep lists seeds, in which case the item takes its
 /// entry from that axis. The order is part of the job's meaning (item 7 must stay item 7 across restarts),
 /// so it never changes for existing jobs.

@@ -50,6 +50,7 @@ public sealed class JobRequestValidator
         {
             ValidatePrompt(errors, "negativePrompt", request.NegativePrompt, required: false);
         }
+
         var hires = request.Mode == RenderModes.Hires;
         if (hires)
         {
