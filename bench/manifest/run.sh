@@ -20,7 +20,9 @@ export Database__Provider=Sqlite Database__SqlitePath="$WORK/renderfarm.db" Bus_
   Storage__Provider=Local Storage__LocalRoot="$WORK/artifacts" Logging__LogLevel__Default=Warning
 dotnet "$REPO/src/RenderFarm.Coordinator/bin/Release/net10.0/RenderFarm.Coordinator.dll" --urls "$URL" > "$WORK/coordinator.log" 2>&1 &
 PID=$!
-trap 'kill -INT $PID 2>/dev/null; wait $PID 2>/dev/null; rm -rf "$WORK"' EXIT
+# SIGTERM, not SIGINT: a script's background jobs ignore SIGINT. errexit holds inside the trap too, so the
+# coordinator's exit status must not stop the clean-up.
+trap 'kill -TERM $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
 for _ in $(seq 1 120); do curl -sf "$URL/alive" > /dev/null && break; sleep 1; done
 
 rss() { awk '/VmRSS/{print $2}' "/proc/$PID/status"; }
