@@ -18,7 +18,9 @@ internal static class CliApp
         root.Add(StatusCommand.Create());
         root.Add(CancelCommand.Create());
         root.Add(DeleteCommand.Create());
+        root.Add(RetryCommand.Create());
         root.Add(FetchCommand.Create());
+        root.Add(ExportCommand.Create());
         root.Add(JobsCommand.Create());
         root.Add(WorkersCommand.Create());
         root.Add(TopCommand.Create());

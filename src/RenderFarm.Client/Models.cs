@@ -75,7 +75,7 @@ public enum ItemState
 /// place that validates) names what is missing; fields left null are not sent.
 /// </summary>
 /// <param name="Prompt">Text the image should show (optional when <c>Sweep.Prompts</c> is given).</param>
-/// <param name="NegativePrompt">Text the image should avoid.</param>
+/// <param name="NegativePrompt">Text the image should avoid (replaced by <c>Sweep.NegativePrompts</c> when given).</param>
 /// <param name="Width">Pixels, a multiple of 8.</param>
 /// <param name="Height">Pixels, a multiple of 8.</param>
 /// <param name="Steps">Denoising steps (optional when <c>Sweep.Steps</c> is given).</param>
@@ -87,7 +87,7 @@ public enum ItemState
 /// <param name="Mode"><see cref="RenderModes"/>: txt2img (default), img2img, inpaint or hires.</param>
 /// <param name="InitImage">Base64 PNG for img2img and inpaint; for hires, the base image (optional).</param>
 /// <param name="Mask">Base64 PNG mask (white is repainted) for inpaint.</param>
-/// <param name="Strength">How much of the init image is replaced, in (0, 1]; for hires, the tiles' refinement strength.</param>
+/// <param name="Strength">How much of the init image is replaced, in (0, 1] (replaced by <c>Sweep.Strengths</c> when given); for hires, the tiles' refinement strength.</param>
 /// <param name="Sweep">Axes whose cross product the job renders.</param>
 /// <param name="Priority">-100..100 (default 0); a higher-priority job's work is sent before lower-priority work still waiting; jobs of equal priority share the farm.</param>
 /// <param name="Tile">Hires: tile side in pixels (default 512).</param>
@@ -122,7 +122,9 @@ public sealed record SweepRequest(
     IReadOnlyList<long>? Seeds = null,
     IReadOnlyList<double>? GuidanceScales = null,
     IReadOnlyList<int>? Steps = null,
-    IReadOnlyList<string>? Samplers = null);
+    IReadOnlyList<string>? Samplers = null,
+    IReadOnlyList<string>? NegativePrompts = null,
+    IReadOnlyList<double>? Strengths = null);
 
 /// <summary>How far a job's items are; <c>Done</c> counts items in a final state.</summary>
 public sealed record JobProgress(long Total, long Done, long Queued, long Running, long Retrying, long Succeeded, long Failed, long Canceled);
@@ -141,8 +143,25 @@ public sealed record JobSummary(
     long Items,
     JobProgress Progress);
 
-/// <summary>A rendered image; <c>Url</c> is the farm's path to the PNG.</summary>
-public sealed record JobImage(long Index, long Seed, string Url, string? WorkerId, int Width, int Height);
+/// <summary>A rendered image and the parameters that made it; <c>Url</c> is the farm's path to the PNG.</summary>
+/// <remarks>
+/// <c>Sha256</c>: the stored PNG's SHA-256 (lowercase hex) as its worker reported it. The parameters and the hash are
+/// null only from farms that predate them.
+/// </remarks>
+public sealed record JobImage(
+    long Index,
+    long Seed,
+    string Url,
+    string? WorkerId,
+    int Width,
+    int Height,
+    string? Prompt = null,
+    string? NegativePrompt = null,
+    int? Steps = null,
+    double? GuidanceScale = null,
+    string? Sampler = null,
+    string? Model = null,
+    string? Sha256 = null);
 
 /// <summary>An item being rendered now.</summary>
 public sealed record RunningItem(long Index, Guid ItemId, int Attempt, string? WorkerId, int Step, int TotalSteps);
@@ -272,3 +291,67 @@ public sealed record DeadLetterReport(long Total, IReadOnlyList<DeadLetterQueue>
 
 /// <summary>What a replay moved back (<c>POST /v1/dead-letters/{queue}/replay</c>).</summary>
 public sealed record DeadLetterReplay(string Queue, long Replayed);
+
+/// <summary>What a retry queued (<c>POST /v1/jobs/{id}/retry</c>): items re-queued and the job's state after it.</summary>
+public sealed record RetryResult(Guid JobId, long Requeued, JobState State);
+
+/// <summary>Formats of a job's manifest.</summary>
+public enum ManifestFormat
+{
+    /// <summary>JSON lines, streamed as the farm reads them.</summary>
+    Jsonl,
+
+    /// <summary>The same columns as a Parquet file.</summary>
+    Parquet,
+}
+
+/// <summary>Values of <see cref="ManifestEntry.Status"/>: an item's state in lowercase.</summary>
+public static class ManifestStatuses
+{
+    public const string Queued = "queued";
+    public const string Running = "running";
+    public const string Retrying = "retrying";
+    public const string Succeeded = "succeeded";
+    public const string Failed = "failed";
+    public const string Canceled = "canceled";
+}
+
+/// <summary>One item of a job as its manifest lists it (<c>GET /v1/jobs/{id}/manifest</c>).</summary>
+/// <param name="Key">The sample's name: the index zero-padded to nine digits, the same on every export.</param>
+/// <param name="Index">The item's index in its job.</param>
+/// <param name="Prompt">Its prompt.</param>
+/// <param name="NegativePrompt">Its negative prompt ("" when none).</param>
+/// <param name="Seed">Its seed.</param>
+/// <param name="Steps">Denoising steps.</param>
+/// <param name="GuidanceScale">Classifier-free guidance.</param>
+/// <param name="Sampler">Sampler name.</param>
+/// <param name="Model">Model name.</param>
+/// <param name="Width">Width in pixels.</param>
+/// <param name="Height">Height in pixels.</param>
+/// <param name="Sha256">The stored PNG's SHA-256 (lowercase hex); null until it succeeds, or when its worker reported none.</param>
+/// <param name="Status">One of <see cref="ManifestStatuses"/>.</param>
+/// <param name="Error">The last failure reason of an item that has no image.</param>
+/// <param name="Url">The farm's path to the PNG once it succeeded.</param>
+/// <param name="DuplicateOf">The key of the job's first item with the same SHA-256, when this one is a later copy.</param>
+public sealed record ManifestEntry(
+    string Key,
+    long Index,
+    string Prompt,
+    string NegativePrompt,
+    long Seed,
+    int Steps,
+    double GuidanceScale,
+    string Sampler,
+    string Model,
+    int Width,
+    int Height,
+    string? Sha256,
+    string Status,
+    string? Error,
+    string? Url,
+    string? DuplicateOf)
+{
+    /// <summary>True when the item has its image.</summary>
+    [JsonIgnore]
+    public bool HasImage => Status == ManifestStatuses.Succeeded;
+}

@@ -165,6 +165,17 @@ public sealed class RenderFarmClient
     }
 
     /// <summary>
+    /// Queues a new attempt of every failed and canceled item of a job, with the same seeds and parameters
+    /// (<c>POST /v1/jobs/{id}/retry</c>). Throws <see cref="RenderFarmApiException"/> with 404 for an unknown job and
+    /// 409 when nothing failed or was canceled (or for a hires job, which is resubmitted instead).
+    /// </summary>
+    public async Task<RetryResult> RetryJobAsync(Guid jobId, CancellationToken cancellationToken = default)
+    {
+        using var response = await _http.PostAsync($"v1/jobs/{jobId}/retry", content: null, cancellationToken);
+        return await ReadAsync<RetryResult>(response, cancellationToken);
+    }
+
+    /// <summary>
     /// Follows a job's server-sent events (<c>GET /v1/jobs/{id}/events</c>): a <see cref="JobEventTypes.Snapshot"/>
     /// first, then what happens, ending after <see cref="JobEventTypes.JobDone"/>. The stream can also end early (the
     /// coordinator restarted); callers that must see the end re-read the job and follow again.
@@ -220,6 +231,79 @@ public sealed class RenderFarmClient
         }
 
         File.Move(partial, path, overwrite: true);
+    }
+
+    /// <summary>
+    /// Opens a job's dataset manifest (<c>GET /v1/jobs/{id}/manifest</c>) in <paramref name="format"/>: one record per
+    /// item in index order. The caller disposes the stream; an unknown job throws <see cref="RenderFarmApiException"/> (404).
+    /// </summary>
+    public async Task<Stream> OpenManifestAsync(Guid jobId, ManifestFormat format = ManifestFormat.Jsonl, CancellationToken cancellationToken = default)
+    {
+        var uri = $"v1/jobs/{jobId}/manifest?format={(format == ManifestFormat.Parquet ? "parquet" : "jsonl")}";
+        var response = await _http.GetAsync(uri, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
+        try
+        {
+            await EnsureSuccessAsync(response, cancellationToken);
+            return new ResponseStream(await response.Content.ReadAsStreamAsync(cancellationToken), response);
+        }
+        catch
+        {
+            response.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Downloads a job's manifest to <paramref name="path"/> (overwriting it once complete).</summary>
+    public async Task DownloadManifestAsync(Guid jobId, ManifestFormat format, string path, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        await using var source = await OpenManifestAsync(jobId, format, cancellationToken);
+        // As for images: an interrupted download never leaves a truncated manifest under the final name.
+        var partial = path + ".part";
+        await using (var target = File.Create(partial))
+        {
+            await source.CopyToAsync(target, cancellationToken);
+        }
+
+        File.Move(partial, path, overwrite: true);
+    }
+
+    /// <summary>A job's manifest entries as the farm streams them (JSONL, parsed line by line; never all in memory).</summary>
+    public async IAsyncEnumerable<ManifestEntry> GetManifestAsync(Guid jobId, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        await using var stream = await OpenManifestAsync(jobId, ManifestFormat.Jsonl, cancellationToken);
+        await foreach (var entry in ReadManifestAsync(stream, cancellationToken))
+        {
+            yield return entry;
+        }
+    }
+
+    /// <summary>Parses a JSONL manifest (as <see cref="OpenManifestAsync"/> or a saved <c>manifest.jsonl</c> holds it).</summary>
+    /// <exception cref="InvalidDataException">A line is not a manifest entry.</exception>
+    public static async IAsyncEnumerable<ManifestEntry> ReadManifestAsync(Stream jsonl, [EnumeratorCancellation] CancellationToken cancellationToken = default)
+    {
+        using var reader = new StreamReader(jsonl, leaveOpen: true);
+        var number = 0;
+        while (await reader.ReadLineAsync(cancellationToken) is { } line)
+        {
+            number++;
+            if (line.Length == 0)
+            {
+                continue;
+            }
+
+            ManifestEntry? entry;
+            try
+            {
+                entry = JsonSerializer.Deserialize<ManifestEntry>(line, Json);
+            }
+            catch (JsonException ex)
+            {
+                throw new InvalidDataException($"Manifest line {number} is not a manifest entry: {ex.Message}", ex);
+            }
+
+            yield return entry ?? throw new InvalidDataException($"Manifest line {number} is null.");
+        }
     }
 
     /// <summary>

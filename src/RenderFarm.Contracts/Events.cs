@@ -81,13 +81,18 @@ public sealed record ItemPreviewed(
 /// <param name="ArtifactKey">Where the PNG is.</param>
 /// <param name="WorkerId">Who rendered it.</param>
 /// <param name="Elapsed">Time from start to upload.</param>
+/// <param name="Sha256">
+/// SHA-256 of the stored PNG's bytes, lowercase hex, so datasets can be verified and deduplicated without reading the
+/// image back. Null from workers that predate it (the field was added later and is optional on the wire).
+/// </param>
 public sealed record ItemRendered(
     Guid ItemId,
     Guid JobId,
     int Attempt,
     string ArtifactKey,
     string WorkerId,
-    TimeSpan Elapsed)
+    TimeSpan Elapsed,
+    string? Sha256 = null)
 {
     public const string WireName = MessageNames.ItemRendered;
 }

@@ -91,6 +91,26 @@ public sealed class RenderFarmClientTests(CoordinatorOnSqlite farm) : IClassFixt
     }
 
     [Fact]
+    public async Task The_manifest_reads_as_entries_in_index_order_and_an_unknown_jobs_as_a_404_problem()
+    {
+        var client = farm.CreateFarmClient();
+        var (job, _) = await client.SubmitJobAsync(Small, cancellationToken: Timeout);
+
+        var entries = new List<ManifestEntry>();
+        await foreach (var entry in client.GetManifestAsync(job.Id, Timeout))
+        {
+            entries.Add(entry);
+        }
+
+        var ex = await Should.ThrowAsync<RenderFarmApiException>(() => client.OpenManifestAsync(Guid.NewGuid(), ManifestFormat.Parquet, Timeout));
+
+        entries.Select(e => (e.Key, e.Index, e.Seed, e.Status)).ShouldBe(
+            [("000000000", 0L, 100L, ManifestStatuses.Queued), ("000000001", 1L, 101L, ManifestStatuses.Queued), ("000000002", 2L, 102L, ManifestStatuses.Queued)]);
+        entries.ShouldAllBe(e => e.Prompt == "a red fox" && e.Sha256 == null && e.Url == null && !e.HasImage);
+        ex.Status.ShouldBe(404);
+    }
+
+    [Fact]
     public async Task Listing_filters_by_state_and_pages()
     {
         var client = farm.CreateFarmClient();

@@ -1,3 +1,4 @@
+using System.Security.Cryptography;
 using RenderFarm.Contracts;
 using RenderFarm.Diffusion.Hires;
 using RenderFarm.Diffusion.Imaging;
@@ -36,6 +37,8 @@ public sealed class HiresStitchTests
         using var expected = new MemoryStream();
         await TileStitcher.StitchAsync(layout, new ListTileSource(tiles), expected, parameters, null, CancellationToken.None);
         stored.ShouldBe(expected.ToArray());
+        // Hashed as it streamed to the store, the reported hash is the stored object's.
+        worker.Published.All<ItemRendered>().Single().Sha256.ShouldBe(Convert.ToHexStringLower(SHA256.HashData(stored)));
 
         var text = PngCodec.ReadTextChunks(stored)[PngCodec.ParametersKeyword];
         text.ShouldStartWith(HiresTestJob.Prompt);

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Net.Http.Headers;
+using System.Security.Cryptography;
 using System.Text;
 using MassTransit;
 using Microsoft.Extensions.DependencyInjection;
@@ -53,6 +54,7 @@ public sealed class RabbitMqAndS3Tests : IAsyncLifetime
             using var png = new MemoryStream();
             await stream.CopyToAsync(png);
             PngCodec.ReadTextChunks(png.ToArray())[PngCodec.ParametersKeyword].ShouldContain($"Seed: {item.Seed}");
+            wire.Rendered.Single(r => r.ItemId == item.ItemId).Sha256.ShouldBe(Convert.ToHexStringLower(SHA256.HashData(png.ToArray())));
             await worker.Store.DeleteAsync(item.OutputKey, CancellationToken.None);
         }
 

@@ -5,7 +5,7 @@ namespace RenderFarm.Coordinator.Apis;
 /// all optional at the JSON level so that a missing field is reported by name like every other mistake.
 /// </summary>
 /// <param name="Prompt">Text the image should show (optional when <c>sweep.prompts</c> is given).</param>
-/// <param name="NegativePrompt">Text the image should avoid.</param>
+/// <param name="NegativePrompt">Text the image should avoid (replaced by <c>sweep.negativePrompts</c> when given).</param>
 /// <param name="Width">Pixels, a multiple of 8.</param>
 /// <param name="Height">Pixels, a multiple of 8.</param>
 /// <param name="Steps">Denoising steps, 1..1000 (optional when <c>sweep.steps</c> is given).</param>
@@ -17,7 +17,7 @@ namespace RenderFarm.Coordinator.Apis;
 /// <param name="Mode"><c>txt2img</c> (default), <c>img2img</c>, <c>inpaint</c> or <c>hires</c> (a large image: a base render refined in tiles spread over the workers).</param>
 /// <param name="InitImage">Base64 PNG (a <c>data:image/png;base64,</c> prefix is allowed) for img2img and inpaint; for hires, the base image (optional).</param>
 /// <param name="Mask">Base64 PNG mask (white = repaint) for inpaint.</param>
-/// <param name="Strength">How much of the init image is replaced, in (0, 1]; for hires, the tiles' refinement strength (default 0.35).</param>
+/// <param name="Strength">How much of the init image is replaced, in (0, 1] (replaced by <c>sweep.strengths</c> when given); for hires, the tiles' refinement strength (default 0.35).</param>
 /// <param name="Sweep">Axes whose cross product the job renders.</param>
 /// <param name="Priority">-100..100 (default 0); a higher-priority job's work is sent before lower-priority work still waiting; jobs of equal priority share the farm (Coordinator:Dispatcher:FairShare).</param>
 /// <param name="Tile">Hires: tile side in pixels of the final image, a multiple of 8 (default 512).</param>
@@ -52,4 +52,6 @@ public sealed record SweepBody(
     IReadOnlyList<long>? Seeds = null,
     IReadOnlyList<double>? GuidanceScales = null,
     IReadOnlyList<int>? Steps = null,
-    IReadOnlyList<string>? Samplers = null);
+    IReadOnlyList<string>? Samplers = null,
+    IReadOnlyList<string>? NegativePrompts = null,
+    IReadOnlyList<double>? Strengths = null);

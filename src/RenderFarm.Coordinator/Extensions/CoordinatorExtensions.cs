@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using RenderFarm.Coordinator.Apis;
 using RenderFarm.Coordinator.Automatic1111;
 using RenderFarm.Coordinator.Consumers;
+using RenderFarm.Coordinator.Datasets;
 using RenderFarm.Coordinator.DeadLetters;
 using RenderFarm.Coordinator.Dispatch;
 using RenderFarm.Coordinator.Events;
@@ -119,6 +120,7 @@ public static class CoordinatorExtensions
         services.AddScoped<JobCancellation>();
         services.AddScoped<JobRetry>();
         services.AddScoped<JobDeletion>();
+        services.AddScoped<JobManifest>();
         services.AddScoped<IJobInputs, ArtifactJobInputs>();
         services.AddScoped<IMonitoringApi, MonitoringApi>();
         services.AddSingleton<Automatic1111Tasks>();
@@ -157,6 +159,7 @@ public static class CoordinatorExtensions
         app.MapAutomatic1111Api();
         app.MapDeadLettersApi();
         app.MapRetentionApi();
+        app.MapDatasetsApi();
         return app;
     }
 

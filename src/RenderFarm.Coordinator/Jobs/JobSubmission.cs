@@ -363,6 +363,8 @@ internal sealed class JobSubmission(
                 GuidanceScales = sweep.GuidanceScales,
                 Steps = sweep.Steps,
                 Samplers = sweep.Samplers,
+                NegativePrompts = sweep.NegativePrompts,
+                Strengths = sweep.Strengths,
             },
         };
     }

@@ -32,7 +32,8 @@ internal sealed partial class MonitoringApi(CoordinatorDbContext db, TimeProvide
         var images = job.SucceededItems == 0 ? [] : await db.Items.AsNoTracking()
             .Where(i => i.JobId == jobId && i.State == ItemState.Succeeded && i.Index > after)
             .OrderBy(i => i.Index).Take(limit)
-            .Select(i => new JobImage(i.Index, i.Seed, "", i.WorkerId, i.Width, i.Height))
+            .Select(i => new JobImage(i.Index, i.Seed, "", i.WorkerId, i.Width, i.Height,
+                i.Prompt, i.NegativePrompt, i.Steps, i.GuidanceScale, i.Sampler, i.Model, i.Sha256))
             .ToListAsync(cancellationToken);
         images = [.. images.Select(i => i with { Url = CoordinatorRoutes.ImageUrl(jobId, i.Index) })];
 

@@ -21,9 +21,25 @@ public sealed record JobSummary(
     long Items,
     JobProgress Progress);
 
-/// <summary>A rendered image of a job.</summary>
-/// <remarks><c>Url</c>: Where to fetch the PNG (this API; it streams or redirects).</remarks>
-public sealed record JobImage(long Index, long Seed, string Url, string? WorkerId, int Width, int Height);
+/// <summary>A rendered image of a job, with every parameter that made it, so a client never opens the PNG for them.</summary>
+/// <remarks>
+/// <c>Url</c>: Where to fetch the PNG (this API; it streams or redirects). <c>Sha256</c>: the stored PNG's SHA-256 in
+/// lowercase hex, as its worker reported it; null for images of workers that did not report one.
+/// </remarks>
+public sealed record JobImage(
+    long Index,
+    long Seed,
+    string Url,
+    string? WorkerId,
+    int Width,
+    int Height,
+    string Prompt,
+    string NegativePrompt,
+    int Steps,
+    double GuidanceScale,
+    string Sampler,
+    string Model,
+    string? Sha256);
 
 /// <summary>An item that is being rendered now.</summary>
 public sealed record RunningItem(long Index, Guid ItemId, int Attempt, string? WorkerId, int Step, int TotalSteps);

@@ -52,6 +52,9 @@ public abstract class CoordinatorDbContext : DbContext
             item.HasIndex(i => new { i.State, i.AssignedWorkerId });
             // The dispatcher's window: queued items already sent (a few per worker) among the millions waiting unsent.
             item.HasIndex(i => new { i.State, i.AssignedAt });
+            // The manifest's duplicate lookup: the first item of a job with a given image hash (covering, so it reads no rows).
+            item.HasIndex(i => new { i.JobId, i.Sha256, i.Index });
+            item.Property(i => i.Sha256).HasMaxLength(ItemRow.Sha256Length);
             item.HasOne<JobRow>().WithMany().HasForeignKey(i => i.JobId).OnDelete(DeleteBehavior.Cascade);
         });
 

@@ -60,6 +60,9 @@ public sealed class JobRow
 /// <summary>One image of a job, with every parameter that determines its bytes and where its attempt stands.</summary>
 public sealed class ItemRow
 {
+    /// <summary>Characters of <see cref="Sha256"/>: 32 bytes in hex.</summary>
+    public const int Sha256Length = 64;
+
     public Guid Id { get; set; }
 
     public Guid JobId { get; set; }
@@ -110,6 +113,12 @@ public sealed class ItemRow
     public DateTime? FinishedAt { get; set; }
 
     public string? ArtifactKey { get; set; }
+
+    /// <summary>
+    /// SHA-256 of the stored PNG (lowercase hex) as its worker reported it with the image; null until the item
+    /// succeeds, and for images of workers that did not report one.
+    /// </summary>
+    public string? Sha256 { get; set; }
 
     /// <summary>The last failure reason; kept after a successful retry only until that success clears it.</summary>
     public string? Error { get; set; }

@@ -9,9 +9,10 @@ namespace RenderFarm.Domain.Items;
 /// on its own, so the coordinator can write items in pages and a worker can recompute one from its index.
 /// </summary>
 /// <remarks>
-/// Axis order, slowest-varying first: samplers, steps, guidance scales, prompts, seeds, then the
-/// <c>count</c> repeats. Batch-breaking settings vary slowest so consecutive items share model, size,
-/// sampler, steps and guidance and <see cref="WorkUnitPlanner"/> fills whole units.
+/// Axis order, slowest-varying first: samplers, steps, guidance scales, strengths, negative prompts, prompts,
+/// seeds, then the <c>count</c> repeats (an axis not given counts as one value, so adding the strengths and
+/// negative prompts axes moved no item of an existing job). Batch-breaking settings vary slowest so consecutive
+/// items share model, size, sampler, steps, guidance and strength and <see cref="WorkUnitPlanner"/> fills whole units.
 /// Seeds: item i uses <c>baseSeed + i</c>, unless the sweep lists seeds, in which case the item takes its
 /// entry from that axis. The order is part of the job's meaning (item 7 must stay item 7 across restarts),
 /// so it never changes for existing jobs.
@@ -20,13 +21,14 @@ public sealed class SweepExpansion
 {
     private readonly JobRequest _request;
     private readonly string[] _prompts;
+    private readonly string[] _negativePrompts;
     private readonly long[]? _seeds;
     private readonly double[] _guidanceScales;
     private readonly int[] _steps;
     private readonly string[] _samplers;
     private readonly int _repeats;
     private readonly string _mode;
-    private readonly double? _strength;
+    private readonly double?[] _strengths;
 
     private SweepExpansion(JobRequest request, long baseSeed, string model)
     {
@@ -35,13 +37,16 @@ public sealed class SweepExpansion
         Model = model;
         var sweep = request.Sweep;
         _prompts = [.. sweep?.Prompts ?? [request.Prompt]];
+        _negativePrompts = [.. sweep?.NegativePrompts ?? [request.NegativePrompt ?? string.Empty]];
         _seeds = sweep?.Seeds is { } seeds ? [.. seeds] : null;
         _guidanceScales = [.. sweep?.GuidanceScales ?? [request.GuidanceScale]];
         _steps = [.. sweep?.Steps ?? [request.Steps]];
         _samplers = [.. sweep?.Samplers ?? [request.Sampler]];
         _repeats = request.Count ?? GenerationDefaults.Count;
         _mode = request.Mode ?? GenerationDefaults.Mode;
-        _strength = _mode == RenderModes.Txt2Img ? null : request.Strength ?? GenerationDefaults.Strength;
+        _strengths = _mode == RenderModes.Txt2Img
+            ? [null]
+            : sweep?.Strengths is { } strengths ? [.. strengths.Select(s => (double?)s)] : [request.Strength ?? GenerationDefaults.Strength];
         Count = CountItems(request);
     }
 
@@ -96,7 +101,7 @@ public sealed class SweepExpansion
         foreach (var length in new[]
                  {
                      sweep?.Prompts?.Count, sweep?.Seeds?.Count, sweep?.GuidanceScales?.Count,
-                     sweep?.Steps?.Count, sweep?.Samplers?.Count,
+                     sweep?.Steps?.Count, sweep?.Samplers?.Count, sweep?.NegativePrompts?.Count, sweep?.Strengths?.Count,
                  })
         {
             if (length is not { } n)
@@ -137,6 +142,10 @@ public sealed class SweepExpansion
         rest /= seedCount;
         var prompt = _prompts[rest % _prompts.Length];
         rest /= _prompts.Length;
+        var negativePrompt = _negativePrompts[rest % _negativePrompts.Length];
+        rest /= _negativePrompts.Length;
+        var strength = _strengths[rest % _strengths.Length];
+        rest /= _strengths.Length;
         var guidance = _guidanceScales[rest % _guidanceScales.Length];
         rest /= _guidanceScales.Length;
         var steps = _steps[rest % _steps.Length];
@@ -145,9 +154,9 @@ public sealed class SweepExpansion
 
         var seed = _seeds is null ? BaseSeed + index : _seeds[seedDigit];
         return new ItemSpec(
-            index, seed, prompt, _request.NegativePrompt ?? string.Empty,
+            index, seed, prompt, negativePrompt,
             _request.Width, _request.Height, steps, guidance, sampler, Model,
-            _mode, _strength, _request.InitImage, _request.Mask);
+            _mode, strength, _request.InitImage, _request.Mask);
     }
 
     /// <summary>Items from <paramref name="start"/> on, computed one at a time as the caller reads.</summary>

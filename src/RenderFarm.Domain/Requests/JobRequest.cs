@@ -76,6 +76,12 @@ public sealed record SweepRequest
     public IReadOnlyList<int>? Steps { get; init; }
 
     public IReadOnlyList<string>? Samplers { get; init; }
+
+    /// <summary>img2img and inpaint strengths; when given, they replace <see cref="JobRequest.Strength"/>.</summary>
+    public IReadOnlyList<double>? Strengths { get; init; }
+
+    /// <summary>Negative prompts ("" for none); when given, they replace <see cref="JobRequest.NegativePrompt"/>.</summary>
+    public IReadOnlyList<string>? NegativePrompts { get; init; }
 }
 
 /// <summary>Values used where the request leaves a field out.</summary>

@@ -46,7 +46,11 @@ public sealed class JobRequestValidator
             ValidatePrompt(errors, "prompt", request.Prompt, required: true);
         }
 
-        ValidatePrompt(errors, "negativePrompt", request.NegativePrompt, required: false);
+        if (sweep?.NegativePrompts is null)
+        {
+            ValidatePrompt(errors, "negativePrompt", request.NegativePrompt, required: false);
+        }
+
         var hires = request.Mode == RenderModes.Hires;
         if (hires)
         {
@@ -294,6 +298,15 @@ public sealed class JobRequestValidator
         }
     }
 
+    private static void ValidateStrength(List<ValidationError> errors, string field, double strength)
+    {
+        if (!(double.IsFinite(strength) && strength > 0 && strength <= 1))
+        {
+            errors.Add(new(field, string.Create(CultureInfo.InvariantCulture,
+                $"{field} is {strength}; use a value greater than 0 and at most 1 (0.8 keeps the composition; 1 replaces the image entirely).")));
+        }
+    }
+
     private static void ValidateMode(List<ValidationError> errors, JobRequest request)
     {
         var mode = request.Mode ?? GenerationDefaults.Mode;
@@ -320,10 +333,9 @@ public sealed class JobRequestValidator
                 errors.Add(new("initImage", $"initImage is required for mode {mode}; upload the image and pass its artifact key."));
             }
 
-            if (request.Strength is { } strength && !(double.IsFinite(strength) && strength > 0 && strength <= 1))
+            if (request.Sweep?.Strengths is null && request.Strength is { } strength)
             {
-                errors.Add(new("strength", string.Create(CultureInfo.InvariantCulture,
-                    $"strength is {strength}; use a value greater than 0 and at most 1 (0.8 keeps the composition; 1 replaces the image entirely).")));
+                ValidateStrength(errors, "strength", strength);
             }
         }
         else
@@ -336,6 +348,11 @@ public sealed class JobRequestValidator
             if (request.Strength is not null)
             {
                 errors.Add(new("strength", $"strength is only used by {RenderModes.Img2Img}, {RenderModes.Inpaint} and {RenderModes.Hires}; remove it or set mode."));
+            }
+
+            if (request.Sweep?.Strengths is not null)
+            {
+                errors.Add(new("sweep.strengths", $"sweep.strengths is only used by {RenderModes.Img2Img} and {RenderModes.Inpaint}; remove it or set mode."));
             }
         }
 
@@ -405,6 +422,8 @@ public sealed class JobRequestValidator
         ValidateAxis(errors, "sweep.guidanceScales", sweep.GuidanceScales, (field, g) => ValidateGuidance(errors, field, g));
         ValidateAxis(errors, "sweep.steps", sweep.Steps, (field, s) => ValidateSteps(errors, field, s));
         ValidateAxis(errors, "sweep.samplers", sweep.Samplers, (field, s) => ValidateSampler(errors, field, s));
+        ValidateAxis(errors, "sweep.negativePrompts", sweep.NegativePrompts, (field, p) => ValidatePrompt(errors, field, p, required: false));
+        ValidateAxis(errors, "sweep.strengths", sweep.Strengths, (field, s) => ValidateStrength(errors, field, s));
         return errors.Count == before;
     }
 

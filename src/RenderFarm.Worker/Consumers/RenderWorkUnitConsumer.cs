@@ -102,16 +102,17 @@ public sealed partial class RenderWorkUnitConsumer(
             if (items[0].Mode == RenderModes.HiresStitch)
             {
                 // No engine and no PNG in memory: the stitch streams from the stored tiles into the output key itself.
+                string stitchedSha256;
                 await using (var rows = new ProgressReporter(context, jobId, items, _policy.MinProgressInterval, _policy.PreviewInterval, time, logger, consumeToken))
                 {
-                    await new HiresStitchRenderer(store).StitchAsync(items[0], rows, render.Token);
+                    stitchedSha256 = await new HiresStitchRenderer(store).StitchAsync(items[0], rows, render.Token);
                     await rows.FlushAsync();
                 }
 
                 reported.Add(items[0].ItemId);
                 Rendered(slot, items[0], time.GetElapsedTime(started));
                 await context.Publish(
-                    new ItemRendered(items[0].ItemId, jobId, items[0].Attempt, items[0].OutputKey, slot.WorkerId, time.GetElapsedTime(started)),
+                    new ItemRendered(items[0].ItemId, jobId, items[0].Attempt, items[0].OutputKey, slot.WorkerId, time.GetElapsedTime(started), stitchedSha256),
                     consumeToken);
                 return;
             }
@@ -166,7 +167,7 @@ public sealed partial class RenderWorkUnitConsumer(
                 reported.Add(item.ItemId);
                 Rendered(slot, item, time.GetElapsedTime(started));
                 await context.Publish(
-                    new ItemRendered(item.ItemId, jobId, item.Attempt, item.OutputKey, slot.WorkerId, time.GetElapsedTime(started)),
+                    new ItemRendered(item.ItemId, jobId, item.Attempt, item.OutputKey, slot.WorkerId, time.GetElapsedTime(started), PngHash.Sha256Hex(image.Png)),
                     consumeToken);
             }
         }

@@ -1,5 +1,6 @@
 using System.IO.Pipelines;
 using System.Runtime.ExceptionServices;
+using System.Security.Cryptography;
 using RenderFarm.Contracts;
 using RenderFarm.Diffusion.Hires;
 using RenderFarm.Storage;
@@ -30,7 +31,8 @@ public sealed class HiresStitchRenderer(IArtifactStore store)
     /// </summary>
     /// <exception cref="ArgumentException">The item's hires part is not a valid stitch (retrying would not help).</exception>
     /// <exception cref="HiresInputMissingException">The base or a tile is not in the store; nothing was stored.</exception>
-    public async Task StitchAsync(RenderItem item, IProgress<RenderStep>? progress, CancellationToken cancellationToken)
+    /// <returns>The SHA-256 of the stored PNG (lowercase hex), hashed as it streams out.</returns>
+    public async Task<string> StitchAsync(RenderItem item, IProgress<RenderStep>? progress, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(item);
         var (part, grid) = HiresArtifacts.Grid(item, HiresRoles.Stitch);
@@ -48,10 +50,21 @@ public sealed class HiresStitchRenderer(IArtifactStore store)
         var parameters = await ParametersAsync(item, layout, baseKey, cancellationToken);
         await using var tiles = new HiresStoreTileSource(store, layout, keys);
         var rows = progress is null ? null : new RowProgress(progress);
+        string? hash = null;
         await StreamToStoreAsync(
             item.OutputKey,
-            (output, token) => TileStitcher.StitchAsync(layout, tiles, output, parameters, rows, token),
+            async (output, token) =>
+            {
+                // A hash transform passes its bytes through unchanged, so the PNG is hashed on its way to the store
+                // instead of being read back.
+                using var sha256 = SHA256.Create();
+                await using var hashing = new CryptoStream(output, sha256, CryptoStreamMode.Write, leaveOpen: true);
+                await TileStitcher.StitchAsync(layout, tiles, hashing, parameters, rows, token);
+                await hashing.FlushFinalBlockAsync(token);
+                hash = Convert.ToHexStringLower(sha256.Hash!);
+            },
             cancellationToken);
+        return hash ?? throw new InvalidOperationException("The stitch finished without hashing its PNG.");
     }
 
     /// <summary>

@@ -120,6 +120,47 @@ public class SweepExpansionTests
     }
 
     [Fact]
+    public void Negative_prompts_vary_between_guidance_and_prompts_and_leave_other_jobs_indexes_alone()
+    {
+        var request = ThreePromptsTwoSeedsTwoSamplers() with
+        {
+            NegativePrompt = "ignored",
+            Sweep = ThreePromptsTwoSeedsTwoSamplers().Sweep! with { NegativePrompts = ["", "blurry"] },
+        };
+        var withNegatives = SweepExpansion.For(request, 0, "sd15");
+        var without = SweepExpansion.For(ThreePromptsTwoSeedsTwoSamplers(), 0, "sd15");
+
+        SweepExpansion.CountItems(request).ShouldBe(24);
+        // Slowest first: samplers (2) × negative prompts (2) × prompts (3) × seeds (2). 13 = 1·12 + 0·6 + 0·2 + 1.
+        var item = withNegatives.At(13);
+        (item.Sampler, item.NegativePrompt, item.Prompt, item.Seed).ShouldBe(("ddim", "", "cat", 200L));
+        withNegatives.At(6).NegativePrompt.ShouldBe("blurry");
+        withNegatives.Items().Select(i => (i.Sampler, i.NegativePrompt, i.Prompt, i.Seed)).Distinct().Count().ShouldBe(24);
+        without.Items().Select(i => (i.Index, i.Sampler, i.Prompt, i.Seed)).ShouldBe(
+            Enumerable.Range(0, 12).Select(i => (Index: (long)i, Sampler: i < 6 ? "euler" : "ddim", Prompt: new[] { "cat", "dog", "fox" }[i / 2 % 3], Seed: i % 2 == 0 ? 100L : 200L)));
+    }
+
+    [Fact]
+    public void Strengths_vary_between_guidance_and_negative_prompts_and_split_batches()
+    {
+        var request = JobRequestValidatorTests.Valid() with
+        {
+            Mode = "img2img",
+            InitImage = "in.png",
+            Strength = 0.9,
+            Sweep = new SweepRequest { Prompts = ["cat", "dog"], Strengths = [0.3, 0.6], NegativePrompts = ["", "blurry"] },
+        };
+        var expansion = SweepExpansion.For(request, 10, "sd15");
+
+        expansion.Count.ShouldBe(8);
+        // strengths (2) × negative prompts (2) × prompts (2): 5 = 1·4 + 0·2 + 1.
+        var item = expansion.At(5);
+        (item.Strength, item.NegativePrompt, item.Prompt).ShouldBe((0.6, "", "dog"));
+        expansion.Items().Select(i => i.Strength).ShouldBe([0.3, 0.3, 0.3, 0.3, 0.6, 0.6, 0.6, 0.6]);
+        expansion.At(0).BatchKey.ShouldNotBe(expansion.At(4).BatchKey);
+    }
+
+    [Fact]
     public void Txt2img_items_carry_no_strength_and_an_empty_negative_prompt()
     {
         var item = SweepExpansion.For(JobRequestValidatorTests.Valid(), 3, "sd15").At(0);

@@ -74,6 +74,25 @@ public class JobRequestValidatorTests
     }
 
     [Fact]
+    public void Negative_prompts_axis_replaces_the_single_field_and_names_a_bad_entry()
+    {
+        Validator.Validate(Valid() with { NegativePrompt = "  ", Sweep = new SweepRequest { NegativePrompts = ["", "blurry"] } }).ShouldBeEmpty();
+        ShouldFailWith(Valid() with { Sweep = new SweepRequest { NegativePrompts = ["blurry", " "] } }, "sweep.negativePrompts[1]", "only whitespace");
+        ShouldFailWith(Valid() with { Sweep = new SweepRequest { NegativePrompts = [] } }, "sweep.negativePrompts", "at least one value");
+        ShouldFailWith(Valid() with { Sweep = new SweepRequest { NegativePrompts = [new string('x', ValidationLimits.DefaultMaxPromptLength + 1)] } }, "sweep.negativePrompts[0]", "");
+    }
+
+    [Fact]
+    public void Strengths_axis_is_for_img2img_and_inpaint_with_each_entry_in_range()
+    {
+        var img2img = Valid() with { Mode = "img2img", InitImage = "uploads/a.png" };
+        Validator.Validate(img2img with { Strength = 7, Sweep = new SweepRequest { Strengths = [0.2, 1] } }).ShouldBeEmpty();
+        ShouldFailWith(img2img with { Sweep = new SweepRequest { Strengths = [0.5, 0] } }, "sweep.strengths[1]", "greater than 0 and at most 1");
+        ShouldFailWith(img2img with { Sweep = new SweepRequest { Strengths = [] } }, "sweep.strengths", "at least one value");
+        ShouldFailWith(Valid() with { Sweep = new SweepRequest { Strengths = [0.5] } }, "sweep.strengths", "only used by img2img and inpaint");
+    }
+
+    [Fact]
     public void Sweep_axes_stand_in_for_their_single_fields()
     {
         var request = Valid() with

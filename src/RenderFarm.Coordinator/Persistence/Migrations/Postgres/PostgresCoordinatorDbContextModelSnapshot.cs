@@ -146,6 +146,11 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("seed");
 
+                    b.Property<string>("Sha256")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("sha256");
+
                     b.Property<DateTime?>("StartedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("started_at");
@@ -190,6 +195,8 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                     b.HasIndex("State", "HeartbeatAt");
 
                     b.HasIndex("State", "RetryAt");
+
+                    b.HasIndex("JobId", "Sha256", "Index");
 
                     b.ToTable("items", (string)null);
                 });

@@ -140,6 +140,11 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("seed");
 
+                    b.Property<string>("Sha256")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("sha256");
+
                     b.Property<DateTime?>("StartedAt")
                         .HasColumnType("TEXT")
                         .HasColumnName("started_at");
@@ -184,6 +189,8 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
                     b.HasIndex("State", "HeartbeatAt");
 
                     b.HasIndex("State", "RetryAt");
+
+                    b.HasIndex("JobId", "Sha256", "Index");
 
                     b.ToTable("items", (string)null);
                 });
