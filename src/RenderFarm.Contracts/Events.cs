@@ -157,6 +157,10 @@ public sealed record JobCanceled(
 /// Queue name for work placed on this worker alone (see <c>QueueNames.WorkerQueue</c>); null for workers that take
 /// only the shared queue.
 /// </param>
+/// <param name="StoreUnreachableSince">
+/// Since when the worker's calls to the object store have failed as unreachable (its rendered items wait at their
+/// upload); null while the store answers, and from workers that do not report it.
+/// </param>
 public sealed record WorkerHeartbeat(
     string WorkerId,
     string Host,
@@ -174,7 +178,8 @@ public sealed record WorkerHeartbeat(
     long MaxPixels = 0,
     long ResidentMaxPixels = 0,
     IReadOnlyList<string>? InstalledModels = null,
-    string? RenderQueue = null)
+    string? RenderQueue = null,
+    DateTimeOffset? StoreUnreachableSince = null)
 {
     public const string WireName = MessageNames.WorkerHeartbeat;
 }

@@ -55,6 +55,28 @@ public abstract class OperatorsApiTests<TFixture>(TFixture fixture)
     }
 
     [Fact]
+    public async Task A_running_item_whose_worker_cannot_reach_the_store_says_so_as_the_jobs_waiting_reason()
+    {
+        var id = (await Client.SubmitAsync(JobsClient.ValidJob("waits at its upload"))).Id();
+        var item = (await Probe.NextUnitAsync(id)).Items.Single();
+        var worker = "store-cut-" + Guid.NewGuid().ToString("N")[..6];
+        await Probe.Bus.Publish(new ItemStarted(item.ItemId, id, item.Attempt, worker, DateTimeOffset.UtcNow));
+        var since = DateTimeOffset.UtcNow - TimeSpan.FromSeconds(40);
+        await Probe.Bus.Publish(Heartbeat(worker, [item.ItemId]) with { StoreUnreachableSince = since });
+
+        // Until the start and the heartbeat are recorded the job is queued with no worker: a reason of its own.
+        var waiting = await Client.WaitForJobAsync(id, j => j.GetProperty("waitingReason").GetString()?.Contains("object store", StringComparison.Ordinal) == true);
+        var reason = waiting.GetProperty("waitingReason").GetString()!;
+        reason.ShouldContain("cannot reach the object store");
+        reason.ShouldContain(worker);
+        reason.ShouldContain("1 running item(s)");
+
+        // The store answers again: the next heartbeat clears it.
+        await Probe.Bus.Publish(Heartbeat(worker, [item.ItemId]));
+        await Client.WaitForJobAsync(id, j => j.GetProperty("waitingReason").ValueKind == JsonValueKind.Null);
+    }
+
+    [Fact]
     public async Task Retry_of_a_canceled_job_requeues_its_canceled_items_dispatched_after_the_cancel()
     {
         var job = JobsClient.ValidJob();

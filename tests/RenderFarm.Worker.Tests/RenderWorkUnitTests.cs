@@ -1,3 +1,6 @@
+using RenderFarm.Worker.Outages;
+using RenderFarm.Storage;
+using Microsoft.Extensions.DependencyInjection;
 using RenderFarm.Contracts;
 using RenderFarm.Diffusion.Imaging;
 using RenderFarm.Diffusion.Models;
@@ -167,6 +170,27 @@ public sealed class RenderWorkUnitTests
         beat.State.ShouldBe(WorkerState.Idle);
         beat.Strategy.ShouldBe("resident");
         beat.Pool.ShouldBe(PlacementProperties.DefaultPool);
+    }
+
+    [Fact]
+    public async Task Heartbeats_say_since_when_the_store_cannot_be_reached_and_stop_once_it_answers()
+    {
+        await using var worker = await WorkerHarness.StartAsync();
+        var outage = worker.Host.Services.GetRequiredService<StoreOutage>();
+        var answers = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var upload = outage.ExecuteAsync(_ => answers.Task.IsCompleted
+            ? ValueTask.CompletedTask
+            : throw new ArtifactStoreException("connection refused", new HttpRequestException("refused")) { Unreachable = true }, CancellationToken.None);
+
+        await worker.Published.WaitUntilAsync(p => p.All<WorkerHeartbeat>().Any(h => h.StoreUnreachableSince is not null), Patience, "a heartbeat naming the outage");
+        var since = worker.Published.All<WorkerHeartbeat>().First(h => h.StoreUnreachableSince is not null).StoreUnreachableSince!.Value;
+        since.ShouldBe(outage.UnreachableSince ?? since);
+
+        answers.SetResult();
+        await upload;
+        var after = DateTimeOffset.UtcNow;
+        await worker.Published.WaitUntilAsync(p => p.All<WorkerHeartbeat>().Any(h => h.Timestamp > after), Patience, "a heartbeat after the store answered");
+        worker.Published.All<WorkerHeartbeat>().Last().StoreUnreachableSince.ShouldBeNull();
     }
 
     [Fact]

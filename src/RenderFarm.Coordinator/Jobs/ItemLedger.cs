@@ -292,6 +292,7 @@ internal sealed class ItemLedger(
         List<string> providers = [.. message.ExecutionProviders];
         List<string> models = [.. message.LoadedModels];
         List<Guid> current = [.. message.CurrentItemIds];
+        DateTime? storeUnreachableSince = message.StoreUnreachableSince?.UtcDateTime;
 
         for (var race = 0; race < MaxRaces; race++)
         {
@@ -307,6 +308,7 @@ internal sealed class ItemLedger(
                 .SetProperty(w => w.State, message.State)
                 .SetProperty(w => w.Strategy, message.Strategy)
                 .SetProperty(w => w.Pool, message.Pool)
+                .SetProperty(w => w.StoreUnreachableSince, storeUnreachableSince)
                 .SetProperty(w => w.LastHeartbeatAt, now), cancellationToken);
             if (updated > 0)
             {
@@ -329,6 +331,7 @@ internal sealed class ItemLedger(
                 Pool = message.Pool,
                 FirstSeenAt = now,
                 LastHeartbeatAt = now,
+                StoreUnreachableSince = storeUnreachableSince,
             });
             try
             {

@@ -56,6 +56,11 @@ internal sealed partial class MonitoringApi(CoordinatorDbContext db, TimeProvide
             (eligible, waitingReason) = await ExplainWaitAsync(job, cancellationToken);
         }
 
+        if (waitingReason is null && running.Count > 0)
+        {
+            waitingReason = await ExplainStoreWaitAsync(running, cancellationToken);
+        }
+
         return new JobDetails(
             job.Id, job.State, Utc(job.CreatedAt), Utc(job.FinishedAt), job.Model, job.Width, job.Height, job.Mode, job.Priority,
             job.BaseSeed, job.TotalItems, ProgressOf(job), running, images, errors, eligible, waitingReason, job.CancelReason);
@@ -144,6 +149,26 @@ internal sealed partial class MonitoringApi(CoordinatorDbContext db, TimeProvide
         }
 
         return (0, reason);
+    }
+
+    // Rendered items of workers that cannot reach the object store wait at their upload: Running, with no step moving.
+    private async Task<string?> ExplainStoreWaitAsync(IReadOnlyList<RunningItem> running, CancellationToken cancellationToken)
+    {
+        var ids = running.Select(r => r.WorkerId).OfType<string>().Distinct(StringComparer.Ordinal).ToList();
+        var liveAfter = LiveAfter();
+        var cut = await db.Workers.AsNoTracking()
+            .Where(w => ids.Contains(w.Id) && w.StoreUnreachableSince != null && w.LastHeartbeatAt >= liveAfter)
+            .Select(w => new { w.Id, Since = w.StoreUnreachableSince!.Value })
+            .ToListAsync(cancellationToken);
+        if (cut.Count == 0)
+        {
+            return null;
+        }
+
+        var names = cut.Select(w => w.Id).Order(StringComparer.Ordinal).ToList();
+        var waiting = running.Count(r => r.WorkerId is { } w && names.Contains(w));
+        var since = Utc(cut.Min(w => w.Since)).ToString("u", CultureInfo.InvariantCulture);
+        return $"{waiting} running item(s) wait to store their images: worker(s) {string.Join(", ", names)} cannot reach the object store (since {since}). They upload as soon as it answers, without spending an attempt.";
     }
 
     // A hires job's items render at its base and tile sizes, not its target size.

@@ -48,7 +48,7 @@ public sealed record RunningItem(long Index, Guid ItemId, int Attempt, string? W
 public sealed record ItemError(long Index, long Seed, int Attempt, string Error, bool Final);
 
 /// <summary>One job in full, as <c>GET /v1/jobs/{id}</c> returns it.</summary>
-/// <remarks><c>EligibleWorkers</c>: While the job waits: connected workers (fresh heartbeat, taking work) that could take it; null once it is final. <c>WaitingReason</c>: Why nothing is happening, in plain words, when no worker can take the job; null otherwise. <c>Tiles</c> and <c>ResultImage</c>: for a hires job, a page of its tiles and the stitched image's URL (null until stitched); null for other jobs.</remarks>
+/// <remarks><c>EligibleWorkers</c>: While the job waits: connected workers (fresh heartbeat, taking work) that could take it; null once it is final. <c>WaitingReason</c>: Why nothing is happening, in plain words, when no worker can take the job or its running items wait for an object store their workers cannot reach; null otherwise. <c>Tiles</c> and <c>ResultImage</c>: for a hires job, a page of its tiles and the stitched image's URL (null until stitched); null for other jobs.</remarks>
 public sealed record JobDetails(
     Guid Id,
     JobState State,

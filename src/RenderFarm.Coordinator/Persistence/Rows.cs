@@ -181,6 +181,9 @@ public sealed class WorkerRow
     /// <summary>Coordinator clock at the last heartbeat (never the worker's, which may drift).</summary>
     public DateTime LastHeartbeatAt { get; set; }
 
+    /// <summary>Since when, by its last heartbeat, the worker cannot reach the object store; null while it can.</summary>
+    public DateTime? StoreUnreachableSince { get; set; }
+
     /// <summary>See <see cref="WorkerHeartbeat.MaxPixels"/>; 0 when the worker cannot plan.</summary>
     public long MaxPixels { get; set; }
 

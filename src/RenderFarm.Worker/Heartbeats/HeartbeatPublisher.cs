@@ -5,6 +5,7 @@ using RenderFarm.Diffusion.Models;
 using RenderFarm.Messaging;
 using RenderFarm.Worker.Memory;
 using RenderFarm.Worker.Models;
+using RenderFarm.Worker.Outages;
 using RenderFarm.Worker.Slots;
 using RenderFarm.Worker.Telemetry;
 
@@ -12,7 +13,8 @@ namespace RenderFarm.Worker.Heartbeats;
 
 /// <summary>
 /// Builds and sends a slot's <see cref="WorkerHeartbeat"/>: the device, the memory budget and what it holds of the
-/// default model, the slot's current strategy, the models on disk and the process's own render queue.
+/// default model, the slot's current strategy, the models on disk, the process's own render queue and whether the
+/// object store can be reached.
 /// </summary>
 public sealed class HeartbeatPublisher(
     IDeviceProbe probe,
@@ -21,7 +23,8 @@ public sealed class HeartbeatPublisher(
     ModelCatalog catalog,
     IOptions<WorkerOptions> options,
     TimeProvider time,
-    WorkerMetrics metrics)
+    WorkerMetrics metrics,
+    StoreOutage storeOutage)
 {
     public WorkerHeartbeat Create(WorkerSlot slot)
     {
@@ -48,7 +51,8 @@ public sealed class HeartbeatPublisher(
             MaxPixels: capacity.MaxPixels,
             ResidentMaxPixels: capacity.ResidentMaxPixels,
             InstalledModels: catalog.Installed(),
-            RenderQueue: QueueNames.WorkerQueue(settings.Id));
+            RenderQueue: QueueNames.WorkerQueue(settings.Id),
+            StoreUnreachableSince: storeOutage.UnreachableSince);
     }
 
     public Task PublishAsync(WorkerSlot slot, IPublishEndpoint endpoint, CancellationToken cancellationToken)

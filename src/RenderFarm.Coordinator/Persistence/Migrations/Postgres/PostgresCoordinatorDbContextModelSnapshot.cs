@@ -419,6 +419,10 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                         .HasColumnType("integer")
                         .HasColumnName("state");
 
+                    b.Property<DateTime?>("StoreUnreachableSince")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("store_unreachable_since");
+
                     b.Property<string>("Strategy")
                         .IsRequired()
                         .HasColumnType("text")

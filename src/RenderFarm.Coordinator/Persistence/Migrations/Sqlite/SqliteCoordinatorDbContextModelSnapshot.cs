@@ -411,6 +411,10 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("state");
 
+                    b.Property<DateTime?>("StoreUnreachableSince")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("store_unreachable_since");
+
                     b.Property<string>("Strategy")
                         .IsRequired()
                         .HasColumnType("TEXT")
