@@ -142,7 +142,10 @@ public sealed record JobCanceled(
 /// <param name="MemoryBudgetBytes">Device memory the engine may use (see <see cref="PlacementProperties.MemoryBudgetBytes"/>).</param>
 /// <param name="ExecutionProviders">ONNX Runtime providers available.</param>
 /// <param name="LoadedModels">Models loaded now; placement prefers these workers.</param>
-/// <param name="CurrentItemIds">Items being rendered; their leases are renewed by this heartbeat.</param>
+/// <param name="CurrentItemIds">
+/// Items the worker holds: rendering now (their leases are renewed by this heartbeat) or next in a work unit it has
+/// taken (placed again by the coordinator if the worker falls silent).
+/// </param>
 /// <param name="State">Where the worker is in its life cycle.</param>
 /// <param name="Strategy">The engine's memory strategy in force (e.g. full residency or sequential offload).</param>
 /// <param name="Pool">Pool the worker serves (see <see cref="PlacementProperties.Pool"/>).</param>

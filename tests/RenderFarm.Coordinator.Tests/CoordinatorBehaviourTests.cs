@@ -298,6 +298,48 @@ public abstract class CoordinatorBehaviourTests<TFixture>(TFixture fixture)
     }
 
     [Fact]
+    public async Task A_worker_that_falls_silent_holding_a_unit_has_the_units_queued_items_placed_again()
+    {
+        var job = JobsClient.ValidJob("held by a hung worker");
+        job["count"] = CoordinatorFactory.WorkUnitSize;
+        var id = (await Client.SubmitAsync(job)).Id();
+        var unit = await Probe.NextUnitAsync(id);
+        unit.Items.Count.ShouldBe(CoordinatorFactory.WorkUnitSize);
+        var first = unit.Items[0];
+        var rest = unit.Items.Skip(1).Select(i => i.ItemId).ToHashSet();
+        var worker = "worker-hung-" + Guid.NewGuid().ToString("N")[..6];
+        await Probe.Bus.Publish(new ItemStarted(first.ItemId, id, 1, worker, DateTimeOffset.UtcNow));
+
+        // While it heartbeats naming the whole unit, its queued items are not placed again.
+        var until = DateTime.UtcNow + CoordinatorFactory.LeaseDuration * 2;
+        while (DateTime.UtcNow < until)
+        {
+            await Probe.Bus.Publish(Heartbeat(worker, [.. unit.Items.Select(i => i.ItemId)]));
+            await Task.Delay(300);
+        }
+
+        while (await Probe.AnyUnitWithinAsync(id, TimeSpan.FromMilliseconds(300)))
+        {
+            // Only the running item can come back here, and only if a loaded machine delayed a heartbeat past its lease;
+            // the queued ones would mean a live worker's unit was taken from it.
+        }
+
+        (await QueryAsync(db => db.Items.Where(i => rest.Contains(i.Id)).Select(i => i.Attempt).ToListAsync())).ShouldAllBe(a => a == 1);
+
+        // Silent (its broker connection, here the probe's, stays open): the running item is retried after its lease,
+        // and the unit's queued items are placed again as a new attempt, once.
+        var again = new List<RenderItem>();
+        while (!rest.IsSubsetOf(again.Select(i => i.ItemId)))
+        {
+            again.AddRange((await Probe.NextUnitAsync(id, TimeSpan.FromSeconds(15))).Items);
+        }
+
+        again.Where(i => rest.Contains(i.ItemId)).ShouldAllBe(i => i.Attempt == 2);
+        again.Where(i => rest.Contains(i.ItemId)).Select(i => i.ItemId).ShouldBeUnique();
+        (await Client.GetJobAsync(id)).GetProperty("progress").GetProperty("queued").GetInt64().ShouldBeGreaterThanOrEqualTo(rest.Count);
+    }
+
+    [Fact]
     public async Task Cancel_cancels_unfinished_items_and_tells_the_workers()
     {
         var job = JobsClient.ValidJob();

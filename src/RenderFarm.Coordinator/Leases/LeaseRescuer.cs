@@ -22,7 +22,7 @@ namespace RenderFarm.Coordinator.Leases;
 /// only when something moved.
 /// </summary>
 /// <remarks>
-/// Three passes per tick, each in batched transactions:
+/// Four passes per tick, each in batched transactions:
 /// <list type="number">
 /// <item>Running items whose lease lapsed (their worker's heartbeats stopped renewing it) become
 /// <see cref="ItemState.Retrying"/> with the policy's backoff, or <see cref="ItemState.Failed"/> once out of
@@ -31,6 +31,8 @@ namespace RenderFarm.Coordinator.Leases;
 /// new outbox rows, so the dispatcher sends them again. Reports of the old attempt are then stale and ignored.</item>
 /// <item>Queued items placed on one worker's own queue whose worker is gone are placed again (new attempt, new
 /// outbox rows): the safety net of capability-aware placement.</item>
+/// <item>Queued items of a shared-queue unit that a worker gone silent still holds are placed again
+/// (<see cref="ReplaceHeldBySilentWorkersAsync"/>).</item>
 /// </list>
 /// Rows are locked items-first, jobs-second, the same order as <see cref="ItemLedger"/>, so the two never deadlock.
 /// </remarks>
@@ -125,6 +127,11 @@ internal sealed partial class LeaseRescuer(
             {
                 break;
             }
+        }
+
+        if (judgeLeases)
+        {
+            replaced += await ReplaceHeldBySilentWorkersAsync(cancellationToken);
         }
 
         if (requeued + replaced > 0)
@@ -300,6 +307,77 @@ internal sealed partial class LeaseRescuer(
         return orphaned.Count;
     }
 
+    /// <summary>
+    /// Queued items sent on the shared queue that a worker gone silent named in its last heartbeat (the rest of a unit
+    /// it had taken) are placed again: a new attempt, no assignment, new outbox rows.
+    /// </summary>
+    /// <remarks>
+    /// Why: the broker hands a unit to another worker only when the holder's connection closes. A worker that stops
+    /// heartbeating while its connection stays open (a hung process) keeps the unit: its running item's lease lapses
+    /// and is retried, but the unit's other items would stay Queued for as long as the connection lives. An item sent
+    /// after that last heartbeat (<c>assignedAt</c> later) is not the silent worker's, so an item placed again is never
+    /// placed a second time for the same heartbeat. When the holder died instead, the broker also redelivers the unit:
+    /// the old attempt's image, if it comes first, is kept, and the new attempt's report then changes nothing.
+    /// </remarks>
+    private async Task<int> ReplaceHeldBySilentWorkersAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<CoordinatorDbContext>();
+        var now = clock.GetUtcNow().UtcDateTime;
+        var liveAfter = _lease.ExpiredIfHeartbeatBefore(new DateTimeOffset(now)).UtcDateTime;
+        var silent = (await db.Workers.AsNoTracking()
+                .Where(w => w.LastHeartbeatAt < liveAfter)
+                .Select(w => new { w.Id, w.LastHeartbeatAt, w.CurrentItemIds })
+                .ToListAsync(cancellationToken))
+            .Where(w => w.CurrentItemIds.Count > 0)
+            .ToList();
+        if (silent.Count == 0)
+        {
+            return 0;
+        }
+
+        var lastBeatOf = silent.SelectMany(w => w.CurrentItemIds.Select(id => (id, w.LastHeartbeatAt)))
+            .GroupBy(p => p.id).ToDictionary(g => g.Key, g => g.Max(p => p.LastHeartbeatAt));
+        var ids = lastBeatOf.Keys.ToList();
+
+        await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
+        var held = (await db.Items.AsNoTracking()
+                .Where(i => ids.Contains(i.Id) && i.State == ItemState.Queued && i.AssignedWorkerId == null && i.AssignedAt != null)
+                .ToListAsync(cancellationToken))
+            .Where(i => i.AssignedAt <= lastBeatOf[i.Id])
+            .Take(_options.BatchSize)
+            .ToList();
+        if (held.Count == 0)
+        {
+            await tx.CommitAsync(cancellationToken);
+            return 0;
+        }
+
+        var replaced = new List<ItemRow>(held.Count);
+        foreach (var item in held)
+        {
+            var (id, attempt, assignedAt) = (item.Id, item.Attempt, item.AssignedAt);
+            var moved = await db.Items
+                .Where(i => i.Id == id && i.State == ItemState.Queued && i.Attempt == attempt && i.AssignedWorkerId == null && i.AssignedAt == assignedAt)
+                .ExecuteUpdateAsync(s => s
+                    .SetProperty(i => i.Attempt, attempt + 1)
+                    .SetProperty(i => i.AssignedAt, (DateTime?)null), cancellationToken);
+            if (moved > 0)
+            {
+                replaced.Add(item);
+            }
+        }
+
+        await dialect.WriteOutboxAsync(db, OutboxRowsFor(replaced, now), cancellationToken);
+        await tx.CommitAsync(cancellationToken);
+        if (replaced.Count > 0)
+        {
+            LogReplacedHeld(replaced.Count, string.Join(", ", silent.Select(w => w.Id)));
+        }
+
+        return replaced.Count;
+    }
+
     private List<OutboxRow> OutboxRowsFor(IEnumerable<ItemRow> items, DateTime now) => WorkUnitOutbox.RowsFor(items, _planner, now);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Lease rescuer: {Retried} lapsed items will be retried, {Failed} failed out of attempts, {Requeued} retries queued again")]
@@ -307,6 +385,9 @@ internal sealed partial class LeaseRescuer(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Lease rescuer: {Count} queued items placed on departed workers ({Workers}) are placed again")]
     private partial void LogReplaced(int count, string workers);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Lease rescuer: {Count} queued items held by silent workers ({Workers}) are placed again")]
+    private partial void LogReplacedHeld(int count, string workers);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Lease rescuer pass failed; it runs again at the next tick")]
     private partial void LogRescueFailed(Exception exception);

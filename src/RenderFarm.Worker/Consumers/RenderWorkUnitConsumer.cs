@@ -56,6 +56,11 @@ public sealed partial class RenderWorkUnitConsumer(
         using var lease = await pool.AcquireAsync(context.CancellationToken);
         var slot = lease.Slot;
         using var job = cancellations.Enter(unit.JobId, unit.DispatchedAt);
+        // The whole unit is this slot's from here: heartbeats name its items, so if this worker falls silent while its
+        // broker connection stays open (and the broker never hands the unit to anyone else) the coordinator knows
+        // which queued items to place again.
+        var held = unit.Items.Select(i => i.ItemId).ToArray();
+        slot.Begin(held);
         try
         {
             foreach (var items in RenderBatch.Plan(unit.Items, _policy.MaxBatchSize))
@@ -71,6 +76,7 @@ public sealed partial class RenderWorkUnitConsumer(
         }
         finally
         {
+            slot.End(held);
             if (lifecycle.IsDraining)
             {
                 await SendFinalHeartbeatAsync(context, slot);

@@ -5,7 +5,8 @@ namespace RenderFarm.Worker.Slots;
 
 /// <summary>
 /// One render lane of this process, reported to the coordinator as a worker of its own: its id, its warm
-/// renderer, and the items it holds right now (whose leases its heartbeat renews).
+/// renderer, and the items it holds right now: those rendering (whose leases its heartbeat renews) and the rest of the
+/// work unit it has taken.
 /// </summary>
 public sealed class WorkerSlot : IDisposable
 {
@@ -26,7 +27,7 @@ public sealed class WorkerSlot : IDisposable
 
     public IItemRenderer Renderer { get; }
 
-    /// <summary>Items started and not yet finished, in no particular order.</summary>
+    /// <summary>Items of the units this slot has taken and not yet finished, rendering or next, in no particular order.</summary>
     public IReadOnlyList<Guid> CurrentItemIds
     {
         get
