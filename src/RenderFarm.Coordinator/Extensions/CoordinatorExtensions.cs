@@ -131,7 +131,19 @@ public static class CoordinatorExtensions
         services.AddHostedService<FarmSnapshotService>();
 
         builder.AddRenderFarmHealthChecks().AddDbContextCheck<CoordinatorDbContext>("database");
-        services.AddProblemDetails();
+        // A query or route value that does not bind (limit=NaN, after=1e400) is the client's fault: minimal APIs throw
+        // BadHttpRequestException naming the parameter (in every environment, not only Development), the exception
+        // handler answers with its 400 status, and the ProblemDetails carries its message so the bad field is named.
+        services.Configure<RouteHandlerOptions>(routes => routes.ThrowOnBadRequest = true);
+        services.Configure<ExceptionHandlerOptions>(handler => handler.StatusCodeSelector = ex =>
+            ex is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError);
+        services.AddProblemDetails(problems => problems.CustomizeProblemDetails = context =>
+        {
+            if (context.Exception is BadHttpRequestException bad)
+            {
+                context.ProblemDetails.Detail = bad.Message;
+            }
+        });
         services.ConfigureHttpJsonOptions(json => json.SerializerOptions.Converters.Add(new JsonStringEnumConverter()));
         services.AddOpenApi();
         return builder;
