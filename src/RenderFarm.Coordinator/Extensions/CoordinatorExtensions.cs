@@ -17,6 +17,7 @@ using RenderFarm.Coordinator.Persistence;
 using RenderFarm.Coordinator.Placement;
 using RenderFarm.Coordinator.Previews;
 using RenderFarm.Coordinator.Progress;
+using RenderFarm.Coordinator.RequestLimits;
 using RenderFarm.Coordinator.Telemetry;
 using RenderFarm.Messaging;
 using RenderFarm.Storage;
@@ -131,6 +132,8 @@ public static class CoordinatorExtensions
         services.AddHostedService<FarmSnapshotService>();
 
         builder.AddRenderFarmHealthChecks().AddDbContextCheck<CoordinatorDbContext>("database");
+        services.AddRequestLimits();
+
         // A query or route value that does not bind (limit=NaN, after=1e400) is the client's fault: minimal APIs throw
         // BadHttpRequestException naming the parameter (in every environment, not only Development), the exception
         // handler answers with its 400 status, and the ProblemDetails carries its message so the bad field is named.
@@ -155,6 +158,7 @@ public static class CoordinatorExtensions
         ArgumentNullException.ThrowIfNull(app);
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseRequestBodyLimit();
         app.MapOpenApi();
         app.MapScalarApiReference();
         app.MapJobsApi();

@@ -17,6 +17,9 @@ public sealed class FuzzSqliteFixture : IAsyncLifetime
 {
     private readonly string _folder = Path.Combine(Path.GetTempPath(), "rf-coord-fuzz", Guid.NewGuid().ToString("N"));
 
+    /// <summary>Below the default, so a test can pass it cheaply; above the fuzz's multi-megabyte strings, so they reach validation.</summary>
+    public const long MaxBodyBytes = 8_000_000;
+
     public CoordinatorFactory Factory { get; private set; } = null!;
 
     public Task InitializeAsync()
@@ -27,6 +30,7 @@ public sealed class FuzzSqliteFixture : IAsyncLifetime
             ["Database:SqlitePath"] = Path.Combine(_folder, "renderfarm.db"),
             ["Coordinator:Automatic1111:WaitTimeout"] = "00:00:00.300",
             ["Coordinator:Automatic1111:PollInterval"] = "00:00:00.100",
+            ["Coordinator:RequestLimits:MaxBodyBytes"] = MaxBodyBytes.ToString(CultureInfo.InvariantCulture),
             ["Logging:LogLevel:Default"] = "None",
         });
         _ = Factory.Server;
