@@ -12,39 +12,72 @@ using Xunit.Abstractions;
 
 namespace RenderFarm.Coordinator.Tests.Fuzz;
 
-/// <summary>The coordinator on embedded SQLite with the A1111 wait cut short, so an accepted /sdapi/v1 generation answers quickly without workers.</summary>
-public sealed class FuzzSqliteFixture : IAsyncLifetime
+/// <summary>The coordinator with the A1111 wait cut short, so an accepted /sdapi/v1 generation answers quickly without workers.</summary>
+public abstract class FuzzFixture : IAsyncLifetime
 {
-    private readonly string _folder = Path.Combine(Path.GetTempPath(), "rf-coord-fuzz", Guid.NewGuid().ToString("N"));
-
     /// <summary>Below the default, so a test can pass it cheaply; above the fuzz's multi-megabyte strings, so they reach validation.</summary>
     public const long MaxBodyBytes = 8_000_000;
 
     public CoordinatorFactory Factory { get; private set; } = null!;
 
-    public Task InitializeAsync()
+    public async Task InitializeAsync()
     {
-        Factory = new CoordinatorFactory(new Dictionary<string, string?>
+        var settings = new Dictionary<string, string?>(await DatabaseSettingsAsync())
         {
-            ["Database:Provider"] = "Sqlite",
-            ["Database:SqlitePath"] = Path.Combine(_folder, "renderfarm.db"),
             ["Coordinator:Automatic1111:WaitTimeout"] = "00:00:00.300",
             ["Coordinator:Automatic1111:PollInterval"] = "00:00:00.100",
             ["Coordinator:RequestLimits:MaxBodyBytes"] = MaxBodyBytes.ToString(CultureInfo.InvariantCulture),
             ["Logging:LogLevel:Default"] = "None",
-        });
+        };
+        Factory = new CoordinatorFactory(settings);
         _ = Factory.Server;
-        return Task.CompletedTask;
     }
 
-    public async Task DisposeAsync()
+    public virtual async Task DisposeAsync()
     {
-        await Factory.DisposeAsync();
+        if (Factory is not null)
+        {
+            await Factory.DisposeAsync();
+        }
+    }
+
+    protected abstract Task<IReadOnlyDictionary<string, string?>> DatabaseSettingsAsync();
+}
+
+/// <summary>On embedded SQLite, as <c>renderfarm serve</c> runs it.</summary>
+public sealed class FuzzSqliteFixture : FuzzFixture
+{
+    private readonly string _folder = Path.Combine(Path.GetTempPath(), "rf-coord-fuzz", Guid.NewGuid().ToString("N"));
+
+    protected override Task<IReadOnlyDictionary<string, string?>> DatabaseSettingsAsync() =>
+        Task.FromResult<IReadOnlyDictionary<string, string?>>(new Dictionary<string, string?>
+        {
+            ["Database:Provider"] = "Sqlite",
+            ["Database:SqlitePath"] = Path.Combine(_folder, "renderfarm.db"),
+        });
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         if (Directory.Exists(_folder))
         {
             Directory.Delete(_folder, recursive: true);
         }
+    }
+}
+
+/// <summary>On the real PostgreSQL of <c>deploy/local/services</c>, through the same fixture the behaviour tests use for its database.</summary>
+public sealed class FuzzPostgresFixture : FuzzFixture
+{
+    private readonly PostgresCoordinatorFixture _database = new();
+
+    protected override Task<IReadOnlyDictionary<string, string?>> DatabaseSettingsAsync() => _database.CreateDatabaseAsync();
+
+    public override async Task DisposeAsync()
+    {
+        await base.DisposeAsync();
+        await _database.DropDatabaseAsync();
     }
 }
 
@@ -55,9 +88,11 @@ public sealed class FuzzSqliteFixture : IAsyncLifetime
 /// 5xx, never hang, keep its memory bounded, and answer every 4xx as ProblemDetails (A1111's error shapes on /sdapi/v1).
 /// Set RENDERFARM_FUZZ_SEED to replay a run; every failure prints the seed and the request's number.
 /// </summary>
-public sealed class HostileInputFuzzTests(FuzzSqliteFixture fixture, ITestOutputHelper output) : IClassFixture<FuzzSqliteFixture>
+public abstract class HostileInputFuzzTests<TFixture>(TFixture fixture, ITestOutputHelper output)
+    where TFixture : FuzzFixture
 {
-    private const int Requests = 10_000;
+    /// <summary>How many requests this database's run sends.</summary>
+    protected abstract int Requests { get; }
 
     /// <summary>The routes mapped today number well above this; the floor keeps a broken enumeration from passing on nothing.</summary>
     private const int MinimumRoutes = 25;
@@ -122,8 +157,6 @@ public sealed class HostileInputFuzzTests(FuzzSqliteFixture fixture, ITestOutput
         managed.ShouldBeLessThan(ManagedMemoryBoundBytes);
         perRoute.Count.ShouldBe(routes.Count);
     }
-
-    internal sealed record Route(RoutePattern Pattern, IReadOnlyList<string> Methods);
 
     internal static List<Route> Routes(IServiceProvider services) =>
     [
@@ -250,6 +283,22 @@ public sealed class HostileInputFuzzTests(FuzzSqliteFixture fixture, ITestOutput
     internal static string Excerpt(string? text) => text is null ? "(no body)" : text.Length <= 300 ? text : $"{text[..300]}… ({text.Length} chars)";
 }
 
+/// <summary>The bulk of the fuzz, on SQLite.</summary>
+public sealed class SqliteHostileInputFuzzTests(FuzzSqliteFixture fixture, ITestOutputHelper output)
+    : HostileInputFuzzTests<FuzzSqliteFixture>(fixture, output), IClassFixture<FuzzSqliteFixture>
+{
+    protected override int Requests => 10_000;
+}
+
+/// <summary>A smaller share on PostgreSQL, whose types and errors differ from SQLite's.</summary>
+public sealed class PostgresHostileInputFuzzTests(FuzzPostgresFixture fixture, ITestOutputHelper output)
+    : HostileInputFuzzTests<FuzzPostgresFixture>(fixture, output), IClassFixture<FuzzPostgresFixture>
+{
+    protected override int Requests => 2_000;
+}
+
+public sealed record Route(RoutePattern Pattern, IReadOnlyList<string> Methods);
+
 internal sealed record GeneratedRequest(string Method, string Path, string? ContentType, string? Body);
 
 /// <summary>Builds one hostile request for a route from a seeded generator.</summary>
@@ -263,7 +312,7 @@ internal sealed class RequestGenerator(Random random, Guid jobId)
 
     private readonly List<string> _raw = [];
 
-    public GeneratedRequest Generate(HostileInputFuzzTests.Route route)
+    public GeneratedRequest Generate(Route route)
     {
         var method = random.NextDouble() < 0.8 ? route.Methods[random.Next(route.Methods.Count)] : Methods[random.Next(Methods.Length)];
         var path = PathFor(route.Pattern) + Query();

@@ -55,19 +55,19 @@ public sealed class HostileInputRegressionTests(FuzzSqliteFixture fixture) : ICl
     public async Task A_body_over_the_limit_is_a_413_naming_the_limit()
     {
         using var client = fixture.Factory.CreateClient();
-        var prompt = new string('x', (int)FuzzSqliteFixture.MaxBodyBytes);
+        var prompt = new string('x', (int)FuzzFixture.MaxBodyBytes);
 
         using var response = await client.PostRawAsync(JobsClient.Patched($$"""{"prompt":"{{prompt}}"}"""));
 
         var problem = await ProblemAsync(response, HttpStatusCode.RequestEntityTooLarge);
-        problem.GetProperty("detail").GetString()!.ShouldContain($"at most {FuzzSqliteFixture.MaxBodyBytes}");
+        problem.GetProperty("detail").GetString()!.ShouldContain($"at most {FuzzFixture.MaxBodyBytes}");
     }
 
     [Fact]
     public async Task A_body_just_under_the_limit_is_read_and_validated()
     {
         using var client = fixture.Factory.CreateClient();
-        var prompt = new string('x', (int)FuzzSqliteFixture.MaxBodyBytes - 1000);
+        var prompt = new string('x', (int)FuzzFixture.MaxBodyBytes - 1000);
 
         using var response = await client.PostRawAsync(JobsClient.Patched($$"""{"prompt":"{{prompt}}"}"""));
 
