@@ -25,7 +25,7 @@ internal static class ImagesApi
         return api;
     }
 
-    public static async Task<Results<RedirectHttpResult, FileStreamHttpResult, NotFound<ProblemDetails>>> GetImage(
+    public static async Task<Results<RedirectHttpResult, FileStreamHttpResult, ProblemHttpResult>> GetImage(
         Guid jobId,
         long index,
         [FromServices] IMonitoringApi monitoring,
@@ -35,12 +35,7 @@ internal static class ImagesApi
         var image = await monitoring.GetImageAsync(jobId, index, cancellationToken);
         if (image is null)
         {
-            return TypedResults.NotFound(new ProblemDetails
-            {
-                Status = StatusCodes.Status404NotFound,
-                Title = "No such image.",
-                Detail = $"Job {jobId} has no finished image at index {index} (the job or item is unknown, or the item has not succeeded yet).",
-            });
+            return TypedResults.Problem($"Job {jobId} has no finished image at index {index} (the job or item is unknown, or the item has not succeeded yet).", statusCode: StatusCodes.Status404NotFound, title: "No such image.");
         }
 
         if (await store.GetDownloadUrlAsync(image.ArtifactKey, DownloadUrlLifetime, cancellationToken) is { } url)
@@ -55,12 +50,7 @@ internal static class ImagesApi
         }
         catch (ArtifactNotFoundException)
         {
-            return TypedResults.NotFound(new ProblemDetails
-            {
-                Status = StatusCodes.Status404NotFound,
-                Title = "Image missing from the store.",
-                Detail = $"Item {index} of job {jobId} is recorded as rendered, but the store has no object under {image.ArtifactKey}.",
-            });
+            return TypedResults.Problem($"Item {index} of job {jobId} is recorded as rendered, but the store has no object under {image.ArtifactKey}.", statusCode: StatusCodes.Status404NotFound, title: "Image missing from the store.");
         }
     }
 }

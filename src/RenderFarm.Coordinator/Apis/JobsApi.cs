@@ -194,7 +194,7 @@ internal static class JobsApi
         return TypedResults.Ok(await monitoring.GetJobsAsync(filter, page, pageSize, cancellationToken));
     }
 
-    public static async Task<Results<Ok<JobDetails>, NotFound<ProblemDetails>>> GetJob(
+    public static async Task<Results<Ok<JobDetails>, ProblemHttpResult>> GetJob(
         Guid id,
         [FromServices] IMonitoringApi monitoring,
         [FromServices] CoordinatorDbContext db,
@@ -208,7 +208,7 @@ internal static class JobsApi
         return job is null ? JobNotFound(id) : TypedResults.Ok(await ViewAsync(db, job, cancellationToken, tilesAfter, tilesLimit));
     }
 
-    public static async Task<Results<Accepted<JobDetails>, NotFound<ProblemDetails>, Conflict<ProblemDetails>>> CancelJob(
+    public static async Task<Results<Accepted<JobDetails>, ProblemHttpResult>> CancelJob(
         Guid id,
         [FromServices] JobCancellation cancellation,
         [FromServices] IMonitoringApi monitoring,
@@ -225,18 +225,16 @@ internal static class JobsApi
         var job = await monitoring.GetJobAsync(id, new JobDetailsPage(), cancellationToken);
         if (outcome == CancelOutcome.AlreadyFinished || job is null)
         {
-            return TypedResults.Conflict(new ProblemDetails
-            {
-                Status = StatusCodes.Status409Conflict,
-                Title = "The job has already finished.",
-                Detail = $"Job {id} is {job?.State.ToString() ?? "gone"}; only queued or running jobs can be canceled.",
-            });
+            return TypedResults.Problem(
+                $"Job {id} is {job?.State.ToString() ?? "gone"}; only queued or running jobs can be canceled.",
+                statusCode: StatusCodes.Status409Conflict,
+                title: "The job has already finished.");
         }
 
         return TypedResults.Accepted(CoordinatorRoutes.Job(id), await ViewAsync(db, job, cancellationToken));
     }
 
-    public static async Task<Results<Ok<RetryResult>, NotFound<ProblemDetails>, ProblemHttpResult>> RetryJob(
+    public static async Task<Results<Ok<RetryResult>, ProblemHttpResult>> RetryJob(
         Guid id,
         [FromServices] JobRetry retry,
         CancellationToken cancellationToken)
@@ -256,7 +254,7 @@ internal static class JobsApi
         };
     }
 
-    public static async Task<Results<Ok<JobItemsPage>, ValidationProblem, NotFound<ProblemDetails>>> ListItems(
+    public static async Task<Results<Ok<JobItemsPage>, ValidationProblem, ProblemHttpResult>> ListItems(
         Guid id,
         [FromServices] IMonitoringApi monitoring,
         CancellationToken cancellationToken,
@@ -297,7 +295,7 @@ internal static class JobsApi
         return page is null ? JobNotFound(id) : TypedResults.Ok(page);
     }
 
-    public static async Task<Results<Ok<WaitingJob>, NotFound<ProblemDetails>>> Waiting(
+    public static async Task<Results<Ok<WaitingJob>, ProblemHttpResult>> Waiting(
         Guid id,
         [FromServices] IMonitoringApi monitoring,
         CancellationToken cancellationToken)
@@ -312,7 +310,7 @@ internal static class JobsApi
             ? job with { Tiles = hires.Tiles, ResultImage = hires.ResultImage }
             : job;
 
-    public static async Task<Results<ServerSentEventsResult<JobEvent>, NotFound<ProblemDetails>>> JobEvents(
+    public static async Task<Results<ServerSentEventsResult<JobEvent>, ProblemHttpResult>> JobEvents(
         Guid id,
         [FromServices] JobEventHub hub,
         [FromServices] IMonitoringApi monitoring,
@@ -357,12 +355,9 @@ internal static class JobsApi
         }
     }
 
-    private static NotFound<ProblemDetails> JobNotFound(Guid id) => TypedResults.NotFound(new ProblemDetails
-    {
-        Status = StatusCodes.Status404NotFound,
-        Title = "No such job.",
-        Detail = $"There is no job {id}.",
-    });
+    // TypedResults.Problem, not NotFound(new ProblemDetails): only the former answers as application/problem+json.
+    private static ProblemHttpResult JobNotFound(Guid id) =>
+        TypedResults.Problem($"There is no job {id}.", statusCode: StatusCodes.Status404NotFound, title: "No such job.");
 
     // "$.sweep.seeds[2]" → "sweep.seeds[2]", the field naming the validator uses.
     private static string FieldOf(string? path) =>

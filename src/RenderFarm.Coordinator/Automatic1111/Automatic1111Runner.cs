@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.Extensions.Options;
 using RenderFarm.Coordinator.Events;
 using RenderFarm.Coordinator.Jobs;
@@ -27,6 +28,8 @@ internal sealed class Automatic1111Runner(
     IOptions<Automatic1111Options> options,
     IHostApplicationLifetime lifetime)
 {
+    private static readonly JsonSerializerOptions HashJson = new() { NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals };
+
     public async Task<IResult> RunAsync<TBody>(HttpContext context)
         where TBody : GenerationBody
     {
@@ -63,7 +66,9 @@ internal sealed class Automatic1111Runner(
         var jobIds = new List<Guid>();
         foreach (var job in call.Jobs)
         {
-            var hash = Convert.ToHexString(SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(job)));
+            // The hash is taken before submission validates the job: a non-finite number (cfg_scale 1e400) must hash,
+            // so that validation, not the serializer, answers it.
+            var hash = Convert.ToHexString(SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(job, HashJson)));
             switch (await submission.SubmitAsync(job, hash, idempotencyKey: null, stopping))
             {
                 case SubmissionResult.Accepted accepted:

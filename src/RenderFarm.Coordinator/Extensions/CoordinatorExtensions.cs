@@ -19,6 +19,7 @@ using RenderFarm.Coordinator.Placement;
 using RenderFarm.Coordinator.Previews;
 using RenderFarm.Coordinator.Retention;
 using RenderFarm.Coordinator.Progress;
+using RenderFarm.Coordinator.RequestLimits;
 using RenderFarm.Coordinator.Telemetry;
 using RenderFarm.Messaging;
 using RenderFarm.Storage;
@@ -137,7 +138,21 @@ public static class CoordinatorExtensions
         services.AddHostedService<FarmSnapshotService>();
 
         builder.AddRenderFarmHealthChecks().AddDbContextCheck<CoordinatorDbContext>("database");
-        services.AddProblemDetails();
+        services.AddRequestLimits();
+
+        // A query or route value that does not bind (limit=NaN, after=1e400) is the client's fault: minimal APIs throw
+        // BadHttpRequestException naming the parameter (in every environment, not only Development), the exception
+        // handler answers with its 400 status, and the ProblemDetails carries its message so the bad field is named.
+        services.Configure<RouteHandlerOptions>(routes => routes.ThrowOnBadRequest = true);
+        services.Configure<ExceptionHandlerOptions>(handler => handler.StatusCodeSelector = ex =>
+            ex is BadHttpRequestException bad ? bad.StatusCode : StatusCodes.Status500InternalServerError);
+        services.AddProblemDetails(problems => problems.CustomizeProblemDetails = context =>
+        {
+            if (context.Exception is BadHttpRequestException bad)
+            {
+                context.ProblemDetails.Detail = bad.Message;
+            }
+        });
         services.ConfigureHttpJsonOptions(json => json.SerializerOptions.Converters.Add(new JsonStringEnumConverter()));
         services.AddOpenApi();
         return builder;
@@ -149,6 +164,7 @@ public static class CoordinatorExtensions
         ArgumentNullException.ThrowIfNull(app);
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseRequestBodyLimit();
         app.MapOpenApi();
         app.MapScalarApiReference();
         app.MapJobsApi();

@@ -50,7 +50,10 @@ public class PostgresCoordinatorFixture : CoordinatorFixture
 
     public override string Provider => "Postgres";
 
-    protected override async Task<IReadOnlyDictionary<string, string?>> DatabaseSettingsAsync()
+    protected override Task<IReadOnlyDictionary<string, string?>> DatabaseSettingsAsync() => CreateDatabaseAsync();
+
+    /// <summary>Creates this fixture's database and returns the settings that point the coordinator at it.</summary>
+    public async Task<IReadOnlyDictionary<string, string?>> CreateDatabaseAsync()
     {
         _server = LocalServices.Postgres;
         try
@@ -76,6 +79,12 @@ public class PostgresCoordinatorFixture : CoordinatorFixture
     public override async Task DisposeAsync()
     {
         await base.DisposeAsync();
+        await DropDatabaseAsync();
+    }
+
+    /// <summary>Drops this fixture's database, if it was created.</summary>
+    public async Task DropDatabaseAsync()
+    {
         if (_server is null)
         {
             return;
