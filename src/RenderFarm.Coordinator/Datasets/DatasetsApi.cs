@@ -21,7 +21,7 @@ internal static class DatasetsApi
         return api;
     }
 
-    public static async Task<Results<PushStreamHttpResult, ValidationProblem, NotFound<ProblemDetails>>> GetManifest(
+    public static async Task<Results<PushStreamHttpResult, ValidationProblem, ProblemHttpResult>> GetManifest(
         Guid id,
         [FromServices] JobManifest manifest,
         CancellationToken cancellationToken,
@@ -38,12 +38,7 @@ internal static class DatasetsApi
 
         if (!await manifest.JobExistsAsync(id, cancellationToken))
         {
-            return TypedResults.NotFound(new ProblemDetails
-            {
-                Status = StatusCodes.Status404NotFound,
-                Title = "No such job.",
-                Detail = $"There is no job {id}.",
-            });
+            return TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "No such job.", detail: $"There is no job {id}.");
         }
 
         return TypedResults.Stream(
