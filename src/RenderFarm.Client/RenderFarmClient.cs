@@ -204,18 +204,7 @@ public sealed class RenderFarmClient
     /// </summary>
     public async Task<Stream> DownloadImageAsync(Guid jobId, long index, CancellationToken cancellationToken = default)
     {
-        var uri = string.Create(CultureInfo.InvariantCulture, $"v1/images/{jobId}/{index}");
-        var response = await _http.GetAsync(uri, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
-        try
-        {
-            await EnsureSuccessAsync(response, cancellationToken);
-            return new ResponseStream(await response.Content.ReadAsStreamAsync(cancellationToken), response);
-        }
-        catch
-        {
-            response.Dispose();
-            throw;
-        }
+        return await OpenStreamAsync(string.Create(CultureInfo.InvariantCulture, $"v1/images/{jobId}/{index}"), cancellationToken);
     }
 
     /// <summary>Downloads a rendered PNG to <paramref name="path"/> (overwriting it).</summary>
@@ -223,14 +212,7 @@ public sealed class RenderFarmClient
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         await using var source = await DownloadImageAsync(jobId, index, cancellationToken);
-        // Written beside the target and moved, so an interrupted download never leaves a truncated PNG under the final name.
-        var partial = path + ".part";
-        await using (var target = File.Create(partial))
-        {
-            await source.CopyToAsync(target, cancellationToken);
-        }
-
-        File.Move(partial, path, overwrite: true);
+        await SaveAsync(source, path, cancellationToken);
     }
 
     /// <summary>
@@ -239,7 +221,20 @@ public sealed class RenderFarmClient
     /// </summary>
     public async Task<Stream> OpenManifestAsync(Guid jobId, ManifestFormat format = ManifestFormat.Jsonl, CancellationToken cancellationToken = default)
     {
-        var uri = $"v1/jobs/{jobId}/manifest?format={(format == ManifestFormat.Parquet ? "parquet" : "jsonl")}";
+        return await OpenStreamAsync($"v1/jobs/{jobId}/manifest?format={(format == ManifestFormat.Parquet ? "parquet" : "jsonl")}", cancellationToken);
+    }
+
+    /// <summary>Downloads a job's manifest to <paramref name="path"/> (overwriting it once complete).</summary>
+    public async Task DownloadManifestAsync(Guid jobId, ManifestFormat format, string path, CancellationToken cancellationToken = default)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        await using var source = await OpenManifestAsync(jobId, format, cancellationToken);
+        await SaveAsync(source, path, cancellationToken);
+    }
+
+    // The response stays open until the caller disposes the stream; a failed status disposes it here.
+    private async Task<Stream> OpenStreamAsync(string uri, CancellationToken cancellationToken)
+    {
         var response = await _http.GetAsync(uri, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         try
         {
@@ -253,12 +248,9 @@ public sealed class RenderFarmClient
         }
     }
 
-    /// <summary>Downloads a job's manifest to <paramref name="path"/> (overwriting it once complete).</summary>
-    public async Task DownloadManifestAsync(Guid jobId, ManifestFormat format, string path, CancellationToken cancellationToken = default)
+    // Written beside the target and moved, so an interrupted download never leaves a truncated file under the final name.
+    private static async Task SaveAsync(Stream source, string path, CancellationToken cancellationToken)
     {
-        ArgumentException.ThrowIfNullOrEmpty(path);
-        await using var source = await OpenManifestAsync(jobId, format, cancellationToken);
-        // As for images: an interrupted download never leaves a truncated manifest under the final name.
         var partial = path + ".part";
         await using (var target = File.Create(partial))
         {
