@@ -65,7 +65,13 @@ public sealed partial class WorkerMetricsTests
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseTestServer();
         builder.AddRenderFarmTelemetry("renderfarm-worker-test");
-        builder.Services.Configure<WorkerOptions>(o => o.Renderer = ItemRendererKind.Null);
+        // Other tests' hosts in this process export the same instruments: the worker id tells this one's series apart.
+        var worker = "store-test-" + Guid.NewGuid().ToString("N")[..8];
+        builder.Services.Configure<WorkerOptions>(o =>
+        {
+            o.Renderer = ItemRendererKind.Null;
+            o.Id = worker;
+        });
         builder.Services.AddSingleton(TimeProvider.System);
         builder.Services.AddSingleton<StoreOutage>();
         builder.Services.AddSingleton<WorkerMetrics>();
@@ -80,7 +86,7 @@ public sealed partial class WorkerMetricsTests
             slot.MarkReady();
         using var client = app.GetTestClient();
         (await client.GetAsync("/health", ct)).StatusCode.ShouldBe(System.Net.HttpStatusCode.OK);
-        Unreachable(await client.GetStringAsync("/metrics", ct)).ShouldBe(0);
+        Unreachable(await client.GetStringAsync("/metrics", ct), worker).ShouldBe(0);
 
         // An upload that waits out the store: it fails as unreachable until the store answers again.
         var answers = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -89,7 +95,7 @@ public sealed partial class WorkerMetricsTests
             : throw new ArtifactStoreException("connection refused", new HttpRequestException("refused")) { Unreachable = true }, ct);
         await Task.Delay(TimeSpan.FromSeconds(1.5), ct);
 
-        Unreachable(await client.GetStringAsync("/metrics", ct)).ShouldBeGreaterThan(0.5);
+        Unreachable(await client.GetStringAsync("/metrics", ct), worker).ShouldBeGreaterThan(0.5);
         (await client.GetStringAsync("/health", ct)).ShouldBe("Degraded");
         var report = await app.Services.GetRequiredService<HealthCheckService>().CheckHealthAsync(ct);
         report.Entries[WorkerHealthCheck.Name].Description!.ShouldContain("object store cannot be reached");
@@ -98,7 +104,7 @@ public sealed partial class WorkerMetricsTests
         await upload;
         // The exporter caches a scrape for a moment, so the first one after the upload may still show the outage.
         var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(10);
-        while (Unreachable(await client.GetStringAsync("/metrics", ct)) > 0)
+        while (Unreachable(await client.GetStringAsync("/metrics", ct), worker) > 0)
         {
             DateTime.UtcNow.ShouldBeLessThan(deadline, "the gauge stayed above 0 after the store answered");
             await Task.Delay(100, ct);
@@ -107,12 +113,7 @@ public sealed partial class WorkerMetricsTests
         (await client.GetStringAsync("/health", ct)).ShouldBe("Healthy");
     }
 
-    private static double Unreachable(string metrics)
-    {
-        var line = metrics.Split('\n').FirstOrDefault(l => l.StartsWith("renderfarm_worker_store_unreachable_seconds", StringComparison.Ordinal));
-        line.ShouldNotBeNull("renderfarm_worker_store_unreachable_seconds is not in /metrics:\n" + metrics);
-        return double.Parse(line[(line.LastIndexOf('}') + 1)..].Trim().Split(' ')[0], System.Globalization.CultureInfo.InvariantCulture);
-    }
+    private static double Unreachable(string metrics, string worker) => Value(metrics, "renderfarm_worker_store_unreachable_seconds", worker);
 
     [Fact]
     public void A_reading_NVML_refused_is_left_out_rather_than_reported_as_zero()

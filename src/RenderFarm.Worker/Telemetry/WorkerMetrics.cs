@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Options;
 using RenderFarm.Telemetry;
 using RenderFarm.Worker.Heartbeats;
 using RenderFarm.Worker.Outages;
@@ -23,10 +24,12 @@ public sealed class WorkerMetrics
     /// <param name="meters">The host's meter factory.</param>
     /// <param name="storeOutage">The store-outage policy whose wait the <c>renderfarm.worker.store.unreachable</c> gauge reports; absent in hosts without uploads.</param>
     /// <param name="time">The clock the gauge measures with.</param>
-    public WorkerMetrics(IMeterFactory meters, StoreOutage? storeOutage = null, TimeProvider? time = null)
+    /// <param name="options">The worker's settings: its id labels the store gauge (the store is the process's, not a slot's).</param>
+    public WorkerMetrics(IMeterFactory meters, StoreOutage? storeOutage = null, TimeProvider? time = null, IOptions<WorkerOptions>? options = null)
     {
         ArgumentNullException.ThrowIfNull(meters);
         var clock = time ?? TimeProvider.System;
+        var process = new KeyValuePair<string, object?>(RenderFarmTags.Worker, options?.Value.Id);
         var meter = meters.Create(RenderFarmDiagnostics.Worker);
         _renderDuration = meter.CreateHistogram("renderfarm.item.render.duration", "s",
             "Time a worker spent on an item: inputs, engine, PNG encode and upload (a batch's time is each of its items').",
@@ -42,7 +45,7 @@ public sealed class WorkerMetrics
         if (storeOutage is not null)
         {
             meter.CreateObservableGauge("renderfarm.worker.store.unreachable",
-                () => storeOutage.UnreachableSince is { } since ? Math.Max(0, (clock.GetUtcNow() - since).TotalSeconds) : 0, "s",
+                () => new Measurement<double>(storeOutage.UnreachableSince is { } since ? Math.Max(0, (clock.GetUtcNow() - since).TotalSeconds) : 0, process), "s",
                 "How long this worker's calls to the object store have failed as unreachable (uploads wait meanwhile); 0 while it answers.");
         }
     }
