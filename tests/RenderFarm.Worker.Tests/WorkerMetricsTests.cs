@@ -15,9 +15,21 @@ using RenderFarm.Worker.Telemetry;
 namespace RenderFarm.Worker.Tests;
 
 /// <summary>
+/// Meters are found by name process-wide: every host's OpenTelemetry provider also sees the <c>RenderFarm.Worker</c>
+/// instruments of other tests' hosts, and a host disposed meanwhile took this host's series out of its scrape (CI).
+/// These tests run alone.
+/// </summary>
+[CollectionDefinition(Name, DisableParallelization = true)]
+public sealed class ProcessWideMetersCollection
+{
+    public const string Name = "Process-wide meters";
+}
+
+/// <summary>
 /// The worker's gauges as Prometheus sees them, up to the hardware boundary: a GPU reading in NVML's units (this
 /// machine has no card) must come out as the series the shipped Grafana dashboard queries.
 /// </summary>
+[Collection(ProcessWideMetersCollection.Name)]
 public sealed partial class WorkerMetricsTests
 {
     [Fact]

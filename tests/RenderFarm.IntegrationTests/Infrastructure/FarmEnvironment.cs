@@ -136,6 +136,20 @@ public sealed class FarmEnvironment : IAsyncLifetime
     /// </summary>
     public async Task<int> CloseConnectionsOfAsync(int processId, CancellationToken cancellationToken)
     {
+        // The management API learns of a new connection a moment after the broker accepts it (a worker two seconds
+        // old was not listed yet in CI): ask again until it lists one of the process's connections.
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(30);
+        while (true)
+        {
+            var closed = await CloseListedConnectionsOfAsync(processId, cancellationToken);
+            if (closed > 0 || DateTime.UtcNow > deadline)
+                return closed;
+            await Task.Delay(250, cancellationToken);
+        }
+    }
+
+    private async Task<int> CloseListedConnectionsOfAsync(int processId, CancellationToken cancellationToken)
+    {
         var ports = ClientPortsOf(processId, RabbitMq.Port);
         var connections = await _management!.GetFromJsonAsync<JsonElement>($"api/vhosts/{Uri.EscapeDataString(VirtualHost)}/connections", cancellationToken);
         var closed = 0;
