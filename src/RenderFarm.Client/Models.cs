@@ -14,11 +14,14 @@ public enum JobState
     /// <summary>Final: every item has its image.</summary>
     Succeeded,
 
-    /// <summary>Final: at least one item failed for good.</summary>
+    /// <summary>Final: at least one item failed for good and none succeeded, or a hires job lost a part.</summary>
     Failed,
 
     /// <summary>Final: canceled; finished images are kept.</summary>
     Canceled,
+
+    /// <summary>Final: some items have their image and the others failed for good; a retry re-renders only those.</summary>
+    CompletedWithErrors,
 }
 
 /// <summary>A worker's state, from its last heartbeat.</summary>
@@ -201,7 +204,7 @@ public sealed record Job(
 {
     /// <summary>True once the job is Succeeded, Failed or Canceled; nothing changes it afterwards.</summary>
     [JsonIgnore]
-    public bool IsFinal => State is JobState.Succeeded or JobState.Failed or JobState.Canceled;
+    public bool IsFinal => State is JobState.Succeeded or JobState.CompletedWithErrors or JobState.Failed or JobState.Canceled;
 }
 
 /// <summary>A page of results.</summary>

@@ -98,7 +98,7 @@ public abstract class DatasetManifestTests<TFixture>(TFixture fixture)
         await Probe.Bus.Publish(new ItemRendered(items[0].ItemId, id, 1, items[0].OutputKey, "worker-a", TimeSpan.Zero, HashA));
         await Probe.Bus.Publish(new ItemRendered(items[1].ItemId, id, 1, items[1].OutputKey, "worker-a", TimeSpan.Zero, HashA));
         await Probe.Bus.Publish(new ItemFailed(items[2].ItemId, id, 1, "worker-a", "bad input", Retryable: false));
-        await Client.WaitForStateAsync(id, "Failed");
+        await Client.WaitForStateAsync(id, "CompletedWithErrors");
 
         var jsonl = (await Client.GetStringAsync($"/v1/jobs/{id}/manifest?format=jsonl"))
             .TrimEnd('\n').Split('\n').Select(l => JsonSerializer.Deserialize<ManifestEntry>(l, JsonSerializerOptions.Web)!).ToList();

@@ -17,7 +17,6 @@ internal sealed partial class RetentionService(
     IOptions<RetentionOptions> options,
     ILogger<RetentionService> logger) : BackgroundService
 {
-    private static readonly JobState[] Finished = [JobState.Succeeded, JobState.Failed, JobState.Canceled];
 
     private readonly RetentionOptions _options = options.Value;
 
@@ -60,7 +59,7 @@ internal sealed partial class RetentionService(
         {
             var before = now - jobAge;
             var expired = await db.Jobs.AsNoTracking()
-                .Where(j => Finished.Contains(j.State) && j.FinishedAt != null && j.FinishedAt < before)
+                .Where(j => JobStateMachine.FinalStates.Contains(j.State) && j.FinishedAt != null && j.FinishedAt < before)
                 .OrderBy(j => j.FinishedAt)
                 .Select(j => j.Id)
                 .Take(_options.BatchSize)
