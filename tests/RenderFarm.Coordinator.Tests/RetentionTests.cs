@@ -156,6 +156,60 @@ public abstract class RetentionTests<TFixture>(TFixture fixture)
         (await ListAsync(recent)).Count.ShouldBe(1);
     }
 
+    [Fact]
+    public async Task A_stitched_hires_jobs_base_and_tiles_are_removed_unless_kept_and_its_image_stays()
+    {
+        var job = JobsClient.ValidJob("a castle at dusk");
+        job["mode"] = "hires";
+        job["width"] = 1024;
+        job["height"] = 768;
+        job["tile"] = 512;
+        job["overlap"] = 64;
+        var id = (await Client.SubmitAsync(job)).Id();
+        // Base, then its six tiles, then the stitch: each stored and reported as a worker would.
+        foreach (var expected in new[] { 1, 6, 1 })
+        {
+            foreach (var unit in await Probe.UnitsAsync(id, expected))
+            {
+                foreach (var item in unit.Items)
+                {
+                    await Store.PutAsync(item.OutputKey, new MemoryStream(TestPng.Bytes), "image/png", CancellationToken.None);
+                    await Probe.Bus.Publish(new ItemRendered(item.ItemId, id, item.Attempt, item.OutputKey, "worker-a", TimeSpan.Zero));
+                }
+            }
+        }
+
+        await Client.WaitForStateAsync(id, "Succeeded");
+        (await ListAsync(id)).Count.ShouldBe(8);
+
+        var kept = await Pass(new RetentionOptions { KeepHiresParts = true }).RunOnceAsync(CancellationToken.None);
+        kept.HiresParts.ShouldBe(0);
+        (await ListAsync(id)).Count.ShouldBe(8);
+
+        var removed = await Pass(new RetentionOptions()).RunOnceAsync(CancellationToken.None);
+        removed.HiresParts.ShouldBe(7);
+        (await ListAsync(id)).ShouldBe([ArtifactKeys.Image(id, 7)]);
+        (await Pass(new RetentionOptions()).RunOnceAsync(CancellationToken.None)).HiresParts.ShouldBe(0);
+
+        // The parts' items stay Succeeded but no longer offer an image; the stitched image is served as before.
+        var view = await Client.GetJobAsync(id);
+        view.GetProperty("progress").GetProperty("succeeded").GetInt64().ShouldBe(8);
+        view.GetProperty("images").EnumerateArray().Select(i => i.GetProperty("index").GetInt64()).ShouldBe([7L]);
+        using (var part = await Client.GetAsync($"/v1/images/{id}/0"))
+        {
+            part.StatusCode.ShouldBe(HttpStatusCode.NotFound);
+        }
+
+        using (var image = await Client.GetAsync($"/v1/images/{id}/7"))
+        {
+            ((int)image.StatusCode).ShouldBeInRange(200, 399);
+        }
+
+        var manifest = (await Client.GetStringAsync($"/v1/jobs/{id}/manifest")).TrimEnd('\n').Split('\n')
+            .Select(l => JsonDocument.Parse(l).RootElement).ToList();
+        manifest.Where(e => e.GetProperty("url").ValueKind == JsonValueKind.String).Select(e => e.GetProperty("index").GetInt64()).ShouldBe([7L]);
+    }
+
     private RetentionService Pass(RetentionOptions options) => new(
         fixture.Factory.Services.GetRequiredService<IServiceScopeFactory>(), TimeProvider.System,
         Microsoft.Extensions.Options.Options.Create(options), NullLogger<RetentionService>.Instance);

@@ -35,7 +35,7 @@ internal static class ImagesApi
         var image = await monitoring.GetImageAsync(jobId, index, cancellationToken);
         if (image is null)
         {
-            return TypedResults.Problem($"Job {jobId} has no finished image at index {index} (the job or item is unknown, or the item has not succeeded yet).", statusCode: StatusCodes.Status404NotFound, title: "No such image.");
+            return TypedResults.Problem($"Job {jobId} has no finished image at index {index} (the job or item is unknown, the item has not succeeded yet, or it was a hires base or tile, removed once its job was stitched).", statusCode: StatusCodes.Status404NotFound, title: "No such image.");
         }
 
         if (await store.GetDownloadUrlAsync(image.ArtifactKey, DownloadUrlLifetime, cancellationToken) is { } url)
