@@ -119,7 +119,7 @@ public sealed record SubmitJobRequest(
     int? BaseWidth = null,
     int? BaseHeight = null);
 
-/// <summary>Sweep axes of a job; each one given replaces its single-valued field.</summary>
+/// <summary>Sweep axes of a job; each one given replaces its single-valued field (<c>Sizes</c> replaces width and height; txt2img only).</summary>
 public sealed record SweepRequest(
     IReadOnlyList<string>? Prompts = null,
     IReadOnlyList<long>? Seeds = null,
@@ -127,7 +127,11 @@ public sealed record SweepRequest(
     IReadOnlyList<int>? Steps = null,
     IReadOnlyList<string>? Samplers = null,
     IReadOnlyList<string>? NegativePrompts = null,
-    IReadOnlyList<double>? Strengths = null);
+    IReadOnlyList<double>? Strengths = null,
+    IReadOnlyList<ImageSize>? Sizes = null);
+
+/// <summary>An image size in pixels (multiples of 8).</summary>
+public sealed record ImageSize(int Width, int Height);
 
 /// <summary>How far a job's items are; <c>Done</c> counts items in a final state.</summary>
 public sealed record JobProgress(long Total, long Done, long Queued, long Running, long Retrying, long Succeeded, long Failed, long Canceled);

@@ -160,6 +160,43 @@ public abstract class DatasetManifestTests<TFixture>(TFixture fixture)
     }
 
     [Fact]
+    public async Task A_sweep_over_sizes_renders_each_size_in_units_of_one_size_and_lists_them_in_the_manifest()
+    {
+        var job = JobsClient.ValidJob();
+        job.Remove("width");
+        job.Remove("height");
+        job["count"] = 2;
+        job["sweep"] = new JsonObject
+        {
+            ["sizes"] = new JsonArray(new JsonObject { ["width"] = 512, ["height"] = 512 }, new JsonObject { ["width"] = 640, ["height"] = 384 }),
+        };
+        var id = (await Client.SubmitAsync(job)).Id();
+
+        var units = await Probe.UnitsAsync(id, 4);
+        units.Select(u => u.Items.Select(i => i.Width * 100_000 + i.Height).Distinct().Count()).ShouldAllBe(sizes => sizes == 1);
+        units.SelectMany(u => u.Items).OrderBy(i => i.Index).Select(i => (i.Width, i.Height)).ShouldBe([(512, 512), (512, 512), (640, 384), (640, 384)]);
+        var lines = (await Client.GetStringAsync($"/v1/jobs/{id}/manifest")).TrimEnd('\n').Split('\n')
+            .Select(l => JsonSerializer.Deserialize<ManifestEntry>(l, JsonSerializerOptions.Web)!).ToList();
+        lines.Select(e => (e.Width, e.Height)).ShouldBe([(512, 512), (512, 512), (640, 384), (640, 384)]);
+        // The job's own size is the largest item's (what placement must fit).
+        var view = await Client.GetJobAsync(id);
+        (view.GetProperty("width").GetInt32() * view.GetProperty("height").GetInt32()).ShouldBe(512 * 512);
+    }
+
+    [Fact]
+    public async Task A_size_entry_missing_a_side_is_a_400_naming_it()
+    {
+        var job = JobsClient.ValidJob();
+        job["sweep"] = new JsonObject { ["sizes"] = new JsonArray(new JsonObject { ["width"] = 512 }) };
+
+        using var response = await Client.PostRawAsync(job.ToJsonString());
+
+        var text = await response.Content.ReadAsStringAsync();
+        response.StatusCode.ShouldBe(System.Net.HttpStatusCode.BadRequest, text);
+        JsonDocument.Parse(text).RootElement.GetProperty("errors").TryGetProperty("sweep.sizes[0].height", out _).ShouldBeTrue(text);
+    }
+
+    [Fact]
     public async Task A_sweep_over_strengths_sends_each_item_with_its_own_and_the_init_image()
     {
         var job = JobsClient.ValidJob();
