@@ -1,5 +1,7 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
+using RenderFarm.Coordinator.Options;
 using RenderFarm.Coordinator.Monitoring;
 using RenderFarm.Storage;
 
@@ -8,9 +10,6 @@ namespace RenderFarm.Coordinator.Apis;
 /// <summary><c>/v1/images</c>: rendered PNGs.</summary>
 internal static class ImagesApi
 {
-    /// <summary>Long enough to start a download on a slow link; short enough that a leaked link soon stops working.</summary>
-    public static readonly TimeSpan DownloadUrlLifetime = TimeSpan.FromMinutes(15);
-
     public static RouteGroupBuilder MapImagesApi(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
@@ -30,6 +29,7 @@ internal static class ImagesApi
         long index,
         [FromServices] IMonitoringApi monitoring,
         [FromServices] IArtifactStore store,
+        [FromServices] IOptions<CoordinatorOptions> options,
         CancellationToken cancellationToken)
     {
         var image = await monitoring.GetImageAsync(jobId, index, cancellationToken);
@@ -38,7 +38,7 @@ internal static class ImagesApi
             return TypedResults.Problem($"Job {jobId} has no finished image at index {index} (the job or item is unknown, the item has not succeeded yet, or it was a hires base or tile, removed once its job was stitched).", statusCode: StatusCodes.Status404NotFound, title: "No such image.");
         }
 
-        if (await store.GetDownloadUrlAsync(image.ArtifactKey, DownloadUrlLifetime, cancellationToken) is { } url)
+        if (await store.GetDownloadUrlAsync(image.ArtifactKey, options.Value.DownloadUrlLifetime, cancellationToken) is { } url)
         {
             return TypedResults.Redirect(url.AbsoluteUri);
         }
