@@ -30,6 +30,9 @@ namespace RenderFarm.Diffusion.Watermarking;
 /// </remarks>
 public static class DwtDctWatermark
 {
+    /// <summary>The method's name in the reference library, written under <c>Watermark:</c> in the PNG parameters.</summary>
+    public const string MethodName = "dwtDct";
+
     /// <summary>The quantisation step of the U channel's marked coefficient (the library's default scale).</summary>
     public const double Scale = 36;
 
