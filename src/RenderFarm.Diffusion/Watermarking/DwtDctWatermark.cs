@@ -17,8 +17,8 @@ namespace RenderFarm.Diffusion.Watermarking;
 /// significant first from each byte. In each block the coefficient of largest magnitude other than the first one
 /// (row-major, first on ties) is set to <c>sign · (⌊|v| / 36⌋ + 0.25 + 0.5 · bit) · 36</c>. Despite the name, no DCT
 /// is applied to the block: the library's default path quantises the DWT coefficients themselves.</item>
-/// <item>Reading: the same coefficient of each block votes 1 when <c>|v| mod 36 &gt; 18</c>; a bit is 1 when more
-/// than half (≥ 128/255) of its blocks vote 1. The payload length is not stored in the image: their decoder is told
+/// <item>Reading: the same coefficient of each block votes 1 when <c>|v| mod 36 &gt; 18</c>; a bit is 1 when its
+/// mean vote × 255 exceeds 127, i.e. when at least half of its blocks vote 1. The payload length is not stored in the image: their decoder is told
 /// it, ours finds it (see <see cref="Decode"/>).</item>
 /// </list>
 /// Written by hand rather than with a numerics package: one Haar level over the LL band is four sums per 2×2 group,
