@@ -18,10 +18,10 @@ namespace RenderFarm.Diffusion.Watermarking;
 /// (row-major, first on ties) is set to <c>sign · (⌊|v| / 36⌋ + 0.25 + 0.5 · bit) · 36</c>. Despite the name, no DCT
 /// is applied to the block: the library's default path quantises the DWT coefficients themselves.</item>
 /// <item>Reading: the same coefficient of each block votes 1 when <c>|v| mod 36 &gt; 18</c>; a bit is 1 when its
-/// mean vote × 255 exceeds 127, i.e. when at least half of its blocks vote 1. The payload length is not stored in the image: their decoder is told
-/// it, ours finds it (see <see cref="Decode"/>).</item>
+/// mean vote × 255 exceeds 127, i.e. when at least half of its blocks vote 1. The payload length is not stored in
+/// the image: their decoder is told it, ours finds it (see <see cref="Decode"/>).</item>
 /// </list>
-/// Written by hand rather than with a numerics package: one Haar level over the LL band is four sums per 2×2 group,
+/// Written by hand rather than with a numerics package: one Haar level over the LL band is four products and three sums per 2×2 group,
 /// and changing LL alone moves each of the group's pixels by half the change, so no transform library is needed.
 /// Unlike the reference we keep the DWT detail bands exactly as they were (it swaps the horizontal and vertical bands
 /// on reconstruction, which alters chroma detail but not LL, so decoding is unaffected) and we round rather than
