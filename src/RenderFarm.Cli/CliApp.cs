@@ -11,6 +11,7 @@ internal static class CliApp
         var root = new RootCommand("RenderFarm: Stable Diffusion on ONNX Runtime, from one machine to a fleet of GPUs.");
         root.Add(RenderCommand.Create());
         root.Add(TokenizeCommand.Create());
+        root.Add(WatermarkCommand.Create());
         root.Add(ModelsCommand.Create());
         root.Add(PlanCommand.Create());
         root.Add(ServeCommand.Create());

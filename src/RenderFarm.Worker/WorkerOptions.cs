@@ -67,6 +67,16 @@ public sealed class WorkerOptions
     public TimeSpan PreviewInterval { get; set; } = DefaultPreviewInterval;
 
     /// <summary>
+    /// The farm's invisible watermark: text (1 to 32 UTF-8 bytes, e.g. <c>StableDiffusionV1</c>) embedded in every image
+    /// of at least 256×256 this worker renders, except the parts of hires jobs; null (the default) for none. Set it
+    /// alike on every worker of a farm. See docs/watermark.md.
+    /// </summary>
+    public string? Watermark { get; set; }
+
+    /// <summary>The UTF-8 bytes of <see cref="Watermark"/>; null when it is not set.</summary>
+    internal byte[]? WatermarkPayload => Watermark is null ? null : System.Text.Encoding.UTF8.GetBytes(Watermark);
+
+    /// <summary>
     /// The GPU this process renders on when the sessions run on CUDA: CUDA's ordinal among the devices
     /// <c>CUDA_VISIBLE_DEVICES</c> leaves visible (ONNX Runtime's <c>device_id</c>), and the heartbeat reports that same
     /// card's memory (<see cref="Heartbeats.GpuSelection"/>). One worker process per GPU; its slots share the card.
@@ -210,6 +220,11 @@ internal sealed class WorkerOptionsValidator : IValidateOptions<WorkerOptions>
         if (options.PreviewInterval < TimeSpan.Zero)
         {
             Fail(nameof(options.PreviewInterval), $"must be positive, or 00:00:00 to turn previews off; got {options.PreviewInterval}.");
+        }
+
+        if (options.WatermarkPayload is { } watermark && RenderFarm.Diffusion.Watermarking.DwtDctWatermark.PayloadProblem(watermark) is { } watermarkProblem)
+        {
+            Fail(nameof(options.Watermark), watermarkProblem);
         }
 
         if (options.Gpu < 0)

@@ -39,11 +39,15 @@ internal static class RenderCommand
             Description = "What the model's safety checker (safety_checker/model.onnx) does: off, flag (record the verdict in the PNG; the default when the model has one), blur or block (a flagged image is not written).",
         };
         safety.AcceptOnlyFromAmong([.. SafetyModes.Names]);
+        var watermark = new Option<string?>("--watermark")
+        {
+            Description = "Embed an invisible watermark carrying TEXT (1 to 32 UTF-8 bytes; Stable Diffusion's scripts use StableDiffusionV1) in every image, as invisible-watermark's dwtDct does; images must be at least 256x256. `renderfarm watermark decode IMG` reads it.",
+        };
         var hires = HiresRender.CreateOptions();
 
         var command = new Command("render", "Render images on this machine with the engine (no farm, no services).")
         {
-            prompt, negative, model, output, seed, steps, sampler, guidance, width, height, count, batch, mode, init, mask, strength, threads, provider, safety,
+            prompt, negative, model, output, seed, steps, sampler, guidance, width, height, count, batch, mode, init, mask, strength, threads, provider, safety, watermark,
             hires.Hires, hires.Tile, hires.Overlap, hires.BaseWidth, hires.BaseHeight,
         };
 
@@ -52,22 +56,24 @@ internal static class RenderCommand
             result.GetValue(seed), result.GetValue(steps), result.GetRequiredValue(sampler), result.GetValue(guidance),
             result.GetValue(width) ?? DefaultSide(result.GetValue(model)), result.GetValue(height) ?? DefaultSide(result.GetValue(model)), result.GetValue(count), result.GetValue(batch), result.GetRequiredValue(mode),
             result.GetValue(init), result.GetValue(mask), result.GetValue(strength), result.GetValue(threads), result.GetValue(provider),
-            hires.Read(result, strength), result.GetValue(safety)), cancellationToken));
+            hires.Read(result, strength), result.GetValue(safety), result.GetValue(watermark)), cancellationToken));
         return command;
     }
 
     internal sealed record Options(
         string Prompt, string? Negative, string? Model, string Output, long? Seed, int Steps, string Sampler, double Guidance,
         int Width, int Height, int Count, int Batch, string Mode, string? Init, string? Mask, double Strength, int Threads,
-        ExecutionProviderPreference Provider, HiresRender.Settings Hires, string? Safety = null);
+        ExecutionProviderPreference Provider, HiresRender.Settings Hires, string? Safety = null, string? Watermark = null);
 
     private static async Task<int> RunAsync(ParseResult result, Options o, CancellationToken cancellationToken)
     {
         if (HiresRender.Applies(o))
         {
-            return o.Safety is null
-                ? await HiresRender.RunAsync(result, o, cancellationToken)
-                : result.Fail(ExitCodes.InvalidInput, "safety: --safety is not supported by hires renders yet (they do not run the safety checker).");
+            return o.Safety is not null
+                ? result.Fail(ExitCodes.InvalidInput, "safety: --safety is not supported by hires renders yet (they do not run the safety checker).")
+                : o.Watermark is not null
+                ? result.Fail(ExitCodes.InvalidInput, "watermark: --watermark is not supported by hires renders yet (they do not embed one).")
+                : await HiresRender.RunAsync(result, o, cancellationToken);
         }
 
         var seed = o.Seed ?? Random.Shared.NextInt64(0, uint.MaxValue);
@@ -90,6 +96,12 @@ internal static class RenderCommand
         if (o.Batch < 1)
         {
             errors = [.. errors, new ValidationError("batch", "--batch must be at least 1.")];
+        }
+
+        var watermark = WatermarkCommand.Payload(o.Watermark, o.Width, o.Height, out var watermarkProblem);
+        if (watermarkProblem is not null)
+        {
+            errors = [.. errors, new ValidationError("watermark", watermarkProblem)];
         }
 
         if (errors.Count > 0)
@@ -122,6 +134,7 @@ internal static class RenderCommand
                 Mask = o.Mask is null ? null : LoadImage(o.Mask, "--mask"),
                 Strength = o.Strength,
                 Safety = SafetyModes.TryParse(o.Safety, out var safetyMode) ? safetyMode : null,
+                Watermark = watermark,
             };
 
             var modelDirectory = ModelLocator.Resolve(o.Model);

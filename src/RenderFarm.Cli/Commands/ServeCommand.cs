@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Builder;
 using Microsoft.Extensions.Hosting;
 using System.CommandLine;
 using RenderFarm.Cli.Farm;
+using RenderFarm.Diffusion.Watermarking;
 using RenderFarm.Worker.Memory;
 
 namespace RenderFarm.Cli.Commands;
@@ -24,9 +25,11 @@ internal static class ServeCommand
 
         var previewInterval = new Option<double?>("--preview-interval") { Description = "Seconds between two previews of a running item (a small JPEG of the latent, served at /v1/jobs/ID/items/INDEX/preview); 0 turns previews off. Default: the worker's (Worker:PreviewInterval, 1 s)." };
 
+        var watermark = new Option<string?>("--watermark") { Description = "Embed an invisible watermark carrying TEXT (1 to 32 UTF-8 bytes) in every image of at least 256x256 the farm renders, except hires jobs (Worker:Watermark; docs/watermark.md)." };
+
         var command = new Command("serve", "Run the farm on this machine: the coordinator's API with in-process workers, SQLite, an in-memory bus and a local image folder. Ctrl+C stops it; its data survives a restart.")
         {
-            urls, workers, data, models, memoryBudget, previewInterval,
+            urls, workers, data, models, memoryBudget, previewInterval, watermark,
         };
         command.SetAction((result, cancellationToken) =>
         {
@@ -39,7 +42,8 @@ internal static class ServeCommand
                 result.GetValue(memoryBudget),
                 result.GetValue(previewInterval) is { } seconds && double.IsFinite(seconds) && seconds >= 0 && seconds <= MaxPreviewIntervalSeconds
                     ? TimeSpan.FromSeconds(seconds)
-                    : null), result.GetValue(previewInterval), cancellationToken);
+                    : null,
+                result.GetValue(watermark)), result.GetValue(previewInterval), cancellationToken);
         });
         return command;
     }
@@ -49,6 +53,11 @@ internal static class ServeCommand
         if (previewSeconds is { } seconds && settings.PreviewInterval is null)
         {
             return result.Fail(ExitCodes.InvalidInput, $"--preview-interval must be between 0 (off) and {MaxPreviewIntervalSeconds} seconds, got {seconds}.");
+        }
+
+        if (settings.Watermark is { } text && DwtDctWatermark.PayloadProblem(System.Text.Encoding.UTF8.GetBytes(text)) is { } watermarkProblem)
+        {
+            return result.Fail(ExitCodes.InvalidInput, $"--watermark: {watermarkProblem}");
         }
 
         if (settings.Workers is < 1 or > 64)

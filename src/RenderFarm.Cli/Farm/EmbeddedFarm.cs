@@ -20,7 +20,8 @@ namespace RenderFarm.Cli.Farm;
 /// <param name="ModelsRoot">Folder of model folders; the tiny model is generated there when a job names it.</param>
 /// <param name="MemoryBudget">Each in-process worker's memory budget (<c>Worker:MemoryBudget</c>: a size or a share of free memory); null: none.</param>
 /// <param name="PreviewInterval">Least time between two previews of a running item (<c>Worker:PreviewInterval</c>); zero turns them off; null: the worker's default.</param>
-internal sealed record EmbeddedFarmSettings(string Urls, int Workers, string DataRoot, string ModelsRoot, string? MemoryBudget = null, TimeSpan? PreviewInterval = null);
+/// <param name="Watermark">The farm's invisible watermark text (<c>Worker:Watermark</c>); null for none.</param>
+internal sealed record EmbeddedFarmSettings(string Urls, int Workers, string DataRoot, string ModelsRoot, string? MemoryBudget = null, TimeSpan? PreviewInterval = null, string? Watermark = null);
 
 /// <summary>
 /// The embedded farm: the coordinator's own composition (<c>AddCoordinator</c>, <c>MapCoordinatorApi</c>, the dashboard) with the
@@ -92,6 +93,11 @@ internal static class EmbeddedFarm
         if (farm.PreviewInterval is { } previews)
         {
             settings[$"{WorkerOptions.SectionName}:{nameof(WorkerOptions.PreviewInterval)}"] = previews.ToString("c", CultureInfo.InvariantCulture);
+        }
+
+        if (farm.Watermark is { } watermark)
+        {
+            settings[$"{WorkerOptions.SectionName}:{nameof(WorkerOptions.Watermark)}"] = watermark;
         }
 
         // The coordinator accepts only models it knows: the tiny model (generated on demand, and the default) and

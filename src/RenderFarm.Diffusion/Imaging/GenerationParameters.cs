@@ -24,6 +24,8 @@ public sealed record GenerationParameters
     public double? DenoisingStrength { get; init; }
     /// <summary>The safety checker's outcome (<c>passed</c>, <c>flagged</c>, <c>blurred</c>); null when no checker ran.</summary>
     public string? SafetyChecker { get; init; }
+    /// <summary>The invisible watermark's method (<c>dwtDct</c>) when one was embedded; null otherwise. The payload is not written here.</summary>
+    public string? Watermark { get; init; }
 
     private static readonly (string Name, string Display)[] SamplerDisplayNames =
     [
@@ -57,6 +59,11 @@ public sealed record GenerationParameters
         if (SafetyChecker is { } outcome)
         {
             text.Append(", Safety checker: ").Append(outcome);
+        }
+
+        if (Watermark is { } watermark)
+        {
+            text.Append(", Watermark: ").Append(watermark);
         }
 
         return text.ToString();
@@ -103,6 +110,7 @@ public sealed record GenerationParameters
             Model = Get("Model"),
             DenoisingStrength = pairs.TryGetValue("Denoising strength", out var s) ? double.Parse(s, c) : null,
             SafetyChecker = pairs.GetValueOrDefault("Safety checker"),
+            Watermark = pairs.GetValueOrDefault("Watermark"),
         };
     }
 }

@@ -50,7 +50,11 @@ public static class PngCodec
     /// <summary>Decodes any image format Skia reads (PNG, JPEG, WebP) to RGB, compositing alpha over black.</summary>
     public static RgbImage Decode(ReadOnlySpan<byte> encoded)
     {
-        using var bitmap = SKBitmap.Decode(encoded)
+        // SKBitmap.Decode(span) throws ArgumentNullException on data no codec recognises; asking for the codec first
+        // turns that into the FormatException callers report as bad input.
+        using var data = SKData.CreateCopy(encoded);
+        using var codec = SKCodec.Create(data);
+        using var bitmap = (codec is null ? null : SKBitmap.Decode(codec))
             ?? throw new FormatException("The data is not an image SkiaSharp can decode (PNG, JPEG or WebP expected).");
         using var rgba = bitmap.Copy(SKColorType.Rgba8888) ?? throw new FormatException("The image could not be converted to RGBA.");
         var source = rgba.GetPixelSpan();

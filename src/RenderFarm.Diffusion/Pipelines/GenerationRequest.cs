@@ -53,6 +53,13 @@ public sealed record GenerationRequest
     /// </summary>
     public Safety.SafetyMode? Safety { get; init; }
 
+    /// <summary>
+    /// The payload of an invisible watermark (<see cref="Watermarking.DwtDctWatermark"/>) embedded in every kept image
+    /// after the safety checker; null for none. Needs images of at least 256×256 pixels.
+    /// </summary>
+    /// <remarks>An array, not a nullable ReadOnlyMemory: a null array converts silently to an empty, non-null memory.</remarks>
+    public byte[]? Watermark { get; init; }
+
     /// <summary>The shape the memory planner sees for this request.</summary>
     public RenderShape MemoryShape => new(Width, Height, Images.Count, GuidanceScale > 1.0, Steps, Mode != GenerationMode.TextToImage);
 

@@ -5,6 +5,7 @@ using RenderFarm.Diffusion.Memory;
 using RenderFarm.Diffusion.Models;
 using RenderFarm.Diffusion.Randomness;
 using RenderFarm.Diffusion.Safety;
+using RenderFarm.Diffusion.Watermarking;
 using RenderFarm.Diffusion.Schedulers;
 using RenderFarm.Diffusion.Tokenizers;
 
@@ -277,7 +278,22 @@ public sealed class StableDiffusionPipeline : IDisposable
         }
 
         Leave(VaeDecoder.Component, memory);
-        return new GenerationResult(ApplySafety(request, images, memory, cancellationToken), truncations);
+        return new GenerationResult(ApplyWatermark(request, ApplySafety(request, images, memory, cancellationToken)), truncations);
+    }
+
+    /// <summary>Embeds the request's invisible watermark in every image that is kept (after the safety checker, so a blurred image is marked as stored).</summary>
+    private static GeneratedImage[] ApplyWatermark(GenerationRequest request, GeneratedImage[] images)
+    {
+        if (request.Watermark is not { } payload)
+        {
+            return images;
+        }
+
+        return [.. images.Select(image => image.Safety is { Blocked: true } ? image : image with
+        {
+            Image = DwtDctWatermark.Embed(image.Image, payload),
+            Parameters = image.Parameters with { Watermark = DwtDctWatermark.MethodName },
+        })];
     }
 
     /// <summary>Runs the checker on every image and acts on its verdict as the request's <see cref="SafetyMode"/> says.</summary>
@@ -460,6 +476,12 @@ public sealed class StableDiffusionPipeline : IDisposable
         {
             throw new ArgumentException(
                 $"Safety '{SafetyModes.Name(safety)}' needs a safety checker, and '{Model.Root}' has no {Path.Combine("safety_checker", "model.onnx")}.", nameof(request));
+        }
+
+        if (request.Watermark is { } watermark
+            && (DwtDctWatermark.PayloadProblem(watermark) ?? DwtDctWatermark.SizeProblem(request.Width, request.Height)) is { } watermarkProblem)
+        {
+            throw new ArgumentException($"Watermark: {watermarkProblem}", nameof(request));
         }
 
         if (request.Mode != GenerationMode.TextToImage)

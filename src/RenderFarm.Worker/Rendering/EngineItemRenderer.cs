@@ -6,6 +6,7 @@ using RenderFarm.Diffusion.Imaging;
 using RenderFarm.Diffusion.Memory;
 using RenderFarm.Diffusion.Models;
 using RenderFarm.Diffusion.Pipelines;
+using RenderFarm.Diffusion.Watermarking;
 using RenderFarm.Telemetry;
 using RenderFarm.Worker.Memory;
 using RenderFarm.Worker.Models;
@@ -23,6 +24,7 @@ public sealed partial class EngineItemRenderer : IItemRenderer
     private readonly ILogger<EngineItemRenderer> _logger;
     private readonly ExecutionOptions _execution;
     private readonly int _maxLoaded;
+    private readonly byte[]? _watermark;
     // Most recently used last; touched only by the slot's single render at a time.
     private readonly List<(string Name, StableDiffusionPipeline Pipeline)> _pipelines = [];
     private volatile string[] _loaded = [];
@@ -46,6 +48,7 @@ public sealed partial class EngineItemRenderer : IItemRenderer
             MemoryBudgetBytes = memory.BudgetBytes,
         };
         _maxLoaded = options.Value.MaxLoadedModels;
+        _watermark = options.Value.WatermarkPayload;
     }
 
     /// <summary>How this renderer's sessions are created (provider, CUDA device, threads, budget).</summary>
@@ -86,7 +89,7 @@ public sealed partial class EngineItemRenderer : IItemRenderer
             return await HiresTileRenderer.RenderAsync(await PipelineAsync(batch.First.Model, cancellationToken), tiles, progress, cancellationToken);
         }
 
-        var request = ToRequest(batch);
+        var request = ToRequest(batch, _watermark);
         var pipeline = await PipelineAsync(batch.First.Model, cancellationToken);
         var engineProgress = progress is null ? null : new StepProgress(progress);
         return await Task.Run(() =>
@@ -106,7 +109,13 @@ public sealed partial class EngineItemRenderer : IItemRenderer
     }
 
     /// <summary>The engine request for <paramref name="batch"/>; throws <see cref="ArgumentException"/> for settings it cannot take.</summary>
-    internal static GenerationRequest ToRequest(RenderBatch batch)
+    /// <param name="batch">The items.</param>
+    /// <param name="watermark">
+    /// The farm's watermark payload (<see cref="WorkerOptions.Watermark"/>): embedded by the engine in images of at least
+    /// 256×256 that are not parts of a hires job (a mark in a base or a tile would not survive into the stitched image);
+    /// smaller images are rendered unmarked rather than failed, since a farm-wide default must not refuse a valid job.
+    /// </param>
+    internal static GenerationRequest ToRequest(RenderBatch batch, byte[]? watermark = null)
     {
         var first = batch.First;
         var mode = first.Mode switch
@@ -128,6 +137,7 @@ public sealed partial class EngineItemRenderer : IItemRenderer
             GuidanceScale = first.GuidanceScale,
             Sampler = first.Sampler,
             Mode = mode,
+            Watermark = watermark is not null && first.Hires is null && DwtDctWatermark.SizeProblem(first.Width, first.Height) is null ? watermark : null,
         };
 
         if (mode == GenerationMode.TextToImage)
