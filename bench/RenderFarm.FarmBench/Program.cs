@@ -15,6 +15,10 @@ using Npgsql;
 // Throughput: the farm's own cost per item, with workers whose renderer does no work (Worker:Renderer=Null). One job
 // of --items items (a seed sweep) per worker count in --workers.
 //   dotnet run -c Release --project bench/RenderFarm.FarmBench -- [--items 20000] [--workers 1,2] [--storage s3|local]
+//     [--units-per-worker 100000,2] [--json FILE]
+// --units-per-worker runs dispatch windows side by side: 100000 is the old whole-job push (every unit sent at once),
+// 2 the coordinator's default. Every run also checks nothing was lost or doubled (the exit code says so), samples the
+// run's RabbitMQ queue depths from the management API and the load average; --json FILE writes all of it as JSON.
 //
 // Previews: the same throughput run with --previews 0,1 (preview intervals in seconds, 0 = off, side by side in one
 // invocation; repeat values to interleave, e.g. 0,1,0,1). Previews need latents, which the Null renderer does not
