@@ -74,6 +74,12 @@ internal sealed class FarmSession : IAsyncDisposable
 
     public HttpClient Http { get; private set; } = null!;
 
+    /// <summary>The run's RabbitMQ virtual host: its queues are the run's alone.</summary>
+    public string VirtualHost => _vhost;
+
+    /// <summary>RabbitMQ's management API, authenticated as the farm's user.</summary>
+    public HttpClient Management => _management;
+
     public ChildProcess Coordinator { get; private set; } = null!;
 
     public IReadOnlyList<ChildProcess> Workers => _processes.Skip(1).ToList();

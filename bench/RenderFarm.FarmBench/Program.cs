@@ -15,6 +15,10 @@ using Npgsql;
 // Throughput: the farm's own cost per item, with workers whose renderer does no work (Worker:Renderer=Null). One job
 // of --items items (a seed sweep) per worker count in --workers.
 //   dotnet run -c Release --project bench/RenderFarm.FarmBench -- [--items 20000] [--workers 1,2] [--storage s3|local]
+//     [--units-per-worker 100000,2] [--json FILE]
+// --units-per-worker runs dispatch windows side by side: 100000 is the old whole-job push (every unit sent at once),
+// 2 the coordinator's default. Every run also checks nothing was lost or doubled (the exit code says so), samples the
+// run's RabbitMQ queue depths from the management API and the load average; --json FILE writes all of it as JSON.
 //
 // Previews: the same throughput run with --previews 0,1 (preview intervals in seconds, 0 = off, side by side in one
 // invocation; repeat values to interleave, e.g. 0,1,0,1). Previews need latents, which the Null renderer does not
@@ -70,7 +74,14 @@ foreach (var unitsPerWorker in options.UnitsPerWorker.Count > 0 ? options.UnitsP
 }
 
 Console.WriteLine(Report.Markdown(options, results));
-return 0;
+if (options.JsonPath is { } jsonPath)
+{
+    await File.WriteAllTextAsync(jsonPath, JsonReport.Write(options, results));
+    Console.Error.WriteLine($"[farmbench] results: {Path.GetFullPath(jsonPath)}");
+}
+
+// A run that lost or doubled an item, or did not finish, fails the invocation: its rate would not mean anything.
+return results.All(r => r.FinalState == "Succeeded" && r.Lost == 0 && r.Duplicated == 0) ? 0 : 1;
 
 internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, string Storage, int UnitSize, IReadOnlyList<int> LedgerBatches, IReadOnlyList<int> SpinLimits, HiresOptions? Hires)
 {
@@ -80,9 +91,12 @@ internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, 
     /// <summary>Dispatch windows (<c>Coordinator:Dispatcher:UnitsPerWorker</c>) run side by side; empty: the coordinator's default.</summary>
     public IReadOnlyList<int> UnitsPerWorker { get; init; } = [];
 
+    /// <summary>Where to write the throughput runs' results as JSON as well (<c>--json FILE</c>); null: the table only.</summary>
+    public string? JsonPath { get; init; }
+
     public const string Usage = """
         usage: farmbench [--items N] [--workers 1,2] [--storage s3|local] [--unit-size N] [--ledger-batch 1,100] [--spin-limit 70,0] [--previews 0,1]
-                         [--units-per-worker 2,100000]
+                         [--units-per-worker 2,100000] [--json FILE]
                farmbench --hires SIZE [--workers 1,2] [--rounds R] [--steps N] [--strength S] [--tile T] [--overlap O]
                          [--guidance G] [--sampler NAME] [--seed N] [--base SIZE] [--memory-budget 2GiB] [--threads N]
                          [--render-timeout 01:00:00] [--stall-minutes M] [--warmup] [--keep-artifacts] [--storage s3|local]
@@ -90,14 +104,14 @@ internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, 
 
     private static readonly string[] Flags =
     [
-        "--items", "--workers", "--storage", "--unit-size", "--ledger-batch", "--spin-limit", "--previews", "--units-per-worker", "--hires", "--rounds", "--steps", "--strength", "--tile", "--overlap",
+        "--items", "--workers", "--storage", "--unit-size", "--ledger-batch", "--spin-limit", "--previews", "--units-per-worker", "--json", "--hires", "--rounds", "--steps", "--strength", "--tile", "--overlap",
         "--guidance", "--sampler", "--seed", "--base", "--memory-budget", "--threads", "--render-timeout", "--stall-minutes",
     ];
 
     private static readonly string[] Switches = ["--keep-artifacts", "--warmup"];
 
     // Flags of throughput runs that a --hires run refuses.
-    private static readonly string[] ThroughputOnly = ["--items", "--unit-size", "--ledger-batch", "--spin-limit", "--previews", "--units-per-worker"];
+    private static readonly string[] ThroughputOnly = ["--items", "--unit-size", "--ledger-batch", "--spin-limit", "--previews", "--units-per-worker", "--json"];
 
     /// <summary>Reads the command line; a <see cref="FormatException"/> names the flag at fault.</summary>
     public static BenchOptions Parse(string[] args)
@@ -189,10 +203,22 @@ internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, 
                 double.TryParse(item, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && seconds >= 0 && seconds <= 3600
                     ? seconds : throw new FormatException($"--previews must list preview intervals in seconds (0 = off, at most 3600) separated by commas, got '{previewText}'.")).ToList()
             : [];
+        var jsonPath = values.GetValueOrDefault("--json");
+        if (jsonPath is not null)
+        {
+            // Checked before the runs, not after minutes of them.
+            var folder = Path.GetDirectoryName(Path.GetFullPath(jsonPath));
+            if (jsonPath.Length == 0 || jsonPath.EndsWith('/') || Directory.Exists(jsonPath))
+                throw new FormatException($"--json must name a file, got '{jsonPath}'.");
+            if (folder is null || !Directory.Exists(folder))
+                throw new FormatException($"--json: the folder of '{jsonPath}' does not exist.");
+        }
+
         return new BenchOptions(Int("--items", "20000", 1, 10_000_000), workerCounts, storage, Int("--unit-size", "0", 0, 100_000), ledgerBatches, spinLimits, hires)
         {
             PreviewIntervals = previewIntervals,
             UnitsPerWorker = Ints("--units-per-worker", null, 1, 100_000, "units per worker"),
+            JsonPath = jsonPath,
         };
     }
 }
@@ -223,6 +249,27 @@ internal sealed record RunResult(
 
     /// <summary>The machine's 1-minute load average when the job was posted and when it finished.</summary>
     public (double Start, double End) Load { get; init; }
+
+    /// <summary>The highest 1-minute load average sampled during the run.</summary>
+    public double PeakLoad { get; init; }
+
+    /// <summary>Items that did not end with their image (see <see cref="RunOutcome"/>).</summary>
+    public long Lost { get; init; }
+
+    /// <summary>Items rendered more than once, or counted or stored twice (see <see cref="RunOutcome"/>).</summary>
+    public long Duplicated { get; init; }
+
+    /// <summary>Objects in the store under the job's folder after the run.</summary>
+    public long StoredImages { get; init; }
+
+    /// <summary>The most messages the run's RabbitMQ queues held together in any sample (see <see cref="RunSampler"/>).</summary>
+    public long PeakBrokerDepth { get; init; }
+
+    /// <summary>The most messages the shared render queue held in any sample.</summary>
+    public long PeakSharedQueueDepth { get; init; }
+
+    /// <summary>Management API samples taken during the run.</summary>
+    public int BrokerSamples { get; init; }
 }
 
 internal static class BenchRun
@@ -276,6 +323,8 @@ internal static class BenchRun
             ["sweep"] = new JsonObject { ["seeds"] = new JsonArray(Enumerable.Range(0, options.Items).Select(i => (JsonNode)JsonValue.Create((long)i)!).ToArray()) },
         };
 
+        // Started before the POST: a job pushed whole floods the broker at submission.
+        await using var sampler = RunSampler.Start(farm.Management, farm.VirtualHost);
         var cpuBefore = ProcessCpu.Snapshot();
         var clock = Stopwatch.StartNew();
         using var content = new StringContent(job.ToJsonString(), Encoding.UTF8, "application/json");
@@ -315,6 +364,7 @@ internal static class BenchRun
         var elapsed = clock.Elapsed;
         var loadAtEnd = Machine.LoadAverage();
         var cpuAfter = ProcessCpu.Snapshot();
+        await sampler.StopAsync();
         var coordinatorCpu = ProcessCpu.Seconds(cpuBefore, cpuAfter, coordinator.Id);
         var byProcess = ProcessCpu.ByCategory(cpuBefore, cpuAfter, coordinator.Id, farm.Workers.Select(p => p.Id).ToHashSet());
         var peakRss = ProcessCpu.PeakRssMiB(coordinator.Id);
@@ -322,6 +372,7 @@ internal static class BenchRun
         // The stream ends after job-done; a stream that lags is cut off rather than waited for.
         stopFollowing.CancelAfter(TimeSpan.FromSeconds(10));
         var previews = await previewsSeen;
+        var outcome = await RunOutcome.ReadAsync(farm, jobId, ct);
         return new RunResult(workerCount, ledgerBatch, spinLimit, options.Items, submitTime, elapsed, options.Items / elapsed.TotalSeconds,
             Latencies.Percentiles(endToEnd), Latencies.Percentiles(workerSide), coordinatorCpu, peakRss, byProcess, state)
         {
@@ -329,6 +380,13 @@ internal static class BenchRun
             PreviewsSeen = previews,
             UnitsPerWorker = unitsPerWorker,
             Load = (loadAtStart, loadAtEnd),
+            PeakLoad = Math.Max(sampler.PeakLoad, loadAtEnd),
+            Lost = outcome.Lost,
+            Duplicated = outcome.Duplicated,
+            StoredImages = outcome.StoredImages,
+            PeakBrokerDepth = sampler.PeakBrokerDepth,
+            PeakSharedQueueDepth = sampler.PeakSharedQueueDepth,
+            BrokerSamples = sampler.BrokerSamples,
         };
     }
 
@@ -491,14 +549,14 @@ internal static class Report
             ? string.Create(CultureInfo.InvariantCulture, $"{options.Items} items (seed sweep, 128×128, 20 steps, euler, guidance 7.5), Engine renderer on the tiny model (1 slot, 1 ONNX Runtime thread per worker), storage {options.Storage}, work unit size {(options.UnitSize > 0 ? options.UnitSize.ToString(CultureInfo.InvariantCulture) : "default")}; processor count {Environment.ProcessorCount}")
             : string.Create(CultureInfo.InvariantCulture, $"{options.Items} items (seed sweep, 64×64, 1 step), Null renderer, storage {options.Storage}, work unit size {(options.UnitSize > 0 ? options.UnitSize.ToString(CultureInfo.InvariantCulture) : "default")}"));
         s.AppendLine();
-        s.AppendLine("| units per worker | ledger batch | spin limit | previews | previews seen | worker processes | final state | POST (s) | submit → done (s) | completions/s | e2e p50 / p95 / p99 / max (s) | worker-side p50 / p95 / p99 (ms) | coordinator CPU (s) | coordinator peak RSS (MiB) | load 1m start → end | CPU s by process |");
-        s.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        s.AppendLine("| units per worker | ledger batch | spin limit | previews | previews seen | worker processes | final state | POST (s) | submit → done (s) | completions/s | e2e p50 / p95 / p99 / max (s) | worker-side p50 / p95 / p99 (ms) | coordinator CPU (s) | coordinator peak RSS (MiB) | lost / duplicated | peak broker depth (all queues / shared) | load 1m start → end (peak) | CPU s by process |");
+        s.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in results)
         {
             var e = r.EndToEndPercentiles;
             var w = r.WorkerSidePercentiles;
             s.AppendLine(CultureInfo.InvariantCulture,
-                $"| {r.UnitsPerWorker?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {r.LedgerBatch?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {r.SpinLimit?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {(r.PreviewSeconds is { } ps ? (ps == 0 ? "off" : $"every {F(ps, "0.##")} s") : "-")} | {(r.PreviewSeconds is null ? "-" : r.PreviewsSeen.ToString(CultureInfo.InvariantCulture))} | {r.Workers} | {r.FinalState} | {F(r.SubmitTime.TotalSeconds, "F2")} | {F(r.SubmitToDone.TotalSeconds, "F1")} | **{F(r.CompletionsPerSecond)}** | {F(e[0], "F1")} / {F(e[1], "F1")} / {F(e[2], "F1")} / {F(e[3], "F1")} | {F(w[0] * 1000)} / {F(w[1] * 1000)} / {F(w[2] * 1000)} | {F(r.CoordinatorCpuSeconds, "F1")} | {F(r.PeakRssMiB)} | {F(r.Load.Start, "F2")} → {F(r.Load.End, "F2")} | {string.Join(", ", r.CpuSecondsByProcess.OrderByDescending(p => p.Value).Select(p => $"{p.Key} {F(p.Value, "F1")}"))} |");
+                $"| {r.UnitsPerWorker?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {r.LedgerBatch?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {r.SpinLimit?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {(r.PreviewSeconds is { } ps ? (ps == 0 ? "off" : $"every {F(ps, "0.##")} s") : "-")} | {(r.PreviewSeconds is null ? "-" : r.PreviewsSeen.ToString(CultureInfo.InvariantCulture))} | {r.Workers} | {r.FinalState} | {F(r.SubmitTime.TotalSeconds, "F2")} | {F(r.SubmitToDone.TotalSeconds, "F1")} | **{F(r.CompletionsPerSecond)}** | {F(e[0], "F1")} / {F(e[1], "F1")} / {F(e[2], "F1")} / {F(e[3], "F1")} | {F(w[0] * 1000)} / {F(w[1] * 1000)} / {F(w[2] * 1000)} | {F(r.CoordinatorCpuSeconds, "F1")} | {F(r.PeakRssMiB)} | {r.Lost} / {r.Duplicated} | {r.PeakBrokerDepth} / {r.PeakSharedQueueDepth} ({r.BrokerSamples} samples) | {F(r.Load.Start, "F2")} → {F(r.Load.End, "F2")} ({F(r.PeakLoad, "F2")}) | {string.Join(", ", r.CpuSecondsByProcess.OrderByDescending(p => p.Value).Select(p => $"{p.Key} {F(p.Value, "F1")}"))} |");
         }
 
         return s.ToString();

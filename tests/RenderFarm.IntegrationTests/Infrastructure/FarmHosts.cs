@@ -12,6 +12,8 @@ internal static class FarmHosts
 
     public static string Worker => Get("RenderFarm.Worker");
 
+    public static string FarmBench => Get("RenderFarm.FarmBench");
+
     private static string Get(string name)
     {
         if (!Paths.Value.TryGetValue(name, out var path))
