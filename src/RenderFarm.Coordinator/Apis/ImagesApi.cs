@@ -1,3 +1,4 @@
+using RenderFarm.Coordinator.Auth;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using RenderFarm.Coordinator.Monitoring;
@@ -14,7 +15,7 @@ internal static class ImagesApi
     public static RouteGroupBuilder MapImagesApi(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        var api = app.MapGroup(CoordinatorRoutes.Images).WithTags("Images");
+        var api = app.MapGroup(CoordinatorRoutes.Images).WithTags("Images").RequireAuthorization(FarmPolicies.Read).AddEndpointFilter<JobTenantFilter>();
         api.MapGet("/{jobId:guid}/{index:long}", GetImage)
             .WithName("GetImage")
             .WithSummary("Get a rendered image")

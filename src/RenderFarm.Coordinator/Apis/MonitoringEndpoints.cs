@@ -1,3 +1,4 @@
+using RenderFarm.Coordinator.Auth;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using RenderFarm.Coordinator.Monitoring;
@@ -12,7 +13,7 @@ internal static class MonitoringEndpoints
     public static RouteGroupBuilder MapMonitoringApi(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        var api = app.MapGroup(CoordinatorRoutes.Monitoring).WithTags("Monitoring");
+        var api = app.MapGroup(CoordinatorRoutes.Monitoring).WithTags("Monitoring").RequireAuthorization(FarmPolicies.Fleet);
 
         api.MapGet("/fleet", Fleet)
             .WithName("Fleet")

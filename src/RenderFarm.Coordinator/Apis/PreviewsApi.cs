@@ -1,3 +1,4 @@
+using RenderFarm.Coordinator.Auth;
 using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
@@ -18,7 +19,7 @@ internal static class PreviewsApi
     public static RouteGroupBuilder MapPreviewsApi(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        var api = app.MapGroup(CoordinatorRoutes.Jobs).WithTags("Jobs");
+        var api = app.MapGroup(CoordinatorRoutes.Jobs).WithTags("Jobs").RequireAuthorization(FarmPolicies.Read).AddEndpointFilter<JobTenantFilter>();
         api.MapGet("/{id:guid}/items/{index:long}/preview", GetPreview)
             .WithName("GetItemPreview")
             .WithSummary("Get a running item's latest preview")

@@ -1,3 +1,4 @@
+using RenderFarm.Coordinator.Auth;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
@@ -69,7 +70,7 @@ internal sealed class Automatic1111Runner(
             // The hash is taken before submission validates the job: a non-finite number (cfg_scale 1e400) must hash,
             // so that validation, not the serializer, answers it.
             var hash = Convert.ToHexString(SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(job, HashJson)));
-            switch (await submission.SubmitAsync(job, hash, idempotencyKey: null, stopping))
+            switch (await submission.SubmitAsync(job, hash, idempotencyKey: null, context.User.TenantOf(), stopping))
             {
                 case SubmissionResult.Accepted accepted:
                     jobIds.Add(accepted.JobId);
@@ -88,7 +89,7 @@ internal sealed class Automatic1111Runner(
             }
         }
 
-        var task = tasks.Start(call.Kind, jobIds);
+        var task = tasks.Start(call.Kind, jobIds, context.User.TenantOf());
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         timeout.CancelAfter(options.Value.WaitTimeout);
         try

@@ -80,9 +80,12 @@ internal sealed class JobSubmission(
         }
     }
 
-    public async Task<SubmissionResult> SubmitAsync(CreateJobBody body, string requestHash, string? idempotencyKey, CancellationToken cancellationToken)
+    /// <summary>Validates and writes a job for <paramref name="tenant"/> (the submitting key's).</summary>
+    public async Task<SubmissionResult> SubmitAsync(CreateJobBody body, string requestHash, string? idempotencyKey, string tenant, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(body);
+        ArgumentNullException.ThrowIfNull(tenant);
+        idempotencyKey = TenantKey(idempotencyKey, tenant);
         if (idempotencyKey is not null && await FindKeyAsync(idempotencyKey, requestHash, cancellationToken) is { } earlier)
         {
             return earlier;
@@ -162,13 +165,13 @@ internal sealed class JobSubmission(
             if (request.Mode == RenderModes.Hires)
             {
                 var baseImage = request.InitImage is { } baseKey ? new HiresBaseImage(baseKey, initSize.Width, initSize.Height) : null;
-                await WriteHiresAsync(jobId, request, baseImage, idempotencyKey, requestHash, cancellationToken);
+                await WriteHiresAsync(jobId, request, baseImage, idempotencyKey, requestHash, tenant, cancellationToken);
             }
             else
             {
                 var total = SweepExpansion.CountItems(request);
                 var expansion = SweepExpansion.For(request, Random.Shared.NextInt64(0, SweepExpansion.MaxBaseSeed(total) + 1), _options.EffectiveModels[0]);
-                await WriteAsync(jobId, request, expansion, idempotencyKey, requestHash, cancellationToken);
+                await WriteAsync(jobId, request, expansion, idempotencyKey, requestHash, tenant, cancellationToken);
             }
         }
         catch (DbUpdateException) when (idempotencyKey is not null)
@@ -187,7 +190,7 @@ internal sealed class JobSubmission(
         return new SubmissionResult.Accepted(jobId, Replayed: false);
     }
 
-    private async Task WriteAsync(Guid jobId, JobRequest request, SweepExpansion expansion, string? idempotencyKey, string requestHash, CancellationToken cancellationToken)
+    private async Task WriteAsync(Guid jobId, JobRequest request, SweepExpansion expansion, string? idempotencyKey, string requestHash, string tenant, CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow().UtcDateTime;
         await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
@@ -195,6 +198,7 @@ internal sealed class JobSubmission(
         {
             Id = jobId,
             State = JobState.Queued,
+            Tenant = tenant,
             CreatedAt = now,
             UpdatedAt = now,
             Model = expansion.Model,
@@ -248,7 +252,7 @@ internal sealed class JobSubmission(
     /// or the tiles when the client gave the base image). The request is stored with its hires defaults resolved, so
     /// the job's tile grid never depends on defaults of a later version.
     /// </summary>
-    private async Task WriteHiresAsync(Guid jobId, JobRequest request, HiresBaseImage? baseImage, string? idempotencyKey, string requestHash, CancellationToken cancellationToken)
+    private async Task WriteHiresAsync(Guid jobId, JobRequest request, HiresBaseImage? baseImage, string? idempotencyKey, string requestHash, string tenant, CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow().UtcDateTime;
         var expansion = HiresExpansion.For(request, _options.ToValidationLimits(), Random.Shared.NextInt64(0, ValidationLimits.MaxSeed + 1),
@@ -272,6 +276,7 @@ internal sealed class JobSubmission(
         {
             Id = jobId,
             State = JobState.Queued,
+            Tenant = tenant,
             CreatedAt = now,
             UpdatedAt = now,
             Model = expansion.Model,
@@ -305,6 +310,14 @@ internal sealed class JobSubmission(
         await dialect.WriteOutboxAsync(db, [.. release], cancellationToken);
         await tx.CommitAsync(cancellationToken);
     }
+
+    // Keys are per tenant: two tenants may pick the same key, and one must never be answered with the other's job.
+    // The default tenant's keys are stored as sent (as before tenants existed); another tenant's as a hash of both,
+    // which fits the key column whatever the tenant's length.
+    private static string? TenantKey(string? key, string tenant) =>
+        key is null || tenant == Auth.FarmClaims.DefaultTenant
+            ? key
+            : "t:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"{tenant}\n{key}")));
 
     private async Task<SubmissionResult?> FindKeyAsync(string key, string requestHash, CancellationToken cancellationToken)
     {

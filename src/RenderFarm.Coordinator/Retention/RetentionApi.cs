@@ -1,3 +1,4 @@
+using RenderFarm.Coordinator.Auth;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 
@@ -9,7 +10,7 @@ internal static class RetentionApi
     public static RouteGroupBuilder MapRetentionApi(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        var api = app.MapGroup(CoordinatorRoutes.Jobs).WithTags("Jobs");
+        var api = app.MapGroup(CoordinatorRoutes.Jobs).WithTags("Jobs").RequireAuthorization(FarmPolicies.Submit).AddEndpointFilter<JobTenantFilter>();
         api.MapDelete("/{id:guid}", DeleteJob)
             .WithName("DeleteJob")
             .WithSummary("Delete a finished job")

@@ -1,0 +1,16 @@
+namespace RenderFarm.Coordinator.Auth;
+
+/// <summary>Whether the coordinator asks for API keys, bound from <c>Coordinator:Auth</c>.</summary>
+public sealed class AuthOptions
+{
+    public const string SectionName = "Coordinator:Auth";
+
+    /// <summary>
+    /// True (the default for the distributed coordinator): every route but <c>/health</c>, <c>/alive</c>,
+    /// <c>/metrics</c> and the OpenAPI document needs a key. A coordinator is meant to be reached over a network,
+    /// so it is closed unless its operator opens it (as Redis's protected mode is); the embedded <c>renderfarm
+    /// serve</c> sets it from its bind address. False: requests without a key act as an admin of the default tenant;
+    /// a key that is sent is still checked and its tenant and role still apply.
+    /// </summary>
+    public bool RequireApiKeys { get; set; } = true;
+}
