@@ -1,12 +1,12 @@
-using System.Security.Claims;
-using RenderFarm.Coordinator.Auth;
 using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
+using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using RenderFarm.Coordinator.Auth;
 using RenderFarm.Coordinator.Events;
 using RenderFarm.Coordinator.Jobs;
 using RenderFarm.Coordinator.Monitoring;
@@ -147,6 +147,12 @@ internal static class JobsApi
                     statusCode: StatusCodes.Status422UnprocessableEntity,
                     title: "Idempotency-Key reused with a different request.",
                     detail: $"The key was already used for job {reused.JobId} with a different body; send a new key for a new job.");
+            case SubmissionResult.QuotaExceeded quota:
+                return TypedResults.Problem(
+                    statusCode: StatusCodes.Status429TooManyRequests,
+                    title: $"Tenant quota exceeded: {SubmissionResult.QuotaExceeded.QuotaName}.",
+                    detail: quota.Detail,
+                    extensions: new Dictionary<string, object?> { ["quota"] = SubmissionResult.QuotaExceeded.QuotaName, ["limit"] = quota.Limit, ["waiting"] = quota.Waiting });
             case SubmissionResult.Accepted accepted:
                 var job = await monitoring.GetJobAsync(accepted.JobId, new JobDetailsPage(), cancellationToken)
                     ?? throw new InvalidOperationException($"Job {accepted.JobId} was accepted but cannot be read back.");

@@ -1,7 +1,7 @@
-using RenderFarm.Coordinator.Auth;
 using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using RenderFarm.Coordinator.Auth;
 using RenderFarm.Coordinator.Previews;
 
 namespace RenderFarm.Coordinator.Apis;

@@ -25,7 +25,10 @@ internal sealed class ApiKeyAuthenticationHandler(
     // Basic is offered so a browser opening the dashboard asks for the key instead of showing a bare 401.
     private const string Challenge = "Bearer, Basic realm=\"RenderFarm\", charset=\"UTF-8\"";
 
-    private static readonly ClaimsPrincipal OpenFarmCaller = Principal("open", FarmClaims.DefaultTenant, FarmRole.Admin);
+    /// <summary>The key id of an open farm's callers without a key (not a real key's: those are 16 hex digits).</summary>
+    public const string OpenFarmCallerId = "open";
+
+    private static readonly ClaimsPrincipal OpenFarmCaller = Principal(OpenFarmCallerId, FarmClaims.DefaultTenant, FarmRole.Admin);
 
     protected override async Task<AuthenticateResult> HandleAuthenticateAsync()
     {

@@ -13,4 +13,10 @@ public sealed class AuthOptions
     /// a key that is sent is still checked and its tenant and role still apply.
     /// </summary>
     public bool RequireApiKeys { get; set; } = true;
+
+    /// <summary>
+    /// Most items one tenant may have waiting (queued or retrying, over its unfinished jobs) counting the job being
+    /// submitted (a hires job counts as one); a submission past it is refused with 429 naming the quota. 0: no quota.
+    /// </summary>
+    public long MaxQueuedItemsPerTenant { get; set; }
 }

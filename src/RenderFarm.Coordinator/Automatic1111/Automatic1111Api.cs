@@ -1,8 +1,8 @@
-using System.Security.Claims;
-using RenderFarm.Coordinator.Auth;
 using System.Globalization;
+using System.Security.Claims;
 using System.Text.Json;
 using Microsoft.AspNetCore.Mvc;
+using RenderFarm.Coordinator.Auth;
 using RenderFarm.Coordinator.Jobs;
 using RenderFarm.Coordinator.Monitoring;
 using RenderFarm.Coordinator.Previews;

@@ -1,9 +1,9 @@
-using RenderFarm.Coordinator.Auth;
 using System.Globalization;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.Options;
+using RenderFarm.Coordinator.Auth;
 using RenderFarm.Coordinator.Events;
 using RenderFarm.Coordinator.Jobs;
 using RenderFarm.Coordinator.Monitoring;
@@ -84,6 +84,11 @@ internal sealed class Automatic1111Runner(
                         $"Job {jobIds.Count + 1} of this call was refused after {jobIds.Count} were accepted ({string.Join(", ", jobIds)}, which go on): "
                         + string.Join("; ", invalid.Errors.SelectMany(e => e.Value)),
                         jobIds: jobIds);
+                case SubmissionResult.QuotaExceeded quota:
+                    return Http(StatusCodes.Status429TooManyRequests, jobIds.Count == 0
+                        ? quota.Detail
+                        : $"Job {jobIds.Count + 1} of this call was refused after {jobIds.Count} were accepted ({string.Join(", ", jobIds)}, which go on): {quota.Detail}",
+                        jobIds: jobIds.Count == 0 ? null : jobIds);
                 default:
                     throw new InvalidOperationException("A submission without an idempotency key cannot reuse one.");
             }

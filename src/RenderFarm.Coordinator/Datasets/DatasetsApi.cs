@@ -1,6 +1,6 @@
-using RenderFarm.Coordinator.Auth;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using RenderFarm.Coordinator.Auth;
 
 namespace RenderFarm.Coordinator.Datasets;
 

@@ -33,6 +33,14 @@ internal abstract record SubmissionResult
 
     /// <summary>The idempotency key was used before with a different request.</summary>
     public sealed record KeyReused(Guid JobId) : SubmissionResult;
+
+    /// <summary>The tenant's quota of waiting items (<c>Coordinator:Auth:MaxQueuedItemsPerTenant</c>) would be exceeded.</summary>
+    public sealed record QuotaExceeded(string Tenant, long Limit, long Waiting, long Requested) : SubmissionResult
+    {
+        public const string QuotaName = "MaxQueuedItemsPerTenant";
+
+        public string Detail => $"Tenant '{Tenant}' has {Waiting} item(s) waiting and this job adds {Requested}; the quota {QuotaName} is {Limit}. Wait for some to finish, or cancel some.";
+    }
 }
 
 /// <summary>Where init images and masks go before their job is written.</summary>
@@ -54,6 +62,7 @@ internal sealed class JobSubmission(
     OutboxSignal signal,
     TimeProvider clock,
     IOptions<CoordinatorOptions> options,
+    IOptions<Auth.AuthOptions> auth,
     PlacementAdmission admission,
     IArtifactStore store)
 {
@@ -141,6 +150,11 @@ internal sealed class JobSubmission(
         if (await admission.CheckAsync(request.Model ?? _options.EffectiveModels[0], PlacementAdmission.ItemSizes(request), cancellationToken) is { } refused)
         {
             return new SubmissionResult.Invalid(refused);
+        }
+
+        if (auth.Value.MaxQueuedItemsPerTenant > 0 && await OverQuotaAsync(request, tenant, auth.Value.MaxQueuedItemsPerTenant, cancellationToken) is { } over)
+        {
+            return over;
         }
 
         var jobId = Guid.CreateVersion7();
@@ -309,6 +323,17 @@ internal sealed class JobSubmission(
             : HiresJobs.Release(jobId, HiresExpansion.BaseIndex + 1, expansion.TileCount, now);
         await dialect.WriteOutboxAsync(db, [.. release], cancellationToken);
         await tx.CommitAsync(cancellationToken);
+    }
+
+    // Checked before the job is written, not under a lock: two submissions racing may together pass the quota by one
+    // job each, which a quota meant to stop one tenant from filling the queue can afford.
+    private async Task<SubmissionResult.QuotaExceeded?> OverQuotaAsync(JobRequest request, string tenant, long limit, CancellationToken cancellationToken)
+    {
+        var requested = request.Mode == RenderModes.Hires ? 1 : SweepExpansion.CountItems(request);
+        var waiting = await db.Jobs.AsNoTracking()
+            .Where(j => j.Tenant == tenant && (j.State == JobState.Queued || j.State == JobState.Running))
+            .SumAsync(j => j.QueuedItems + j.RetryingItems, cancellationToken);
+        return waiting + requested > limit ? new SubmissionResult.QuotaExceeded(tenant, limit, waiting, requested) : null;
     }
 
     // Keys are per tenant: two tenants may pick the same key, and one must never be answered with the other's job.
