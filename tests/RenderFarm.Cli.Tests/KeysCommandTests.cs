@@ -40,6 +40,45 @@ public sealed class KeysCommandTests : IDisposable
         again.Output.Split('\n').Single(l => l.StartsWith(id, StringComparison.Ordinal)).TrimEnd().ShouldNotEndWith("-");
     }
 
+    [Fact]
+    public async Task Keys_work_on_a_distributed_farms_postgresql()
+    {
+        var server = RenderFarm.Testing.LocalServiceSettings.Require("RENDERFARM_POSTGRES");
+        var database = "rf_keys_test_" + Guid.NewGuid().ToString("N");
+        var admin = new Npgsql.NpgsqlConnectionStringBuilder(server) { Database = "postgres" }.ConnectionString;
+        await ExecuteAsync(admin, $"CREATE DATABASE \"{database}\"");
+        var farm = new Npgsql.NpgsqlConnectionStringBuilder(server) { Database = database }.ConnectionString;
+        try
+        {
+            var created = await Cli.RunAsync("keys", "create", "--tenant", "render-team", "--role", "operator", "--postgres", farm);
+            created.ExitCode.ShouldBe(0, created.Error);
+            created.Error.ShouldContain("in PostgreSQL");
+            var id = created.Output.Trim().Split('_')[1];
+
+            var listed = await Cli.RunAsync("keys", "list", "--postgres", farm);
+            listed.ExitCode.ShouldBe(0, listed.Error);
+            listed.Output.ShouldContain($"{id}  render-team");
+            listed.Output.ShouldContain("operator");
+            (await Cli.RunAsync("keys", "revoke", id, "--postgres", farm)).ExitCode.ShouldBe(0);
+
+            var both = await Cli.RunAsync("keys", "list", "--postgres", farm, "--data", Data);
+            both.ExitCode.ShouldBe(2);
+        }
+        finally
+        {
+            Npgsql.NpgsqlConnection.ClearAllPools();
+            await ExecuteAsync(admin, $"DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)");
+        }
+    }
+
+    private static async Task ExecuteAsync(string connectionString, string sql)
+    {
+        await using var connection = new Npgsql.NpgsqlConnection(connectionString);
+        await connection.OpenAsync();
+        await using var command = new Npgsql.NpgsqlCommand(sql, connection);
+        await command.ExecuteNonQueryAsync();
+    }
+
     [Theory]
     [InlineData("create", "--tenant", "acme", "--role", "root")]
     [InlineData("create", "--tenant", "Acme Corp", "--role", "viewer")]
