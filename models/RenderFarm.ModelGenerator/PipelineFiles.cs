@@ -30,8 +30,9 @@ internal static class PipelineFiles
         File.WriteAllBytes(path, model.ToByteArray());
     }
 
-    public static void WriteCommon(string directory)
+    public static void WriteCommon(string directory, TinyFamily family = TinyFamily.StableDiffusion1)
     {
+        var sd2 = family == TinyFamily.StableDiffusion2;
         WriteJson(directory, "model_index.json", w =>
         {
             w.WriteString("_class_name", "OnnxStableDiffusionPipeline");
@@ -39,7 +40,7 @@ internal static class PipelineFiles
             WritePair(w, "feature_extractor", null, null);
             w.WriteBoolean("requires_safety_checker", false);
             WritePair(w, "safety_checker", null, null);
-            WritePair(w, "scheduler", "diffusers", "PNDMScheduler");
+            WritePair(w, "scheduler", "diffusers", sd2 ? "DDIMScheduler" : "PNDMScheduler");
             WritePair(w, "text_encoder", "diffusers", "OnnxRuntimeModel");
             WritePair(w, "tokenizer", "transformers", "CLIPTokenizer");
             WritePair(w, "unet", "diffusers", "OnnxRuntimeModel");
@@ -47,17 +48,18 @@ internal static class PipelineFiles
             WritePair(w, "vae_encoder", "diffusers", "OnnxRuntimeModel");
         });
 
-        // Stable Diffusion 1.x's scheduler configuration, as shipped with runwayml/stable-diffusion-v1-5.
+        // Stable Diffusion 1.x's scheduler configuration, as shipped with runwayml/stable-diffusion-v1-5; SD 2.x 768-v
+        // (stabilityai/stable-diffusion-2-1) ships DDIM's class with the same schedule and v-prediction.
         WriteJson(directory, "scheduler/scheduler_config.json", w =>
         {
-            w.WriteString("_class_name", "PNDMScheduler");
+            w.WriteString("_class_name", sd2 ? "DDIMScheduler" : "PNDMScheduler");
             w.WriteString("_diffusers_version", "0.30.0");
             w.WriteNumber("beta_end", 0.012);
             w.WriteString("beta_schedule", "scaled_linear");
             w.WriteNumber("beta_start", 0.00085);
             w.WriteBoolean("clip_sample", false);
             w.WriteNumber("num_train_timesteps", 1000);
-            w.WriteString("prediction_type", "epsilon");
+            w.WriteString("prediction_type", sd2 ? "v_prediction" : "epsilon");
             w.WriteBoolean("set_alpha_to_one", false);
             w.WriteBoolean("skip_prk_steps", true);
             w.WriteNumber("steps_offset", 1);

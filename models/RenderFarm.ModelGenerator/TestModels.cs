@@ -40,7 +40,7 @@ public static class TestModels
     {
         options ??= new TinyModelOptions();
         Directory.CreateDirectory(directory);
-        PipelineFiles.WriteCommon(directory);
+        PipelineFiles.WriteCommon(directory, options.Family);
         PipelineFiles.WriteOnnx(directory, ModelNames.TextEncoderFile, TinyModel.TextEncoder(options));
         PipelineFiles.WriteOnnx(directory, ModelNames.UnetFile, TinyModel.Unet(options));
         PipelineFiles.WriteOnnx(directory, ModelNames.VaeDecoderFile, TinyModel.VaeDecoder(options));
@@ -70,7 +70,7 @@ public static class TestModels
     /// options) is there; returns the full path. Safe when processes race: each writes a temporary sibling and renames it.
     /// </summary>
     /// <param name="directory">The model folder.</param>
-    /// <param name="options">The variant; the memory profile exists for the default (float32) one only.</param>
+    /// <param name="options">The variant; the memory profile exists for the default (float32, SD 1.x) one only.</param>
     /// <param name="memoryProfile">
     /// Also write <see cref="TinyMemoryProfileFile"/> (the profile calibrated on the dev VM) beside the model when none
     /// is there, so a memory budget can be planned with at once. Off by default: tests of the "no profile" paths
@@ -80,7 +80,7 @@ public static class TestModels
     {
         options ??= new TinyModelOptions();
         var path = ModelDirectory.Ensure(directory, TinyManifest(options), temp => WriteTiny(temp, options));
-        if (memoryProfile && !options.Float16)
+        if (memoryProfile && !options.Float16 && options.Family == TinyFamily.StableDiffusion1)
         {
             WriteTinyMemoryProfile(path, overwrite: false);
         }
@@ -128,8 +128,10 @@ public static class TestModels
 
     private const string TinyMemoryProfileResource = "RenderFarm.ModelGenerator.Tiny.renderfarm-memory.json";
 
-    private static string TinyManifest(TinyModelOptions options) =>
-        PipelineFiles.Manifest(options.Float16 ? "renderfarm-tiny-fp16" : "renderfarm-tiny", "tiny", w => w.WriteBoolean("float16", options.Float16));
+    // The SD 1.x variant's manifest is unchanged from before families existed, so existing copies stay current.
+    private static string TinyManifest(TinyModelOptions options) => options.Family == TinyFamily.StableDiffusion2
+        ? PipelineFiles.Manifest(options.Float16 ? "renderfarm-tiny-sd2-fp16" : "renderfarm-tiny-sd2", "tiny-sd2", w => w.WriteBoolean("float16", options.Float16))
+        : PipelineFiles.Manifest(options.Float16 ? "renderfarm-tiny-fp16" : "renderfarm-tiny", "tiny", w => w.WriteBoolean("float16", options.Float16));
 
     private static string OracleManifest(OracleModelOptions options)
     {

@@ -14,11 +14,14 @@ public enum JobState
     /// <summary>Final: every item has its image.</summary>
     Succeeded,
 
-    /// <summary>Final: at least one item failed for good.</summary>
+    /// <summary>Final: at least one item failed for good and none succeeded, or a hires job lost a part.</summary>
     Failed,
 
     /// <summary>Final: canceled; finished images are kept.</summary>
     Canceled,
+
+    /// <summary>Final: some items have their image and the others failed for good; a retry re-renders only those.</summary>
+    CompletedWithErrors,
 }
 
 /// <summary>A worker's state, from its last heartbeat.</summary>
@@ -116,7 +119,7 @@ public sealed record SubmitJobRequest(
     int? BaseWidth = null,
     int? BaseHeight = null);
 
-/// <summary>Sweep axes of a job; each one given replaces its single-valued field.</summary>
+/// <summary>Sweep axes of a job; each one given replaces its single-valued field (<c>Sizes</c> replaces width and height; txt2img only).</summary>
 public sealed record SweepRequest(
     IReadOnlyList<string>? Prompts = null,
     IReadOnlyList<long>? Seeds = null,
@@ -124,7 +127,11 @@ public sealed record SweepRequest(
     IReadOnlyList<int>? Steps = null,
     IReadOnlyList<string>? Samplers = null,
     IReadOnlyList<string>? NegativePrompts = null,
-    IReadOnlyList<double>? Strengths = null);
+    IReadOnlyList<double>? Strengths = null,
+    IReadOnlyList<ImageSize>? Sizes = null);
+
+/// <summary>An image size in pixels (multiples of 8).</summary>
+public sealed record ImageSize(int Width, int Height);
 
 /// <summary>How far a job's items are; <c>Done</c> counts items in a final state.</summary>
 public sealed record JobProgress(long Total, long Done, long Queued, long Running, long Retrying, long Succeeded, long Failed, long Canceled);
@@ -201,7 +208,7 @@ public sealed record Job(
 {
     /// <summary>True once the job is Succeeded, Failed or Canceled; nothing changes it afterwards.</summary>
     [JsonIgnore]
-    public bool IsFinal => State is JobState.Succeeded or JobState.Failed or JobState.Canceled;
+    public bool IsFinal => State is JobState.Succeeded or JobState.CompletedWithErrors or JobState.Failed or JobState.Canceled;
 }
 
 /// <summary>A page of results.</summary>

@@ -128,6 +128,43 @@ public sealed class EmbeddedFarmTests(EmbeddedFarmFixture farm) : IClassFixture<
         lines.ShouldContain(l => l.StartsWith("sampler: ", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public async Task A_sweep_over_sizes_renders_each_image_at_its_size()
+    {
+        var farmUrl = farm.Serve.Address.ToString();
+        var output = Path.Combine(farm.Scratch, "sizes-" + Guid.NewGuid().ToString("N"));
+
+        var submit = await Cli.RunAsync("submit", "a red fox", "--sweep-sizes", "64x64, 96x64", "--steps", "2", "--seed", "5", "--wait", "--farm", farmUrl);
+        var fetch = await Cli.RunAsync("fetch", submit.Output.Trim().Split('\n')[0].Trim(), "-o", output, "--farm", farmUrl);
+
+        submit.ExitCode.ShouldBe(0, submit.Error);
+        fetch.ExitCode.ShouldBe(0, fetch.Error);
+        // The IHDR chunk follows the 8-byte signature and the chunk's length and type: width, then height, big-endian.
+        var sizes = Directory.GetFiles(output).Order().Select(File.ReadAllBytes)
+            .Select(png => (System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(16)), System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(png.AsSpan(20))));
+        sizes.ShouldBe([(64, 64), (96, 64)]);
+    }
+
+    [Theory]
+    [InlineData("64x", "--sweep-sizes: '64x' is not a valid value; give a comma-separated list such as 512x512,768x512.")]
+    [InlineData("64*64", "--sweep-sizes: '64*64' is not a valid value")]
+    public async Task A_bad_size_in_the_sweep_exits_2_naming_it(string sizes, string message)
+    {
+        var (exitCode, _, error) = await Cli.RunAsync("submit", "a red fox", "--sweep-sizes", sizes, "--farm", farm.Serve.Address.ToString());
+
+        exitCode.ShouldBe(2);
+        error.ShouldContain(message);
+    }
+
+    [Fact]
+    public async Task Sweep_sizes_with_width_exits_2()
+    {
+        var (exitCode, _, error) = await Cli.RunAsync("submit", "a red fox", "--sweep-sizes", "64x64", "--width", "64", "--farm", farm.Serve.Address.ToString());
+
+        exitCode.ShouldBe(2);
+        error.ShouldContain("--sweep-sizes replaces --width and --height");
+    }
+
     internal static async Task<Job> WaitFinalAsync(RenderFarmClient client, Guid id)
     {
         var cancellation = Timeout(180);

@@ -28,7 +28,7 @@ public sealed class EmbeddedPriorityTests(ITestOutputHelper output) : IDisposabl
         var (urgent, _) = await client.SubmitJobAsync(
             new SubmitJobRequest(Prompt: "one urgent image", Width: 64, Height: 64, Steps: 8, GuidanceScale: 7.5, Sampler: "euler", Seed: 42, Priority: 10),
             cancellationToken: Timeout());
-        var done = await WaitAsync(client, urgent.Id, j => j.State is JobState.Succeeded or JobState.Failed or JobState.Canceled);
+        var done = await WaitAsync(client, urgent.Id, j => j.IsFinal);
         var behind = (await client.GetJobAsync(big.Id, cancellationToken: Timeout()))!;
 
         output.WriteLine($"urgent image {done.State}; the sweep then: {behind.Progress}");

@@ -36,7 +36,7 @@ public sealed class EmbeddedResumeTests(ITestOutputHelper output) : IDisposable
         restarted.Progress.Succeeded.ShouldBeLessThan(Items, "the job finished before the stop: nothing was tested");
 
         // Items that were rendering at the stop come back when their leases lapse (30 s by default).
-        var done = await WaitAsync(again, jobId, j => j.State is JobState.Succeeded or JobState.Failed or JobState.Canceled, TimeSpan.FromSeconds(150));
+        var done = await WaitAsync(again, jobId, j => j.IsFinal, TimeSpan.FromSeconds(150));
         var images = new List<JobImage>();
         await foreach (var image in again.GetImagesAsync(jobId))
         {

@@ -28,4 +28,17 @@ public sealed class CoordinatorOptionsTests
         result.Failed.ShouldBeTrue();
         result.FailureMessage.ShouldContain($"Coordinator:{key}");
     }
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(8 * 24 * 3600)]
+    public void A_download_url_lifetime_outside_what_S3_signs_fails_naming_the_key(int seconds)
+    {
+        var options = new CoordinatorOptions { Models = ["tiny-sd"], DownloadUrlLifetime = TimeSpan.FromSeconds(seconds) };
+
+        var result = new CoordinatorOptionsValidator().Validate(null, options);
+
+        result.Failed.ShouldBeTrue();
+        result.FailureMessage.ShouldContain("Coordinator:DownloadUrlLifetime");
+    }
 }

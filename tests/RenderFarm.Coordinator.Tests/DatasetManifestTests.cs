@@ -98,7 +98,7 @@ public abstract class DatasetManifestTests<TFixture>(TFixture fixture)
         await Probe.Bus.Publish(new ItemRendered(items[0].ItemId, id, 1, items[0].OutputKey, "worker-a", TimeSpan.Zero, HashA));
         await Probe.Bus.Publish(new ItemRendered(items[1].ItemId, id, 1, items[1].OutputKey, "worker-a", TimeSpan.Zero, HashA));
         await Probe.Bus.Publish(new ItemFailed(items[2].ItemId, id, 1, "worker-a", "bad input", Retryable: false));
-        await Client.WaitForStateAsync(id, "Failed");
+        await Client.WaitForStateAsync(id, "CompletedWithErrors");
 
         var jsonl = (await Client.GetStringAsync($"/v1/jobs/{id}/manifest?format=jsonl"))
             .TrimEnd('\n').Split('\n').Select(l => JsonSerializer.Deserialize<ManifestEntry>(l, JsonSerializerOptions.Web)!).ToList();
@@ -157,6 +157,43 @@ public abstract class DatasetManifestTests<TFixture>(TFixture fixture)
         lines.Select(e => (e.NegativePrompt, e.Prompt)).ShouldBe([("", "a red fox"), ("", "a blue fox"), ("blurry", "a red fox"), ("blurry", "a blue fox")]);
         var units = (await Probe.UnitsAsync(id, 4)).SelectMany(u => u.Items).OrderBy(i => i.Index);
         units.Select(i => i.NegativePrompt).ShouldBe(["", "", "blurry", "blurry"]);
+    }
+
+    [Fact]
+    public async Task A_sweep_over_sizes_renders_each_size_in_units_of_one_size_and_lists_them_in_the_manifest()
+    {
+        var job = JobsClient.ValidJob();
+        job.Remove("width");
+        job.Remove("height");
+        job["count"] = 2;
+        job["sweep"] = new JsonObject
+        {
+            ["sizes"] = new JsonArray(new JsonObject { ["width"] = 512, ["height"] = 512 }, new JsonObject { ["width"] = 640, ["height"] = 384 }),
+        };
+        var id = (await Client.SubmitAsync(job)).Id();
+
+        var units = await Probe.UnitsAsync(id, 4);
+        units.Select(u => u.Items.Select(i => i.Width * 100_000 + i.Height).Distinct().Count()).ShouldAllBe(sizes => sizes == 1);
+        units.SelectMany(u => u.Items).OrderBy(i => i.Index).Select(i => (i.Width, i.Height)).ShouldBe([(512, 512), (512, 512), (640, 384), (640, 384)]);
+        var lines = (await Client.GetStringAsync($"/v1/jobs/{id}/manifest")).TrimEnd('\n').Split('\n')
+            .Select(l => JsonSerializer.Deserialize<ManifestEntry>(l, JsonSerializerOptions.Web)!).ToList();
+        lines.Select(e => (e.Width, e.Height)).ShouldBe([(512, 512), (512, 512), (640, 384), (640, 384)]);
+        // The job's own size is the largest item's (what placement must fit).
+        var view = await Client.GetJobAsync(id);
+        (view.GetProperty("width").GetInt32() * view.GetProperty("height").GetInt32()).ShouldBe(512 * 512);
+    }
+
+    [Fact]
+    public async Task A_size_entry_missing_a_side_is_a_400_naming_it()
+    {
+        var job = JobsClient.ValidJob();
+        job["sweep"] = new JsonObject { ["sizes"] = new JsonArray(new JsonObject { ["width"] = 512 }) };
+
+        using var response = await Client.PostRawAsync(job.ToJsonString());
+
+        var text = await response.Content.ReadAsStringAsync();
+        response.StatusCode.ShouldBe(System.Net.HttpStatusCode.BadRequest, text);
+        JsonDocument.Parse(text).RootElement.GetProperty("errors").TryGetProperty("sweep.sizes[0].height", out _).ShouldBeTrue(text);
     }
 
     [Fact]

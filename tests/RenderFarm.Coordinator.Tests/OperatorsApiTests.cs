@@ -27,7 +27,7 @@ public abstract class OperatorsApiTests<TFixture>(TFixture fixture)
         await Probe.Bus.Publish(new ItemRendered(items[0].ItemId, id, 1, items[0].OutputKey, "worker-a", TimeSpan.Zero));
         await Probe.Bus.Publish(new ItemFailed(items[1].ItemId, id, 1, "worker-a", "model file is corrupt", Retryable: false));
         await Probe.Bus.Publish(new ItemRendered(items[2].ItemId, id, 1, items[2].OutputKey, "worker-a", TimeSpan.Zero));
-        await Client.WaitForStateAsync(id, "Failed");
+        await Client.WaitForStateAsync(id, "CompletedWithErrors");
 
         using var response = await Client.PostAsync($"/v1/jobs/{id}/retry", null);
 

@@ -130,7 +130,7 @@ public sealed class DashboardTests(DashboardFarm farm, ITestOutputHelper output)
         await page.Locator("[data-testid=retry]").ClickAsync();
 
         await Expect(page.Locator("[data-testid=action-result]")).ToContainTextAsync($"{canceled.Progress.Canceled} item(s) queued again");
-        var done = await WaitAsync(() => client.GetJobAsync(job.Id), j => j!.State is JobState.Succeeded or JobState.Failed);
+        var done = await WaitAsync(() => client.GetJobAsync(job.Id), j => j!.IsFinal);
         done!.State.ShouldBe(JobState.Succeeded);
         done.Progress.Succeeded.ShouldBe(6);
         await Expect(page.Locator("[data-testid=job-state]")).ToHaveAttributeAsync("data-state", "Succeeded");

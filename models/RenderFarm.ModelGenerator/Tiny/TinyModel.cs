@@ -13,6 +13,9 @@ internal static class TinyModel
     public const int Vocabulary = 514;
     public const int SequenceLength = 77;
     public const int TextWidth = 64;
+
+    /// <summary>SD 2.x's text encoder is a third wider than SD 1.x's (1024 vs 768): so is the tiny one.</summary>
+    public const int Sd2TextWidth = 96;
     public const int TextLayers = 2;
     public const int TextHeads = 2;
     public const int LatentChannels = 4;
@@ -23,8 +26,14 @@ internal static class TinyModel
 
     private const ulong Seed = 0x5D_2026_11_23UL;
 
+    /// <summary>The width of the text encoder's hidden states, which the UNet's cross-attention reads.</summary>
+    public static int TextWidthOf(TinyModelOptions options) =>
+        options.Family == TinyFamily.StableDiffusion2 ? Sd2TextWidth : TextWidth;
+
     public static ModelProto TextEncoder(TinyModelOptions options)
     {
+        int textWidth = TextWidthOf(options);
+        var sd2 = options.Family == TinyFamily.StableDiffusion2;
         var g = new GraphBuilder("tiny_text_encoder");
         var io = new FloatEdges(g, options.Float16);
         var nn = new Layers(g, new SeededWeights(Seed));
@@ -34,8 +43,8 @@ internal static class TinyModel
         using (g.Scope("embeddings"))
         {
             var weights = new SeededWeights(Seed);
-            string tokens = g.Weight("token_embedding", weights.Scaled("embeddings/token_embedding", Vocabulary * TextWidth, 1, 0.5), Vocabulary, TextWidth);
-            string positions = g.Weight("position_embedding", weights.Scaled("embeddings/position_embedding", SequenceLength * TextWidth, 1, 0.5), SequenceLength, TextWidth);
+            string tokens = g.Weight("token_embedding", weights.Scaled("embeddings/token_embedding", Vocabulary * textWidth, 1, 0.5), Vocabulary, textWidth);
+            string positions = g.Weight("position_embedding", weights.Scaled("embeddings/position_embedding", SequenceLength * textWidth, 1, 0.5), SequenceLength, textWidth);
             x = g.Add(g.Node("Gather", [tokens, ids]), positions);
         }
 
@@ -43,31 +52,35 @@ internal static class TinyModel
         for (int layer = 0; layer < TextLayers; layer++)
         {
             using var _ = g.Scope($"encoder/layers.{layer}");
-            string h = nn.LayerNorm(x, TextWidth, "layer_norm1");
-            x = g.Add(x, nn.Attention(h, TextWidth, h, TextWidth, TextHeads, "self_attn", mask));
-            x = g.Add(x, nn.FeedForward(nn.LayerNorm(x, TextWidth, "layer_norm2"), TextWidth, "mlp", quickGelu: true));
+            string h = nn.LayerNorm(x, textWidth, "layer_norm1");
+            x = g.Add(x, nn.Attention(h, textWidth, h, textWidth, TextHeads, "self_attn", mask));
+            // OpenCLIP (SD 2.x) uses the exact GELU where OpenAI's CLIP (SD 1.x) uses quick-GELU.
+            x = g.Add(x, nn.FeedForward(nn.LayerNorm(x, textWidth, "layer_norm2"), textWidth, "mlp", quickGelu: !sd2));
         }
 
-        string hidden = nn.LayerNorm(x, TextWidth, "final_layer_norm");
+        string hidden = nn.LayerNorm(x, textWidth, "final_layer_norm");
 
         // CLIP pools the row of the first end-of-text token, which has the largest id.
         string eos = g.Node("ArgMax", [g.Cast(ids, ElementType.Float)], Attr.Int("axis", -1), Attr.Int("keepdims", 1));
         string pooled = g.Node("GatherND", [hidden, eos], Attr.Int("batch_dims", 1));
 
-        io.Output(hidden, ModelNames.LastHiddenState, ModelNames.Batch, SequenceLength, TextWidth);
-        io.Output(pooled, ModelNames.PoolerOutput, ModelNames.Batch, TextWidth);
-        return Finish(g, "text encoder: CLIP-style, 2 pre-LN layers, width 64, 2 heads, causal mask");
+        io.Output(hidden, ModelNames.LastHiddenState, ModelNames.Batch, SequenceLength, textWidth);
+        io.Output(pooled, ModelNames.PoolerOutput, ModelNames.Batch, textWidth);
+        return Finish(g, sd2
+            ? "text encoder: OpenCLIP-style (SD 2.x), 2 pre-LN layers, width 96, 2 heads, exact GELU, causal mask"
+            : "text encoder: CLIP-style, 2 pre-LN layers, width 64, 2 heads, causal mask");
     }
 
     public static ModelProto Unet(TinyModelOptions options)
     {
+        int textWidth = TextWidthOf(options);
         var g = new GraphBuilder("tiny_unet");
         var io = new FloatEdges(g, options.Float16);
         var nn = new Layers(g, new SeededWeights(Seed));
         const int c1 = UnetChannels, c2 = UnetInnerChannels;
         string sample = io.Input(ModelNames.Sample, ModelNames.Batch, LatentChannels, ModelNames.LatentHeight, ModelNames.LatentWidth);
         string timestep = g.Cast(g.Input(ModelNames.Timestep, ElementType.Int64, 1), ElementType.Float);
-        string context = io.Input(ModelNames.EncoderHiddenStates, ModelNames.Batch, SequenceLength, TextWidth);
+        string context = io.Input(ModelNames.EncoderHiddenStates, ModelNames.Batch, SequenceLength, textWidth);
 
         string temb;
         using (g.Scope("time_embedding"))
@@ -84,21 +97,21 @@ internal static class TinyModel
 
         // Level 1, full latent resolution: attention over h·w tokens, as in SD's first level.
         x = nn.ResBlock(x, c1, c1, "down_blocks.0/resnets.0", temb, TimeChannels);
-        string skip1 = x = nn.SpatialTransformer(x, c1, context, TextWidth, AttentionHeads, "down_blocks.0/attentions.0");
+        string skip1 = x = nn.SpatialTransformer(x, c1, context, textWidth, AttentionHeads, "down_blocks.0/attentions.0");
 
         // Level 2, half resolution (ceil for odd sizes).
         x = nn.Downsample(x, c1, c2, "down_blocks.0/downsamplers.0");
         string skip2 = x = nn.ResBlock(x, c2, c2, "down_blocks.1/resnets.0", temb, TimeChannels);
 
         x = nn.ResBlock(x, c2, c2, "mid_block/resnets.0", temb, TimeChannels);
-        x = nn.SpatialTransformer(x, c2, context, TextWidth, AttentionHeads, "mid_block/attentions.0");
+        x = nn.SpatialTransformer(x, c2, context, textWidth, AttentionHeads, "mid_block/attentions.0");
         x = nn.ResBlock(x, c2, c2, "mid_block/resnets.1", temb, TimeChannels);
 
         x = nn.ResBlock(g.Concat(1, x, skip2), 2 * c2, c2, "up_blocks.0/resnets.0", temb, TimeChannels);
         x = nn.CropTo(nn.Upsample(x, c2, c2, "up_blocks.0/upsamplers.0"), skip1);
 
         x = nn.ResBlock(g.Concat(1, x, skip1), c2 + c1, c1, "up_blocks.1/resnets.0", temb, TimeChannels);
-        x = nn.SpatialTransformer(x, c1, context, TextWidth, AttentionHeads, "up_blocks.1/attentions.0");
+        x = nn.SpatialTransformer(x, c1, context, textWidth, AttentionHeads, "up_blocks.1/attentions.0");
 
         string output = nn.Conv(g.Silu(nn.GroupNorm(x, c1, "conv_norm_out")), c1, LatentChannels, 3, "conv_out", gain: 1.5);
         io.Output(output, ModelNames.OutSample, ModelNames.Batch, LatentChannels, ModelNames.LatentHeight, ModelNames.LatentWidth);

@@ -5,4 +5,18 @@ namespace RenderFarm.ModelGenerator;
 /// Every float input and output is float16, as in an fp16 export; weights and arithmetic stay float32 inside
 /// (casts at the edges), so this tests the engine's type handling, not fp16 memory savings.
 /// </param>
-public sealed record TinyModelOptions(bool Float16 = false);
+/// <param name="Family">Which Stable Diffusion layout it miniaturises (see <see cref="TinyFamily"/>).</param>
+public sealed record TinyModelOptions(bool Float16 = false, TinyFamily Family = TinyFamily.StableDiffusion1);
+
+/// <summary>The Stable Diffusion generation a tiny model stands for.</summary>
+public enum TinyFamily
+{
+    /// <summary>SD 1.x: a CLIP ViT-L text encoder (quick-GELU, width 768 in the real model), ε-prediction, 512².</summary>
+    StableDiffusion1,
+
+    /// <summary>
+    /// SD 2.x 768-v: an OpenCLIP ViT-H text encoder (exact GELU, a third wider: 1024 in the real model),
+    /// v-prediction (<c>prediction_type: v_prediction</c> in the scheduler config), 768² by default.
+    /// </summary>
+    StableDiffusion2,
+}

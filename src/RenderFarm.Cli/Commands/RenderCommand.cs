@@ -24,8 +24,8 @@ internal static class RenderCommand
         var steps = new Option<int>("--steps") { Description = "Denoising steps.", DefaultValueFactory = _ => 20 };
         var sampler = new Option<string>("--sampler") { Description = "ddim, plms, euler, euler_a, lms, dpmpp_2m, dpmpp_2m_karras or lcm.", DefaultValueFactory = _ => "euler_a" };
         var guidance = new Option<double>("--guidance") { Description = "Classifier-free guidance scale (1 disables guidance).", DefaultValueFactory = _ => 7.5 };
-        var width = new Option<int>("--width") { Description = "Width in pixels, a multiple of 8.", DefaultValueFactory = _ => 512 };
-        var height = new Option<int>("--height") { Description = "Height in pixels, a multiple of 8.", DefaultValueFactory = _ => 512 };
+        var width = new Option<int?>("--width") { Description = "Width in pixels, a multiple of 8 (default: the model's training size, 768 for v-prediction models such as SD 2.x 768-v, else 512)." };
+        var height = new Option<int?>("--height") { Description = "Height in pixels, a multiple of 8 (default as --width)." };
         var count = new Option<int>("--count") { Description = "Number of images.", DefaultValueFactory = _ => 1 };
         var batch = new Option<int>("--batch") { Description = "Images denoised together in one UNet call.", DefaultValueFactory = _ => 1 };
         var mode = new Option<string>("--mode") { Description = "txt2img, img2img or inpaint.", DefaultValueFactory = _ => RenderModes.Txt2Img };
@@ -50,7 +50,7 @@ internal static class RenderCommand
         command.SetAction((result, cancellationToken) => RunAsync(result, new Options(
             result.GetRequiredValue(prompt), result.GetValue(negative), result.GetValue(model), result.GetRequiredValue(output),
             result.GetValue(seed), result.GetValue(steps), result.GetRequiredValue(sampler), result.GetValue(guidance),
-            result.GetValue(width), result.GetValue(height), result.GetValue(count), result.GetValue(batch), result.GetRequiredValue(mode),
+            result.GetValue(width) ?? DefaultSide(result.GetValue(model)), result.GetValue(height) ?? DefaultSide(result.GetValue(model)), result.GetValue(count), result.GetValue(batch), result.GetRequiredValue(mode),
             result.GetValue(init), result.GetValue(mask), result.GetValue(strength), result.GetValue(threads), result.GetValue(provider),
             hires.Read(result, strength), result.GetValue(safety)), cancellationToken));
         return command;
@@ -187,6 +187,19 @@ internal static class RenderCommand
         catch (Exception ex) when (ConsoleOutput.IsInvalidInput(ex))
         {
             return result.Fail(ExitCodes.InvalidInput, ex.Message);
+        }
+    }
+
+    // The model's own size where the user named none; a folder that cannot be opened is reported by the render itself.
+    private static int DefaultSide(string? model)
+    {
+        try
+        {
+            return ModelFolder.Open(ModelLocator.Resolve(model)).DefaultImageSide;
+        }
+        catch (Exception ex) when (ex is ModelFormatException or IOException or UnauthorizedAccessException)
+        {
+            return 512;
         }
     }
 

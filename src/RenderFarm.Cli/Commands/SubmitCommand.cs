@@ -34,12 +34,13 @@ internal static class SubmitCommand
         var overlap = new Option<int?>("--overlap") { Description = "Hires least overlap between tiles in pixels, a multiple of 8 (default 64)." };
         var baseWidth = new Option<int?>("--base-width") { Description = "Hires base render width (default: about 512² at the target's aspect ratio)." };
         var baseHeight = new Option<int?>("--base-height") { Description = "Hires base render height (with --base-width)." };
-        var priority = new Option<int?>("--priority") { Description = "-100..100 (default 0); higher runs first: the farm sends a higher-priority job's work before lower-priority work still waiting." };
+        var priority = new Option<int?>("--priority") { Description = "-100..100 (default 0): the farm sends a higher-priority job's work before lower-priority work still waiting (work already sent is not taken back)." };
         var sweepPrompts = new Option<string?>("--sweep-prompts-file") { Description = "Sweep over prompts: a text file with one prompt per line." };
         var sweepSeeds = new Option<string?>("--sweep-seeds") { Description = "Sweep over seeds, e.g. 1,2,3." };
         var sweepGuidance = new Option<string?>("--sweep-guidance") { Description = "Sweep over guidance scales, e.g. 5,7.5,9." };
         var sweepSteps = new Option<string?>("--sweep-steps") { Description = "Sweep over step counts, e.g. 10,20." };
         var sweepSamplers = new Option<string?>("--sweep-samplers") { Description = "Sweep over samplers, e.g. euler_a,ddim." };
+        var sweepSizes = new Option<string?>("--sweep-sizes") { Description = "Sweep over image sizes (txt2img), e.g. 512x512,768x512; replaces --width and --height." };
         var idempotencyKey = new Option<string?>("--idempotency-key") { Description = "Submitting again with the same key returns the same job (safe retries from scripts)." };
         var wait = new Option<bool>("--wait") { Description = "Follow the job until it finishes; exit 0 only when it succeeded." };
         var farm = FarmConnection.CreateOption();
@@ -47,7 +48,7 @@ internal static class SubmitCommand
         var command = new Command("submit", "Submit a render job to the farm and print its id.")
         {
             prompt, file, negative, width, height, steps, sampler, guidance, seed, count, model, mode, init, mask, strength, priority,
-            tile, overlap, baseWidth, baseHeight, sweepPrompts, sweepSeeds, sweepGuidance, sweepSteps, sweepSamplers, idempotencyKey, wait, farm,
+            tile, overlap, baseWidth, baseHeight, sweepPrompts, sweepSeeds, sweepGuidance, sweepSteps, sweepSamplers, sweepSizes, idempotencyKey, wait, farm,
         };
 
         command.SetAction((result, cancellationToken) =>
@@ -73,8 +74,14 @@ internal static class SubmitCommand
                     ParseList(result.GetValue(sweepSeeds), "--sweep-seeds", s => long.Parse(s, NumberStyles.Integer, CultureInfo.InvariantCulture)),
                     ParseList(result.GetValue(sweepGuidance), "--sweep-guidance", s => double.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture)),
                     ParseList(result.GetValue(sweepSteps), "--sweep-steps", s => int.Parse(s, NumberStyles.Integer, CultureInfo.InvariantCulture)),
-                    ParseList(result.GetValue(sweepSamplers), "--sweep-samplers", s => s));
-                var hasSweep = sweep.Prompts is not null || sweep.Seeds is not null || sweep.GuidanceScales is not null || sweep.Steps is not null || sweep.Samplers is not null;
+                    ParseList(result.GetValue(sweepSamplers), "--sweep-samplers", s => s),
+                    Sizes: ParseList(result.GetValue(sweepSizes), "--sweep-sizes", ParseSize, "512x512,768x512"));
+                var hasSweep = sweep.Prompts is not null || sweep.Seeds is not null || sweep.GuidanceScales is not null || sweep.Steps is not null || sweep.Samplers is not null
+                    || sweep.Sizes is not null;
+                if (sweep.Sizes is not null && (result.GetValue(width) is not null || result.GetValue(height) is not null))
+                {
+                    throw new InvalidInputException("--sweep-sizes replaces --width and --height; give one or the other.");
+                }
                 var text = result.GetValue(prompt);
                 if (string.IsNullOrWhiteSpace(text) && sweep.Prompts is null)
                 {
@@ -85,8 +92,8 @@ internal static class SubmitCommand
                 return new SubmitJobRequest(
                     Prompt: text,
                     NegativePrompt: result.GetValue(negative),
-                    Width: result.GetValue(width) ?? DefaultSize,
-                    Height: result.GetValue(height) ?? DefaultSize,
+                    Width: result.GetValue(width) ?? (sweep.Sizes is null ? DefaultSize : null),
+                    Height: result.GetValue(height) ?? (sweep.Sizes is null ? DefaultSize : null),
                     Steps: result.GetValue(steps) ?? (sweep.Steps is null ? DefaultSteps : null),
                     GuidanceScale: result.GetValue(guidance) ?? (sweep.GuidanceScales is null ? DefaultGuidance : null),
                     Sampler: result.GetValue(sampler) ?? (sweep.Samplers is null ? DefaultSampler : null),
@@ -191,7 +198,7 @@ internal static class SubmitCommand
         }
     }
 
-    private static List<T>? ParseList<T>(string? text, string option, Func<string, T> parse)
+    private static List<T>? ParseList<T>(string? text, string option, Func<string, T> parse, string example = "1,2,3")
     {
         if (text is null)
         {
@@ -207,11 +214,20 @@ internal static class SubmitCommand
             }
             catch (Exception ex) when (ex is FormatException or OverflowException)
             {
-                throw new InvalidInputException($"{option}: '{part}' is not a valid value; give a comma-separated list such as 1,2,3.");
+                throw new InvalidInputException($"{option}: '{part}' is not a valid value; give a comma-separated list such as {example}.");
             }
         }
 
         return values;
+    }
+
+    // "512x768": width × height, as sizes are written on the command line of most image tools.
+    private static ImageSize ParseSize(string text)
+    {
+        var sides = text.Split('x', 'X');
+        return sides.Length == 2
+            ? new ImageSize(int.Parse(sides[0], NumberStyles.None, CultureInfo.InvariantCulture), int.Parse(sides[1], NumberStyles.None, CultureInfo.InvariantCulture))
+            : throw new FormatException();
     }
 
     private static string? ReadImage(string? path, string option)

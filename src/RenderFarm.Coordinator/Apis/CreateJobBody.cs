@@ -6,8 +6,8 @@ namespace RenderFarm.Coordinator.Apis;
 /// </summary>
 /// <param name="Prompt">Text the image should show (optional when <c>sweep.prompts</c> is given).</param>
 /// <param name="NegativePrompt">Text the image should avoid (replaced by <c>sweep.negativePrompts</c> when given).</param>
-/// <param name="Width">Pixels, a multiple of 8.</param>
-/// <param name="Height">Pixels, a multiple of 8.</param>
+/// <param name="Width">Pixels, a multiple of 8 (optional when <c>sweep.sizes</c> is given).</param>
+/// <param name="Height">Pixels, a multiple of 8 (optional when <c>sweep.sizes</c> is given).</param>
 /// <param name="Steps">Denoising steps, 1..1000 (optional when <c>sweep.steps</c> is given).</param>
 /// <param name="GuidanceScale">Classifier-free guidance, 0..50 (optional when <c>sweep.guidanceScales</c> is given).</param>
 /// <param name="Sampler">Sampler name, e.g. <c>euler_a</c> (optional when <c>sweep.samplers</c> is given).</param>
@@ -46,7 +46,7 @@ public sealed record CreateJobBody(
     int? BaseWidth = null,
     int? BaseHeight = null);
 
-/// <summary>Sweep axes; each one given replaces its single-valued field.</summary>
+/// <summary>Sweep axes; each one given replaces its single-valued field (<c>sizes</c> replaces width and height; txt2img only).</summary>
 public sealed record SweepBody(
     IReadOnlyList<string>? Prompts = null,
     IReadOnlyList<long>? Seeds = null,
@@ -54,4 +54,8 @@ public sealed record SweepBody(
     IReadOnlyList<int>? Steps = null,
     IReadOnlyList<string>? Samplers = null,
     IReadOnlyList<string>? NegativePrompts = null,
-    IReadOnlyList<double>? Strengths = null);
+    IReadOnlyList<double>? Strengths = null,
+    IReadOnlyList<SizeBody?>? Sizes = null);
+
+/// <summary>One entry of <c>sweep.sizes</c>: pixels, multiples of 8.</summary>
+public sealed record SizeBody(int? Width = null, int? Height = null);

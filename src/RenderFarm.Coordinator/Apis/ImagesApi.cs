@@ -1,7 +1,9 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
 using RenderFarm.Coordinator.Auth;
 using RenderFarm.Coordinator.Monitoring;
+using RenderFarm.Coordinator.Options;
 using RenderFarm.Storage;
 
 namespace RenderFarm.Coordinator.Apis;
@@ -9,9 +11,6 @@ namespace RenderFarm.Coordinator.Apis;
 /// <summary><c>/v1/images</c>: rendered PNGs.</summary>
 internal static class ImagesApi
 {
-    /// <summary>Long enough to start a download on a slow link; short enough that a leaked link soon stops working.</summary>
-    public static readonly TimeSpan DownloadUrlLifetime = TimeSpan.FromMinutes(15);
-
     public static RouteGroupBuilder MapImagesApi(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
@@ -31,15 +30,16 @@ internal static class ImagesApi
         long index,
         [FromServices] IMonitoringApi monitoring,
         [FromServices] IArtifactStore store,
+        [FromServices] IOptions<CoordinatorOptions> options,
         CancellationToken cancellationToken)
     {
         var image = await monitoring.GetImageAsync(jobId, index, cancellationToken);
         if (image is null)
         {
-            return TypedResults.Problem($"Job {jobId} has no finished image at index {index} (the job or item is unknown, or the item has not succeeded yet).", statusCode: StatusCodes.Status404NotFound, title: "No such image.");
+            return TypedResults.Problem($"Job {jobId} has no finished image at index {index} (the job or item is unknown, the item has not succeeded yet, or it was a hires base or tile, removed once its job was stitched).", statusCode: StatusCodes.Status404NotFound, title: "No such image.");
         }
 
-        if (await store.GetDownloadUrlAsync(image.ArtifactKey, DownloadUrlLifetime, cancellationToken) is { } url)
+        if (await store.GetDownloadUrlAsync(image.ArtifactKey, options.Value.DownloadUrlLifetime, cancellationToken) is { } url)
         {
             return TypedResults.Redirect(url.AbsoluteUri);
         }

@@ -123,6 +123,7 @@ public static class CoordinatorExtensions
         services.AddScoped<JobCancellation>();
         services.AddScoped<JobRetry>();
         services.AddScoped<JobDeletion>();
+        services.AddScoped<HiresPartsCleanup>();
         services.AddScoped<JobManifest>();
         services.AddScoped<IJobInputs, ArtifactJobInputs>();
         services.AddScoped<IMonitoringApi, MonitoringApi>();

@@ -64,7 +64,7 @@ internal sealed class JobCancellation(CoordinatorDbContext db, IDatabaseDialect 
         delta[ItemState.Canceled] = canceled;
         await JobCounters.ShiftAsync(db, jobId, delta, now, cancellationToken);
         var moved = await db.Jobs
-            .Where(j => j.Id == jobId && j.State != JobState.Succeeded && j.State != JobState.Failed && j.State != JobState.Canceled)
+            .Where(j => j.Id == jobId && !JobStateMachine.FinalStates.Contains(j.State))
             .ExecuteUpdateAsync(s => s
                 .SetProperty(j => j.State, JobState.Canceled)
                 .SetProperty(j => j.CancelReason, reason)

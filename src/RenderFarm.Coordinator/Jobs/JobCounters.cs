@@ -1,5 +1,6 @@
 using System.Linq.Expressions;
 using Microsoft.EntityFrameworkCore;
+using RenderFarm.Contracts;
 using RenderFarm.Coordinator.Persistence;
 using RenderFarm.Domain.States;
 
@@ -49,7 +50,7 @@ internal static class JobCounters
             job = await db.Jobs.AsNoTracking().Where(j => j.Id == jobId).FirstAsync(cancellationToken);
         }
 
-        var derived = JobStateMachine.Derive(CoordinatorDbContext.CountsOf(job));
+        var derived = JobStateMachine.Derive(CoordinatorDbContext.CountsOf(job), partialSuccess: job.Mode != RenderModes.Hires);
         // Events on different queues arrive in any order, so a job may see its only item finish before it saw
         // it start: Queued → Succeeded is then Queued → Running → Succeeded in one step.
         var allowed = JobStateMachine.CanMove(job.State, derived)

@@ -130,7 +130,7 @@ internal sealed class JobRetry(
             Failed = job.FailedItems - failed,
             Canceled = job.CanceledItems - canceled,
         };
-        var state = JobStateMachine.Derive(counts);
+        var state = JobStateMachine.Derive(counts, partialSuccess: job.Mode != RenderModes.Hires);
         await db.Jobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s
             .SetProperty(j => j.State, state)
             .SetProperty(j => j.FinishedAt, (DateTime?)null)

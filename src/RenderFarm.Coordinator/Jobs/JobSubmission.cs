@@ -367,8 +367,19 @@ internal sealed class JobSubmission(
             }
         }
 
-        Require(body.Width is not null, "width", "give the image width in pixels, a multiple of 8 (e.g. 512)");
-        Require(body.Height is not null, "height", "give the image height in pixels, a multiple of 8 (e.g. 512)");
+        Require(body.Width is not null || sweep?.Sizes is not null, "width", "give the image width in pixels, a multiple of 8 (e.g. 512)");
+        Require(body.Height is not null || sweep?.Sizes is not null, "height", "give the image height in pixels, a multiple of 8 (e.g. 512)");
+
+        // A missing side of a size entry is reported by name; 0 stands in so the validator checks the rest.
+        var sizes = sweep?.Sizes?.Select((size, i) =>
+        {
+            Require(size is null || size.Width is not null, $"sweep.sizes[{i}].width", "give each size's width in pixels");
+            Require(size is null || size.Height is not null, $"sweep.sizes[{i}].height", "give each size's height in pixels");
+            return size is null ? null! : new ImageSize(size.Width ?? 0, size.Height ?? 0);
+        }).ToList();
+
+        // The job's own size is its largest item's: what admission and placement must fit.
+        var largest = sizes?.Where(z => z is not null).MaxBy(z => (long)z.Width * z.Height);
         Require(body.Steps is not null || sweep?.Steps is not null, "steps", "give the number of denoising steps (e.g. 25)");
         Require(body.GuidanceScale is not null || sweep?.GuidanceScales is not null, "guidanceScale", "give the guidance scale (e.g. 7.5)");
         Require(body.Sampler is not null || sweep?.Samplers is not null, "sampler", $"name a sampler ({string.Join(", ", KnownSamplers.All)})");
@@ -377,8 +388,8 @@ internal sealed class JobSubmission(
         {
             Prompt = body.Prompt ?? string.Empty,
             NegativePrompt = body.NegativePrompt,
-            Width = body.Width ?? 0,
-            Height = body.Height ?? 0,
+            Width = largest?.Width ?? body.Width ?? 0,
+            Height = largest?.Height ?? body.Height ?? 0,
             Steps = body.Steps ?? 0,
             GuidanceScale = body.GuidanceScale ?? 0,
             Sampler = body.Sampler ?? string.Empty,
@@ -403,6 +414,7 @@ internal sealed class JobSubmission(
                 Samplers = sweep.Samplers,
                 NegativePrompts = sweep.NegativePrompts,
                 Strengths = sweep.Strengths,
+                Sizes = sizes,
             },
         };
     }

@@ -36,11 +36,11 @@ internal sealed partial class MonitoringApi
 
         // One more than the page tells whether there is a next page without counting a million rows.
         var rows = await query.OrderBy(i => i.Index).Take(limit + 1)
-            .Select(i => new { i.Index, i.Id, i.Seed, i.State, i.Attempt, i.WorkerId, i.StepsDone, Total = i.StepsTotal ?? i.Steps, i.StartedAt, i.FinishedAt, i.Error })
+            .Select(i => new { i.Index, i.Id, i.Seed, i.State, i.Attempt, i.WorkerId, i.StepsDone, Total = i.StepsTotal ?? i.Steps, i.StartedAt, i.FinishedAt, i.Error, Stored = i.ArtifactKey != null })
             .ToListAsync(cancellationToken);
         var items = rows.Take(limit).Select(i => new JobItem(
             i.Index, i.Id, i.Seed, i.State, i.Attempt, i.WorkerId, i.StepsDone, i.Total, Utc(i.StartedAt), Utc(i.FinishedAt), i.Error,
-            i.State == ItemState.Succeeded ? CoordinatorRoutes.ImageUrl(jobId, i.Index) : null)).ToList();
+            i.State == ItemState.Succeeded && i.Stored ? CoordinatorRoutes.ImageUrl(jobId, i.Index) : null)).ToList();
         return new JobItemsPage(items, rows.Count > limit ? items[^1].Index : null);
     }
 

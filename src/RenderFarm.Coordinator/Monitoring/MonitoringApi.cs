@@ -30,7 +30,7 @@ internal sealed partial class MonitoringApi(CoordinatorDbContext db, TimeProvide
         var limit = Math.Clamp(page.ImagesLimit, 0, JobDetailsPage.MaxImagesLimit);
         var after = page.ImagesAfter;
         var images = job.SucceededItems == 0 ? [] : await db.Items.AsNoTracking()
-            .Where(i => i.JobId == jobId && i.State == ItemState.Succeeded && i.Index > after)
+            .Where(i => i.JobId == jobId && i.State == ItemState.Succeeded && i.ArtifactKey != null && i.Index > after)
             .OrderBy(i => i.Index).Take(limit)
             .Select(i => new JobImage(i.Index, i.Seed, "", i.WorkerId, i.Width, i.Height,
                 i.Prompt, i.NegativePrompt, i.Steps, i.GuidanceScale, i.Sampler, i.Model, i.Sha256))

@@ -80,6 +80,14 @@ public sealed class CoordinatorOptions
 
     public TimeSpan MaxBackoff { get; set; } = RetryPolicy.DefaultMaxBackoff;
 
+    /// <summary>
+    /// How long an image's presigned store URL (the redirect of <c>GET /v1/images/…</c>) stays valid: long enough to
+    /// start a download, short enough that a leaked link soon stops working. S3 allows at most seven days.
+    /// </summary>
+    public TimeSpan DownloadUrlLifetime { get; set; } = DefaultDownloadUrlLifetime;
+
+    public static readonly TimeSpan DefaultDownloadUrlLifetime = TimeSpan.FromMinutes(15);
+
     public IReadOnlyList<string> EffectiveModels => Models.Count > 0 ? Models : [DefaultModel];
 
     public ValidationLimits ToValidationLimits() => new()
@@ -128,6 +136,8 @@ internal sealed class CoordinatorOptionsValidator : IValidateOptions<Coordinator
         Check(options.LedgerBatchWait > TimeSpan.Zero && options.LedgerBatchWait <= TimeSpan.FromSeconds(10),
             $"{nameof(options.LedgerBatchWait)} must be more than zero and at most 00:00:10.");
         Check(options.InsertPageSize is >= 1 and <= 1_000_000, $"{nameof(options.InsertPageSize)} must be between 1 and 1000000.");
+        Check(options.DownloadUrlLifetime >= TimeSpan.FromSeconds(1) && options.DownloadUrlLifetime <= TimeSpan.FromDays(7),
+            $"{nameof(options.DownloadUrlLifetime)} must be between 00:00:01 and 7.00:00:00 (S3's longest presigned URL).");
         failures.AddRange(options.ToLeasePolicy().Validate().Select(e => $"{CoordinatorOptions.SectionName}:{e}"));
         failures.AddRange(options.ToRetryPolicy().Validate().Select(e => $"{CoordinatorOptions.SectionName}:{e}"));
         return failures.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(failures);

@@ -34,6 +34,12 @@ public sealed class RetentionOptions
     public TimeSpan WorkerAge { get; set; } = DefaultWorkerAge;
 
     public int BatchSize { get; set; } = DefaultBatchSize;
+
+    /// <summary>
+    /// Keep a hires job's base and tiles after its stitched image is stored (for inspecting seams); by default each
+    /// pass removes them, since they are several times the final image's size and nothing reads them again.
+    /// </summary>
+    public bool KeepHiresParts { get; set; }
 }
 
 internal sealed class RetentionOptionsValidator : IValidateOptions<RetentionOptions>

@@ -8,7 +8,8 @@ namespace RenderFarm.Coordinator.Retention;
 /// <summary>
 /// Forgets what has outlived its use, on a ticker: finished jobs older than <see cref="RetentionOptions.JobAge"/>
 /// (through <see cref="JobDeletion"/>, the same path as <c>DELETE /v1/jobs/{id}</c>), idempotency keys older than
-/// <see cref="RetentionOptions.IdempotencyKeyAge"/> and workers not heard from for <see cref="RetentionOptions.WorkerAge"/>.
+/// <see cref="RetentionOptions.IdempotencyKeyAge"/>, workers not heard from for <see cref="RetentionOptions.WorkerAge"/>,
+/// and the bases and tiles of stitched hires jobs unless <see cref="RetentionOptions.KeepHiresParts"/>.
 /// </summary>
 /// <remarks>Several coordinators may run it at once: every step is a conditional delete, so the second finds nothing.</remarks>
 internal sealed partial class RetentionService(
@@ -17,11 +18,10 @@ internal sealed partial class RetentionService(
     IOptions<RetentionOptions> options,
     ILogger<RetentionService> logger) : BackgroundService
 {
-    private static readonly JobState[] Finished = [JobState.Succeeded, JobState.Failed, JobState.Canceled];
 
     private readonly RetentionOptions _options = options.Value;
 
-    internal readonly record struct Result(int Jobs, int Objects, int IdempotencyKeys, int Workers);
+    internal readonly record struct Result(int Jobs, int Objects, int IdempotencyKeys, int Workers, int HiresJobs = 0, int HiresParts = 0);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -31,9 +31,9 @@ internal sealed partial class RetentionService(
             try
             {
                 var result = await RunOnceAsync(stoppingToken);
-                if (result.Jobs + result.IdempotencyKeys + result.Workers > 0)
+                if (result.Jobs + result.IdempotencyKeys + result.Workers + result.HiresJobs > 0)
                 {
-                    LogForgot(result.Jobs, result.Objects, result.IdempotencyKeys, result.Workers);
+                    LogForgot(result.Jobs, result.Objects, result.IdempotencyKeys, result.Workers, result.HiresParts, result.HiresJobs);
                 }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
@@ -60,7 +60,7 @@ internal sealed partial class RetentionService(
         {
             var before = now - jobAge;
             var expired = await db.Jobs.AsNoTracking()
-                .Where(j => Finished.Contains(j.State) && j.FinishedAt != null && j.FinishedAt < before)
+                .Where(j => JobStateMachine.FinalStates.Contains(j.State) && j.FinishedAt != null && j.FinishedAt < before)
                 .OrderBy(j => j.FinishedAt)
                 .Select(j => j.Id)
                 .Take(_options.BatchSize)
@@ -81,11 +81,14 @@ internal sealed partial class RetentionService(
         var keys = await db.IdempotencyKeys.Where(k => k.CreatedAt < keysBefore).ExecuteDeleteAsync(cancellationToken);
         var workersBefore = now - _options.WorkerAge;
         var workers = await db.Workers.Where(w => w.LastHeartbeatAt < workersBefore).ExecuteDeleteAsync(cancellationToken);
-        return new Result(jobs, objects, keys, workers);
+        var (hiresJobs, hiresParts) = _options.KeepHiresParts
+            ? (0, 0)
+            : await scope.ServiceProvider.GetRequiredService<HiresPartsCleanup>().RunOnceAsync(_options.BatchSize, cancellationToken);
+        return new Result(jobs, objects, keys, workers, hiresJobs, hiresParts);
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Retention: deleted {Jobs} finished jobs ({Objects} stored objects), {Keys} expired idempotency keys, {Workers} departed workers")]
-    private partial void LogForgot(int jobs, int objects, int keys, int workers);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Retention: deleted {Jobs} finished jobs ({Objects} stored objects), {Keys} expired idempotency keys, {Workers} departed workers, {HiresParts} hires bases and tiles of {HiresJobs} stitched jobs")]
+    private partial void LogForgot(int jobs, int objects, int keys, int workers, int hiresParts, int hiresJobs);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Retention pass failed; it runs again at the next tick")]
     private partial void LogPassFailed(Exception exception);

@@ -9,7 +9,7 @@ const ITEMS_PAGE = 50;
 const JOBS_PAGE = 25;
 const MAX_PREVIEWS = 12;
 const MAX_TILES = 1000;
-const JOB_STATES = ['Queued', 'Running', 'Succeeded', 'Failed', 'Canceled'];
+const JOB_STATES = ['Queued', 'Running', 'Succeeded', 'CompletedWithErrors', 'Failed', 'Canceled'];
 const ITEM_STATES = ['Queued', 'Running', 'Retrying', 'Succeeded', 'Failed', 'Canceled'];
 const JOB_EVENTS = ['snapshot', 'item-started', 'item-progress', 'item-done', 'item-retrying', 'item-failed', 'job-state', 'job-done', 'preview'];
 
@@ -337,7 +337,7 @@ function jobPage(id) {
         throw error;
       }
       const p = job.progress;
-      const final = ['Succeeded', 'Failed', 'Canceled'].includes(job.state);
+      const final = ['Succeeded', 'CompletedWithErrors', 'Failed', 'Canceled'].includes(job.state);
       document.getElementById('jobstate').innerHTML = `<span data-testid="job-state" data-state="${esc(job.state)}">${badge(job.state)}</span>`;
       document.getElementById('progress').innerHTML = progressBar(p, 'job-progress');
       document.getElementById('progress').firstElementChild.dataset.done = p.done;

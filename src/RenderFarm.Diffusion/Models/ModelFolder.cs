@@ -27,6 +27,13 @@ public sealed class ModelFolder
     /// <summary>VAE latent scaling (0.18215 for SD 1.x/2.x); from <c>vae_decoder/config.json</c> when the export has one.</summary>
     public float LatentScalingFactor { get; }
 
+    /// <summary>
+    /// The side of the square images the model was trained at, used where a render names no size: 768 for a
+    /// v-prediction model (SD 2.x 768-v, whose export says <c>prediction_type: v_prediction</c>), 512 otherwise
+    /// (SD 1.x and SD 2.x base, both ε-prediction). A model far from its training size repeats or crops its subject.
+    /// </summary>
+    public int DefaultImageSide => Scheduler.PredictionType == "v_prediction" ? 768 : 512;
+
     public string TextEncoderPath => Path.Combine(Root, "text_encoder", "model.onnx");
     public string UnetPath => Path.Combine(Root, "unet", "model.onnx");
     public string VaeDecoderPath => Path.Combine(Root, "vae_decoder", "model.onnx");

@@ -9,8 +9,8 @@ namespace RenderFarm.Domain.Items;
 /// on its own, so the coordinator can write items in pages and a worker can recompute one from its index.
 /// </summary>
 /// <remarks>
-/// Axis order, slowest-varying first: samplers, steps, guidance scales, strengths, negative prompts, prompts,
-/// seeds, then the <c>count</c> repeats (an axis not given counts as one value, so adding the strengths and
+/// Axis order, slowest-varying first: sizes, samplers, steps, guidance scales, strengths, negative prompts, prompts,
+/// seeds, then the <c>count</c> repeats (an axis not given counts as one value, so adding the sizes, strengths and
 /// negative prompts axes moved no item of an existing job). Batch-breaking settings vary slowest so consecutive
 /// items share model, size, sampler, steps, guidance and strength and <see cref="WorkUnitPlanner"/> fills whole units.
 /// Seeds: item i uses <c>baseSeed + i</c>, unless the sweep lists seeds, in which case the item takes its
@@ -29,6 +29,7 @@ public sealed class SweepExpansion
     private readonly int _repeats;
     private readonly string _mode;
     private readonly double?[] _strengths;
+    private readonly ImageSize[] _sizes;
 
     private SweepExpansion(JobRequest request, long baseSeed, string model)
     {
@@ -42,6 +43,7 @@ public sealed class SweepExpansion
         _guidanceScales = [.. sweep?.GuidanceScales ?? [request.GuidanceScale]];
         _steps = [.. sweep?.Steps ?? [request.Steps]];
         _samplers = [.. sweep?.Samplers ?? [request.Sampler]];
+        _sizes = [.. sweep?.Sizes ?? [new ImageSize(request.Width, request.Height)]];
         _repeats = request.Count ?? GenerationDefaults.Count;
         _mode = request.Mode ?? GenerationDefaults.Mode;
         _strengths = _mode == RenderModes.Txt2Img
@@ -102,6 +104,7 @@ public sealed class SweepExpansion
                  {
                      sweep?.Prompts?.Count, sweep?.Seeds?.Count, sweep?.GuidanceScales?.Count,
                      sweep?.Steps?.Count, sweep?.Samplers?.Count, sweep?.NegativePrompts?.Count, sweep?.Strengths?.Count,
+                     sweep?.Sizes?.Count,
                  })
         {
             if (length is not { } n)
@@ -150,12 +153,14 @@ public sealed class SweepExpansion
         rest /= _guidanceScales.Length;
         var steps = _steps[rest % _steps.Length];
         rest /= _steps.Length;
-        var sampler = _samplers[rest];
+        var sampler = _samplers[rest % _samplers.Length];
+        rest /= _samplers.Length;
+        var size = _sizes[rest];
 
         var seed = _seeds is null ? BaseSeed + index : _seeds[seedDigit];
         return new ItemSpec(
             index, seed, prompt, negativePrompt,
-            _request.Width, _request.Height, steps, guidance, sampler, Model,
+            size.Width, size.Height, steps, guidance, sampler, Model,
             _mode, strength, _request.InitImage, _request.Mask);
     }
 

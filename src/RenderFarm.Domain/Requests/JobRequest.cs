@@ -82,7 +82,16 @@ public sealed record SweepRequest
 
     /// <summary>Negative prompts ("" for none); when given, they replace <see cref="JobRequest.NegativePrompt"/>.</summary>
     public IReadOnlyList<string>? NegativePrompts { get; init; }
+
+    /// <summary>
+    /// Image sizes (txt2img only); when given, they replace <see cref="JobRequest.Width"/> and
+    /// <see cref="JobRequest.Height"/>, which then hold the largest of them (what placement must fit).
+    /// </summary>
+    public IReadOnlyList<ImageSize>? Sizes { get; init; }
 }
+
+/// <summary>An image size in pixels.</summary>
+public sealed record ImageSize(int Width, int Height);
 
 /// <summary>Values used where the request leaves a field out.</summary>
 public static class GenerationDefaults

@@ -59,7 +59,11 @@ public sealed class JobRequestValidator
         }
         else
         {
-            ValidateSize(errors, request.Width, request.Height);
+            if (sweep?.Sizes is null)
+            {
+                ValidateSize(errors, "", request.Width, request.Height);
+            }
+
             ValidateHiresFieldsAbsent(errors, request);
         }
 
@@ -192,10 +196,14 @@ public sealed class JobRequestValidator
         }
     }
 
-    private void ValidateSize(List<ValidationError> errors, int width, int height)
+    /// <param name="errors">Where broken rules go.</param>
+    /// <param name="prefix">Field prefix: "" for the request's own size, <c>sweep.sizes[i].</c> for a sweep entry.</param>
+    /// <param name="width">Pixels.</param>
+    /// <param name="height">Pixels.</param>
+    private void ValidateSize(List<ValidationError> errors, string prefix, int width, int height)
     {
-        var widthOk = ValidateDimension(errors, "width", width);
-        var heightOk = ValidateDimension(errors, "height", height);
+        var widthOk = ValidateDimension(errors, prefix + "width", width);
+        var heightOk = ValidateDimension(errors, prefix + "height", height);
         if (!widthOk || !heightOk)
         {
             return;
@@ -204,7 +212,7 @@ public sealed class JobRequestValidator
         var pixels = (long)width * height;
         if (pixels > _limits.MaxPixels)
         {
-            errors.Add(new("width", string.Create(CultureInfo.InvariantCulture,
+            errors.Add(new(prefix + "width", string.Create(CultureInfo.InvariantCulture,
                 $"width × height is {width}×{height} = {pixels} pixels, over the limit of {_limits.MaxPixels}; reduce width or height (e.g. {MaxSquareSide()}×{MaxSquareSide()}).")));
         }
     }
@@ -356,6 +364,12 @@ public sealed class JobRequestValidator
             }
         }
 
+        // An init image fixes its job's size (and a hires job is one image), so only txt2img sweeps over sizes.
+        if (mode != RenderModes.Txt2Img && request.Sweep?.Sizes is not null)
+        {
+            errors.Add(new("sweep.sizes", $"sweep.sizes is only used by {RenderModes.Txt2Img} (an init image fixes the size of the others); remove it or submit one job per size."));
+        }
+
         if (mode == RenderModes.Inpaint)
         {
             if (string.IsNullOrWhiteSpace(request.Mask))
@@ -424,6 +438,16 @@ public sealed class JobRequestValidator
         ValidateAxis(errors, "sweep.samplers", sweep.Samplers, (field, s) => ValidateSampler(errors, field, s));
         ValidateAxis(errors, "sweep.negativePrompts", sweep.NegativePrompts, (field, p) => ValidatePrompt(errors, field, p, required: false));
         ValidateAxis(errors, "sweep.strengths", sweep.Strengths, (field, s) => ValidateStrength(errors, field, s));
+        ValidateAxis(errors, "sweep.sizes", sweep.Sizes, (field, size) =>
+        {
+            if (size is null)
+            {
+                errors.Add(new(field, $"{field} is null; give each size as {{\"width\": W, \"height\": H}}."));
+                return;
+            }
+
+            ValidateSize(errors, field + ".", size.Width, size.Height);
+        });
         return errors.Count == before;
     }
 

@@ -26,8 +26,8 @@ public enum JobState
     Succeeded = 2,
 
     /// <summary>
-    /// Final: every item has finished and at least one failed for good; the images that did render are kept.
-    /// Nothing moves it on; a client resubmits to retry.
+    /// Final: every item has finished, at least one failed for good and none succeeded (or a hires job lost a part,
+    /// so its one image cannot exist). A retry of its failed items opens it again.
     /// </summary>
     Failed = 3,
 
@@ -36,6 +36,12 @@ public enum JobState
     /// Nothing moves it on.
     /// </summary>
     Canceled = 4,
+
+    /// <summary>
+    /// Final: every item has finished, some with their image and some failed for good after their attempts: a
+    /// partial dataset, kept, whose failures the manifest names. A retry of the failed items opens it again.
+    /// </summary>
+    CompletedWithErrors = 5,
 }
 
 /// <summary>

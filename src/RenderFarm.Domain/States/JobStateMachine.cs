@@ -7,10 +7,11 @@ public static class JobStateMachine
     {
         // Queued → Succeeded/Failed directly is impossible: an item must run before it can finish.
         [JobState.Queued] = [JobState.Running, JobState.Canceled],
-        [JobState.Running] = [JobState.Succeeded, JobState.Failed, JobState.Canceled],
+        [JobState.Running] = [JobState.Succeeded, JobState.CompletedWithErrors, JobState.Failed, JobState.Canceled],
         [JobState.Succeeded] = [],
         [JobState.Failed] = [],
         [JobState.Canceled] = [],
+        [JobState.CompletedWithErrors] = [],
     };
 
     /// <summary>True when a job may move from <paramref name="from"/> to <paramref name="to"/>. Staying put is not a move.</summary>
@@ -23,13 +24,21 @@ public static class JobStateMachine
         CanMove(from, to) ? to : throw new InvalidStateTransitionException("job", from.ToString(), to.ToString());
 
     /// <summary>True for states nothing moves a job out of.</summary>
-    public static bool IsFinal(JobState state) => state is JobState.Succeeded or JobState.Failed or JobState.Canceled;
+    public static bool IsFinal(JobState state) => state is JobState.Succeeded or JobState.CompletedWithErrors or JobState.Failed or JobState.Canceled;
+
+    /// <summary>Every final state, for queries that select finished jobs.</summary>
+    public static IReadOnlyList<JobState> FinalStates { get; } = [JobState.Succeeded, JobState.CompletedWithErrors, JobState.Failed, JobState.Canceled];
 
     /// <summary>
     /// The state a job's items put it in, for a job that has not been canceled (cancellation is decided for the
     /// job, not derived). Counts come from one aggregate query, so this never needs the items themselves.
     /// </summary>
-    public static JobState Derive(ItemCounts counts)
+    /// <param name="counts">The job's items by state.</param>
+    /// <param name="partialSuccess">
+    /// Whether the job's images stand alone, so that some failures leave a usable partial result
+    /// (<see cref="JobState.CompletedWithErrors"/>). False for a hires job, whose items are parts of one image.
+    /// </param>
+    public static JobState Derive(ItemCounts counts, bool partialSuccess = true)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(counts.Total, nameof(counts));
         if (counts.Unfinished > 0)
@@ -37,7 +46,12 @@ public static class JobStateMachine
             return counts.Queued == counts.Total ? JobState.Queued : JobState.Running;
         }
 
-        return counts.Failed > 0 ? JobState.Failed : counts.Canceled > 0 ? JobState.Canceled : JobState.Succeeded;
+        if (counts.Failed > 0)
+        {
+            return partialSuccess && counts.Succeeded > 0 ? JobState.CompletedWithErrors : JobState.Failed;
+        }
+
+        return counts.Canceled > 0 ? JobState.Canceled : JobState.Succeeded;
     }
 }
 

@@ -259,7 +259,7 @@ public sealed class Automatic1111ContractTests(EmbeddedFarmFixture farm) : IClas
         while (true)
         {
             var job = await http.GetFromJsonAsync<JsonObject>($"/v1/jobs/{jobId}", cancellation);
-            if (job!["state"]!.GetValue<string>() is "Succeeded" or "Failed" or "Canceled")
+            if (job!["state"]!.GetValue<string>() is "Succeeded" or "CompletedWithErrors" or "Failed" or "Canceled")
             {
                 return job;
             }

@@ -161,6 +161,25 @@ public class SweepExpansionTests
     }
 
     [Fact]
+    public void Sizes_vary_slowest_replace_width_and_height_and_split_batches()
+    {
+        var request = ThreePromptsTwoSeedsTwoSamplers() with
+        {
+            Sweep = ThreePromptsTwoSeedsTwoSamplers().Sweep! with { Sizes = [new ImageSize(512, 512), new ImageSize(768, 512)] },
+        };
+        var expansion = SweepExpansion.For(request, 0, "sd15");
+
+        expansion.Count.ShouldBe(24);
+        // sizes (2) × samplers (2) × prompts (3) × seeds (2): 13 = 1·12 + 0·6 + 0·2 + 1, so the sweep without sizes repeats per size.
+        var item = expansion.At(13);
+        (item.Width, item.Height, item.Sampler, item.Prompt, item.Seed).ShouldBe((768, 512, "euler", "cat", 200L));
+        var without = SweepExpansion.For(ThreePromptsTwoSeedsTwoSamplers(), 0, "sd15").Items().ToList();
+        expansion.Items().Take(12).Select(i => (i.Index, i.Width, i.Sampler, i.Prompt, i.Seed)).ShouldBe(without.Select(i => (i.Index, 512, i.Sampler, i.Prompt, i.Seed)));
+        expansion.Items().Skip(12).ShouldAllBe(i => i.Width == 768 && i.Height == 512);
+        new WorkUnitPlanner(8).Plan(expansion.Items()).ShouldAllBe(unit => unit.Select(i => i.Width).Distinct().Count() == 1);
+    }
+
+    [Fact]
     public void Txt2img_items_carry_no_strength_and_an_empty_negative_prompt()
     {
         var item = SweepExpansion.For(JobRequestValidatorTests.Valid(), 3, "sd15").At(0);

@@ -83,6 +83,17 @@ public class JobRequestValidatorTests
     }
 
     [Fact]
+    public void Sizes_axis_replaces_width_and_height_for_txt2img_and_names_a_bad_entry()
+    {
+        Validator.Validate(Valid() with { Width = 0, Height = 0, Sweep = new SweepRequest { Sizes = [new ImageSize(512, 512), new ImageSize(768, 512)] } }).ShouldBeEmpty();
+        ShouldFailWith(Valid() with { Sweep = new SweepRequest { Sizes = [new ImageSize(512, 512), new ImageSize(500, 512)] } }, "sweep.sizes[1].width", "not a multiple of 8");
+        ShouldFailWith(Valid() with { Sweep = new SweepRequest { Sizes = [new ImageSize(512, 4)] } }, "sweep.sizes[0].height", "at least");
+        ShouldFailWith(Valid() with { Sweep = new SweepRequest { Sizes = [new ImageSize(8192, 8192)] } }, "sweep.sizes[0].width", "over the limit");
+        ShouldFailWith(Valid() with { Sweep = new SweepRequest { Sizes = [] } }, "sweep.sizes", "at least one value");
+        ShouldFailWith(Valid() with { Mode = "img2img", InitImage = "uploads/a.png", Sweep = new SweepRequest { Sizes = [new ImageSize(512, 512)] } }, "sweep.sizes", "only used by txt2img");
+    }
+
+    [Fact]
     public void Strengths_axis_is_for_img2img_and_inpaint_with_each_entry_in_range()
     {
         var img2img = Valid() with { Mode = "img2img", InitImage = "uploads/a.png" };

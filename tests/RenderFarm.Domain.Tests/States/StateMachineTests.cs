@@ -21,6 +21,7 @@ public class StateMachineTests
         (JobState.Queued, JobState.Running),
         (JobState.Queued, JobState.Canceled),
         (JobState.Running, JobState.Succeeded),
+        (JobState.Running, JobState.CompletedWithErrors),
         (JobState.Running, JobState.Failed),
         (JobState.Running, JobState.Canceled),
     ];
@@ -106,7 +107,7 @@ public class StateMachineTests
     {
         Enum.GetValues<JobState>().ToDictionary(s => s.ToString(), s => (int)s).ShouldBe(new Dictionary<string, int>
         {
-            ["Queued"] = 0, ["Running"] = 1, ["Succeeded"] = 2, ["Failed"] = 3, ["Canceled"] = 4,
+            ["Queued"] = 0, ["Running"] = 1, ["Succeeded"] = 2, ["Failed"] = 3, ["Canceled"] = 4, ["CompletedWithErrors"] = 5,
         });
         Enum.GetValues<ItemState>().ToDictionary(s => s.ToString(), s => (int)s).ShouldBe(new Dictionary<string, int>
         {
@@ -120,11 +121,24 @@ public class StateMachineTests
     [InlineData(4, 0, 1, 0, 0, 0, JobState.Running)]
     [InlineData(4, 0, 0, 1, 0, 0, JobState.Running)]
     [InlineData(0, 0, 0, 5, 0, 0, JobState.Succeeded)]
-    [InlineData(0, 0, 0, 4, 1, 0, JobState.Failed)]
-    [InlineData(0, 0, 0, 3, 1, 1, JobState.Failed)]
+    [InlineData(0, 0, 0, 4, 1, 0, JobState.CompletedWithErrors)]
+    [InlineData(0, 0, 0, 3, 1, 1, JobState.CompletedWithErrors)]
+    [InlineData(0, 0, 0, 0, 5, 0, JobState.Failed)]
+    [InlineData(0, 0, 0, 0, 3, 2, JobState.Failed)]
     [InlineData(0, 0, 0, 3, 0, 2, JobState.Canceled)]
     public void Job_state_follows_item_counts(long queued, long running, long retrying, long succeeded, long failed, long canceled, JobState expected) =>
         JobStateMachine.Derive(new ItemCounts(queued, running, retrying, succeeded, failed, canceled)).ShouldBe(expected);
+
+    [Theory]
+    [InlineData(0, 0, 0, 4, 1, 0, JobState.Failed)]
+    [InlineData(0, 0, 0, 5, 0, 0, JobState.Succeeded)]
+    [InlineData(2, 0, 0, 2, 1, 0, JobState.Running)]
+    public void A_job_whose_items_are_parts_of_one_image_fails_when_any_part_fails(long queued, long running, long retrying, long succeeded, long failed, long canceled, JobState expected) =>
+        JobStateMachine.Derive(new ItemCounts(queued, running, retrying, succeeded, failed, canceled), partialSuccess: false).ShouldBe(expected);
+
+    [Fact]
+    public void Every_final_state_is_listed_for_queries() =>
+        JobStateMachine.FinalStates.ShouldBe(Enum.GetValues<JobState>().Where(JobStateMachine.IsFinal), ignoreOrder: true);
 
     [Fact]
     public void Job_without_items_has_no_state() =>

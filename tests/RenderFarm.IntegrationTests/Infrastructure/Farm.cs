@@ -173,7 +173,7 @@ internal sealed class Farm : IAsyncDisposable
 
     public static string State(JsonElement job) => job.GetProperty("state").GetString()!;
 
-    public static bool IsFinal(JsonElement job) => State(job) is "Succeeded" or "Failed" or "Canceled";
+    public static bool IsFinal(JsonElement job) => State(job) is "Succeeded" or "CompletedWithErrors" or "Failed" or "Canceled";
 
     /// <summary>Marks the test as having reached its end, so the children's output stays out of the test output.</summary>
     public void Passed() => _passed = true;
