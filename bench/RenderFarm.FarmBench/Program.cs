@@ -283,7 +283,8 @@ internal static class BenchRun
         BenchOptions options, int workerCount, int? ledgerBatch, int? spinLimit, double? previewSeconds, ServiceSettings settings, HostPaths hosts, CancellationToken ct,
         int? unitsPerWorker = null)
     {
-        var coordinatorSettings = new Dictionary<string, string>(StringComparer.Ordinal);
+        // A loopback bench farm: measured without keys, as before they existed.
+        var coordinatorSettings = new Dictionary<string, string>(StringComparer.Ordinal) { ["Coordinator__Auth__RequireApiKeys"] = "false" };
         if (unitsPerWorker is { } window)
             coordinatorSettings["Coordinator__Dispatcher__UnitsPerWorker"] = window.ToString(CultureInfo.InvariantCulture);
         if (options.UnitSize > 0)

@@ -17,7 +17,8 @@ URL="http://127.0.0.1:$PORT"
 SIZES=("$@"); [ ${#SIZES[@]} -gt 0 ] || SIZES=(100 1000)
 
 export Database__Provider=Sqlite Database__SqlitePath="$WORK/renderfarm.db" Bus__Transport=InMemory \
-  Storage__Provider=Local Storage__LocalRoot="$WORK/artifacts" Logging__LogLevel__Default=Warning
+  Storage__Provider=Local Storage__LocalRoot="$WORK/artifacts" Logging__LogLevel__Default=Warning \
+  Coordinator__Auth__RequireApiKeys=false
 dotnet "$REPO/src/RenderFarm.Coordinator/bin/Release/net10.0/RenderFarm.Coordinator.dll" --urls "$URL" > "$WORK/coordinator.log" 2>&1 &
 PID=$!
 # SIGTERM, not SIGINT: a script's background jobs ignore SIGINT. errexit holds inside the trap too, so the

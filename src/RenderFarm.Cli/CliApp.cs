@@ -27,7 +27,23 @@ internal static class CliApp
         root.Add(TopCommand.Create());
         root.Add(DeadLettersCommand.Create());
         root.Add(DbCommand.Create());
+        root.Add(KeysCommand.Create());
+        AddApiKeyOption(root);
         return root;
+    }
+
+    // Every command that talks to a farm (it has --farm) takes the key too, so no such command can be left without one.
+    private static void AddApiKeyOption(Command command)
+    {
+        if (command.Options.Any(o => o.Name == "--farm"))
+        {
+            command.Add(FarmConnection.CreateApiKeyOption());
+        }
+
+        foreach (var sub in command.Subcommands)
+        {
+            AddApiKeyOption(sub);
+        }
     }
 
     /// <summary>Runs the CLI: <c>Main</c> with the console, tests with captured writers.</summary>

@@ -24,7 +24,8 @@ public static class RenderFarmClientServiceCollectionExtensions
     public static IHttpClientBuilder AddRenderFarmClient(
         this IServiceCollection services,
         Uri baseAddress,
-        Action<HttpStandardResilienceOptions>? configureResilience = null)
+        Action<HttpStandardResilienceOptions>? configureResilience = null,
+        string? apiKey = null)
     {
         ArgumentNullException.ThrowIfNull(services);
         ArgumentNullException.ThrowIfNull(baseAddress);
@@ -41,6 +42,10 @@ public static class RenderFarmClientServiceCollectionExtensions
 
             // Event streams stay open for the length of a job; per-attempt timeouts below bound everything else.
             http.Timeout = Timeout.InfiniteTimeSpan;
+            if (!string.IsNullOrEmpty(apiKey))
+            {
+                http.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", apiKey);
+            }
         });
         builder.AddStandardResilienceHandler(options =>
         {

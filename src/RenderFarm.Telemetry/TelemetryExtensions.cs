@@ -103,9 +103,11 @@ public static class TelemetryExtensions
     public static WebApplication MapRenderFarmHealth(this WebApplication app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        app.MapHealthChecks(HealthPath);
-        app.MapHealthChecks(AlivePath, new HealthCheckOptions { Predicate = check => check.Tags.Contains(LiveTag) });
-        app.MapPrometheusScrapingEndpoint(MetricsPath);
+        // Open even where a host asks for API keys: orchestrators' probes and Prometheus scrapers carry no key, and
+        // these answer only health and aggregate metrics (no prompts, images or job ids).
+        app.MapHealthChecks(HealthPath).AllowAnonymous();
+        app.MapHealthChecks(AlivePath, new HealthCheckOptions { Predicate = check => check.Tags.Contains(LiveTag) }).AllowAnonymous();
+        app.MapPrometheusScrapingEndpoint(MetricsPath).AllowAnonymous();
         return app;
     }
 

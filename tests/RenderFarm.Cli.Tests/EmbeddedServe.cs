@@ -16,11 +16,11 @@ public sealed partial class EmbeddedServe : IAsyncDisposable
     private readonly TextWriter _output;
     private readonly Task<int> _run;
 
-    private EmbeddedServe(string dataRoot, int workers, string[] extraArgs)
+    private EmbeddedServe(string urls, string dataRoot, int workers, string[] extraArgs)
     {
         DataRoot = dataRoot;
         _output = TextWriter.Synchronized(_buffer);
-        string[] args = ["serve", "--urls", "http://127.0.0.1:0", "--workers", workers.ToString(), "--data", dataRoot, .. extraArgs];
+        string[] args = ["serve", "--urls", urls, "--workers", workers.ToString(), "--data", dataRoot, .. extraArgs];
         _run = Task.Run(() => CliApp.RunAsync(args, _output, _output, _stop.Token));
     }
 
@@ -39,15 +39,19 @@ public sealed partial class EmbeddedServe : IAsyncDisposable
         }
     }
 
-    public static async Task<EmbeddedServe> StartAsync(string dataRoot, int workers = 2, params string[] extraArgs)
+    public static Task<EmbeddedServe> StartAsync(string dataRoot, int workers = 2, params string[] extraArgs) =>
+        StartOnAsync("http://127.0.0.1:0", dataRoot, workers, extraArgs);
+
+    /// <summary>Serve on <paramref name="urls"/>; a wildcard address is reached through 127.0.0.1.</summary>
+    public static async Task<EmbeddedServe> StartOnAsync(string urls, string dataRoot, int workers = 1, params string[] extraArgs)
     {
-        var serve = new EmbeddedServe(dataRoot, workers, extraArgs);
+        var serve = new EmbeddedServe(urls, dataRoot, workers, extraArgs);
         var deadline = DateTime.UtcNow + StartTimeout;
         while (DateTime.UtcNow < deadline)
         {
             if (Listening().Match(serve.Output) is { Success: true } match)
             {
-                serve.Address = new Uri(match.Groups[1].Value);
+                serve.Address = new UriBuilder(match.Groups[1].Value) { Host = "127.0.0.1" }.Uri;
                 return serve;
             }
 

@@ -22,6 +22,7 @@ public sealed class CoordinatorOnSqlite : WebApplicationFactory<Program>
         builder.UseSetting("Storage:LocalRoot", Path.Combine(_folder, "artifacts"));
         builder.UseSetting("Coordinator:Dispatcher:PollInterval", "00:00:00.100");
         builder.UseSetting("Logging:LogLevel:Default", "Warning");
+        builder.UseSetting("Coordinator:Auth:RequireApiKeys", "false");
     }
 
     protected override void Dispose(bool disposing)

@@ -33,31 +33,7 @@ internal static class DbCommand
             return result.Fail(ExitCodes.InvalidInput, $"no database: set ${PostgresEnvironmentVariable} (`eval \"$(deploy/local/services start)\"` does), or give --postgres or --sqlite PATH.");
         }
 
-        var settings = new Dictionary<string, string?>
-        {
-            ["Database:MigrateOnStart"] = "false",
-
-            // AddCoordinator registers the bus and the store too; they are never started here, but their options
-            // are bound, so they get settings that need nothing.
-            ["Bus:Transport"] = "InMemory",
-            ["Storage:Provider"] = "Local",
-            ["Storage:LocalRoot"] = Path.GetTempPath(),
-        };
-        if (sqlite is not null)
-        {
-            settings["Database:Provider"] = "Sqlite";
-            settings["Database:SqlitePath"] = Path.GetFullPath(sqlite);
-        }
-        else
-        {
-            settings["Database:Provider"] = "Postgres";
-            settings["ConnectionStrings:RenderFarm"] = postgres;
-        }
-
-        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [], DisableDefaults = true });
-        builder.Configuration.AddInMemoryCollection(settings);
-        builder.AddCoordinator();
-        using var host = builder.Build();
+        using var host = BuildHost(sqlite is not null ? Path.GetFullPath(sqlite) : null, postgres);
         var target = sqlite is not null ? Path.GetFullPath(sqlite) : "PostgreSQL";
         try
         {
@@ -70,5 +46,38 @@ internal static class DbCommand
 
         result.Out().WriteLine($"migrated {target}: the schema is up to date.");
         return ExitCodes.Success;
+    }
+
+    /// <summary>
+    /// A host with the coordinator's services on one database (a SQLite file, else PostgreSQL), never started: what
+    /// the commands that work on a farm's database (<c>db migrate</c>, <c>keys</c>) resolve their services from.
+    /// </summary>
+    internal static IHost BuildHost(string? sqlitePath, string? postgres)
+    {
+        var settings = new Dictionary<string, string?>
+        {
+            ["Database:MigrateOnStart"] = "false",
+
+            // AddCoordinator registers the bus and the store too; they are never started here, but their options
+            // are bound, so they get settings that need nothing.
+            ["Bus:Transport"] = "InMemory",
+            ["Storage:Provider"] = "Local",
+            ["Storage:LocalRoot"] = Path.GetTempPath(),
+        };
+        if (sqlitePath is not null)
+        {
+            settings["Database:Provider"] = "Sqlite";
+            settings["Database:SqlitePath"] = sqlitePath;
+        }
+        else
+        {
+            settings["Database:Provider"] = "Postgres";
+            settings["ConnectionStrings:RenderFarm"] = postgres;
+        }
+
+        var builder = Host.CreateApplicationBuilder(new HostApplicationBuilderSettings { Args = [], DisableDefaults = true });
+        builder.Configuration.AddInMemoryCollection(settings);
+        builder.AddCoordinator();
+        return builder.Build();
     }
 }

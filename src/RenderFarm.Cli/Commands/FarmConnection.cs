@@ -13,6 +13,24 @@ internal static class FarmConnection
     /// <summary>Environment variable holding the farm's URL when <c>--farm</c> is not given.</summary>
     public const string EnvironmentVariable = "RENDERFARM_FARM";
 
+    /// <summary>Environment variable holding the API key when <c>--api-key</c> is not given.</summary>
+    public const string ApiKeyEnvironmentVariable = "RENDERFARM_API_KEY";
+
+    public const string ApiKeyOptionName = "--api-key";
+
+    /// <summary>The <c>--api-key</c> option; <see cref="CliApp"/> gives it to every command that has <c>--farm</c>.</summary>
+    public static Option<string?> CreateApiKeyOption() => new(ApiKeyOptionName)
+    {
+        Description = $"The API key sent as 'Authorization: Bearer KEY' (default: ${ApiKeyEnvironmentVariable}); a farm that requires keys answers 401 without one.",
+        DefaultValueFactory = _ => Environment.GetEnvironmentVariable(ApiKeyEnvironmentVariable) is { Length: > 0 } key ? key : null,
+    };
+
+    /// <summary>The key given to this command (option or environment), or null.</summary>
+    public static string? ApiKeyOf(ParseResult result) =>
+        result?.CommandResult.Command.Options.OfType<Option<string?>>().FirstOrDefault(o => o.Name == ApiKeyOptionName) is { } option
+            ? result.GetValue(option)
+            : null;
+
     public static Option<string> CreateOption() => new("--farm")
     {
         Description = $"The farm's URL (default: ${EnvironmentVariable}, else {EmbeddedFarm.DefaultUrls}, where `renderfarm serve` listens).",
@@ -42,7 +60,7 @@ internal static class FarmConnection
         {
             resilience.Retry.MaxRetryAttempts = 1;
             resilience.Retry.Delay = TimeSpan.FromMilliseconds(200);
-        });
+        }, ApiKeyOf(result));
         await using var provider = services.BuildServiceProvider();
         var client = provider.GetRequiredService<RenderFarmClient>();
         try

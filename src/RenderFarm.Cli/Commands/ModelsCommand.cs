@@ -151,7 +151,7 @@ internal static class ModelsCommand
         return await where.RunAsync(result, createIfMissing: false, async (store, description) =>
         {
             IReadOnlyList<ModelManifest> manifests = store is null ? [] : await new ModelRepository(store).ListAsync(cancellationToken);
-            var workers = await LiveWorkersAsync(farmAddress, cancellationToken);
+            var workers = await LiveWorkersAsync(farmAddress, FarmConnection.ApiKeyOf(result), cancellationToken);
             var rows = manifests.Select(m => new
             {
                 m.Name,
@@ -188,7 +188,7 @@ internal static class ModelsCommand
     }
 
     /// <summary>The farm's live workers, or null when it does not answer (the listing still shows the store).</summary>
-    private static async Task<IReadOnlyList<Client.Worker>?> LiveWorkersAsync(Uri farm, CancellationToken cancellationToken)
+    private static async Task<IReadOnlyList<Client.Worker>?> LiveWorkersAsync(Uri farm, string? apiKey, CancellationToken cancellationToken)
     {
         var services = new ServiceCollection();
         services.AddRenderFarmClient(farm, resilience =>
@@ -198,7 +198,7 @@ internal static class ModelsCommand
             resilience.Retry.Delay = TimeSpan.FromMilliseconds(200);
             resilience.AttemptTimeout.Timeout = TimeSpan.FromSeconds(5);
             resilience.TotalRequestTimeout.Timeout = TimeSpan.FromSeconds(12);
-        });
+        }, apiKey);
         await using var provider = services.BuildServiceProvider();
         try
         {

@@ -26,13 +26,21 @@ internal static class ServeCommand
         var previewInterval = new Option<double?>("--preview-interval") { Description = "Seconds between two previews of a running item (a small JPEG of the latent, served at /v1/jobs/ID/items/INDEX/preview); 0 turns previews off. Default: the worker's (Worker:PreviewInterval, 1 s)." };
 
         var watermark = new Option<string?>("--watermark") { Description = "Embed an invisible watermark carrying TEXT (1 to 32 UTF-8 bytes) in every image of at least 256x256 the farm renders, except hires jobs (Worker:Watermark; docs/watermark.md)." };
+        var requireKeys = new Option<bool>("--require-api-keys") { Description = "Require API keys (`renderfarm keys create --data DATA ...`) even on a loopback address." };
+        var insecure = new Option<bool>("--insecure-no-auth") { Description = "Run without keys on a non-loopback address: anyone who can reach it can submit, read and delete every job." };
 
-        var command = new Command("serve", "Run the farm on this machine: the coordinator's API with in-process workers, SQLite, an in-memory bus and a local image folder. Ctrl+C stops it; its data survives a restart.")
+        var command = new Command("serve", "Run the farm on this machine: the coordinator's API with in-process workers, SQLite, an in-memory bus and a local image folder. Ctrl+C stops it; its data survives a restart. On a loopback address it runs open; on any other it requires API keys unless --insecure-no-auth.")
         {
-            urls, workers, data, models, memoryBudget, previewInterval, watermark,
+            urls, workers, data, models, memoryBudget, previewInterval, watermark, requireKeys, insecure,
         };
         command.SetAction((result, cancellationToken) =>
         {
+            if (result.GetValue(requireKeys) && result.GetValue(insecure))
+            {
+                return Task.FromResult(result.Fail(ExitCodes.InvalidInput, "give either --require-api-keys or --insecure-no-auth, not both."));
+            }
+
+            var loopback = EmbeddedFarm.IsLoopbackOnly(result.GetRequiredValue(urls));
             var root = Path.GetFullPath(result.GetValue(data) ?? EmbeddedFarm.DefaultDataRoot());
             return RunAsync(result, new EmbeddedFarmSettings(
                 result.GetRequiredValue(urls),
@@ -43,7 +51,8 @@ internal static class ServeCommand
                 result.GetValue(previewInterval) is { } seconds && double.IsFinite(seconds) && seconds >= 0 && seconds <= MaxPreviewIntervalSeconds
                     ? TimeSpan.FromSeconds(seconds)
                     : null,
-                result.GetValue(watermark)), result.GetValue(previewInterval), cancellationToken);
+                result.GetValue(watermark),
+                RequireApiKeys: result.GetValue(requireKeys) || (!loopback && !result.GetValue(insecure))), result.GetValue(previewInterval), cancellationToken);
         });
         return command;
     }
@@ -115,6 +124,11 @@ internal static class ServeCommand
             output.WriteLine($"renderfarm serve: listening on {string.Join(' ', app.Urls)} with {settings.Workers} worker(s)");
             output.WriteLine($"  data: {settings.DataRoot}");
             output.WriteLine($"  models: {settings.ModelsRoot}");
+            output.WriteLine(settings.RequireApiKeys
+                ? $"  auth: API keys required (Authorization: Bearer KEY); make one with: renderfarm keys create --data {settings.DataRoot} --tenant NAME --role admin"
+                : EmbeddedFarm.IsLoopbackOnly(settings.Urls)
+                    ? "  auth: open (loopback only: anyone on this machine can use the farm; --require-api-keys turns keys on)"
+                    : "  auth: OPEN on a non-loopback address (--insecure-no-auth): anyone who can reach it can submit, read and delete every job");
             if (settings.MemoryBudget is { } memory)
             {
                 output.WriteLine($"  memory budget per worker: {MemoryBudgetSetting.Parse(memory)}");
@@ -123,7 +137,7 @@ internal static class ServeCommand
             {
                 output.WriteLine("  previews: off");
             }
-            output.WriteLine($"  try: renderfarm submit \"a red fox\" --width 64 --height 64 --steps 2 --farm {app.Urls.First()} --wait");
+            output.WriteLine($"  try: renderfarm submit \"a red fox\" --width 64 --height 64 --steps 2 --farm {app.Urls.First()}{(settings.RequireApiKeys ? " --api-key KEY" : "")} --wait");
             output.WriteLine("Press Ctrl+C to stop.");
             output.Flush();
 

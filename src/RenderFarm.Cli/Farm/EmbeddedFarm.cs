@@ -21,7 +21,8 @@ namespace RenderFarm.Cli.Farm;
 /// <param name="MemoryBudget">Each in-process worker's memory budget (<c>Worker:MemoryBudget</c>: a size or a share of free memory); null: none.</param>
 /// <param name="PreviewInterval">Least time between two previews of a running item (<c>Worker:PreviewInterval</c>); zero turns them off; null: the worker's default.</param>
 /// <param name="Watermark">The farm's invisible watermark text (<c>Worker:Watermark</c>); null for none.</param>
-internal sealed record EmbeddedFarmSettings(string Urls, int Workers, string DataRoot, string ModelsRoot, string? MemoryBudget = null, TimeSpan? PreviewInterval = null, string? Watermark = null);
+/// <param name="RequireApiKeys">Whether every route but the probes and metrics needs an API key (<c>Coordinator:Auth:RequireApiKeys</c>).</param>
+internal sealed record EmbeddedFarmSettings(string Urls, int Workers, string DataRoot, string ModelsRoot, string? MemoryBudget = null, TimeSpan? PreviewInterval = null, string? Watermark = null, bool RequireApiKeys = false);
 
 /// <summary>
 /// The embedded farm: the coordinator's own composition (<c>AddCoordinator</c>, <c>MapCoordinatorApi</c>, the dashboard) with the
@@ -83,6 +84,7 @@ internal static class EmbeddedFarm
             [$"{StorageOptions.SectionName}:{nameof(StorageOptions.LocalRoot)}"] = Path.Combine(farm.DataRoot, ArtifactsFolder),
             [$"{WorkerOptions.SectionName}:{nameof(WorkerOptions.Slots)}"] = farm.Workers.ToString(CultureInfo.InvariantCulture),
             [$"{WorkerOptions.SectionName}:{nameof(WorkerOptions.ModelsRoot)}"] = farm.ModelsRoot,
+            [$"{Coordinator.Auth.AuthOptions.SectionName}:{nameof(Coordinator.Auth.AuthOptions.RequireApiKeys)}"] = farm.RequireApiKeys ? "true" : "false",
         };
 
         if (farm.MemoryBudget is { } budget)
@@ -139,6 +141,22 @@ internal static class EmbeddedFarm
         app.MapCoordinatorApi();
         app.MapDashboard();
         return app;
+    }
+
+    /// <summary>
+    /// True when every address is a loopback one (127.0.0.0/8, ::1, localhost): only this machine can connect, so the
+    /// farm may run without keys. A wildcard (<c>*</c>, <c>+</c>, <c>0.0.0.0</c>, <c>[::]</c>) or any other host is not.
+    /// </summary>
+    public static bool IsLoopbackOnly(string urls)
+    {
+        ArgumentNullException.ThrowIfNull(urls);
+        var addresses = urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        return addresses.Length > 0 && addresses.All(url =>
+        {
+            var host = Microsoft.AspNetCore.Http.BindingAddress.Parse(url).Host;
+            return host.Equals("localhost", StringComparison.OrdinalIgnoreCase)
+                || (System.Net.IPAddress.TryParse(host.Trim('[', ']'), out var ip) && System.Net.IPAddress.IsLoopback(ip));
+        });
     }
 
     private static IEnumerable<string> InstalledModels(string modelsRoot)

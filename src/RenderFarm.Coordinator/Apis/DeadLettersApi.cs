@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using RenderFarm.Coordinator.Auth;
 using RenderFarm.Coordinator.DeadLetters;
 
 namespace RenderFarm.Coordinator.Apis;
@@ -10,7 +11,7 @@ internal static class DeadLettersApi
     public static RouteGroupBuilder MapDeadLettersApi(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        var api = app.MapGroup(CoordinatorRoutes.DeadLetters).WithTags("Dead letters");
+        var api = app.MapGroup(CoordinatorRoutes.DeadLetters).WithTags("Dead letters").RequireAuthorization(FarmPolicies.Fleet);
         api.MapGet("/", ListDeadLetters)
             .WithName("ListDeadLetters")
             .WithSummary("Count dead letters")
@@ -18,7 +19,8 @@ internal static class DeadLettersApi
         api.MapPost("/{queue}/replay", ReplayDeadLetters)
             .WithName("ReplayDeadLetters")
             .WithSummary("Replay a queue's dead letters")
-            .WithDescription("Moves the messages of {queue}_error back to {queue}, one at a time; a message that cannot be routed goes back to the _error queue. The consumers' idempotent ledger makes a replayed event harmless when it was recorded already.");
+            .WithDescription("Moves the messages of {queue}_error back to {queue}, one at a time; a message that cannot be routed goes back to the _error queue. The consumers' idempotent ledger makes a replayed event harmless when it was recorded already.")
+            .RequireAuthorization(FarmPolicies.Operate);
         return api;
     }
 

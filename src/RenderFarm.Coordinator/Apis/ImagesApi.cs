@@ -1,8 +1,9 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
-using RenderFarm.Coordinator.Options;
+using RenderFarm.Coordinator.Auth;
 using RenderFarm.Coordinator.Monitoring;
+using RenderFarm.Coordinator.Options;
 using RenderFarm.Storage;
 
 namespace RenderFarm.Coordinator.Apis;
@@ -13,7 +14,7 @@ internal static class ImagesApi
     public static RouteGroupBuilder MapImagesApi(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        var api = app.MapGroup(CoordinatorRoutes.Images).WithTags("Images");
+        var api = app.MapGroup(CoordinatorRoutes.Images).WithTags("Images").RequireAuthorization(FarmPolicies.Read).AddEndpointFilter<JobTenantFilter>();
         api.MapGet("/{jobId:guid}/{index:long}", GetImage)
             .WithName("GetImage")
             .WithSummary("Get a rendered image")

@@ -1,10 +1,12 @@
 using System.Net.ServerSentEvents;
 using System.Runtime.CompilerServices;
+using System.Security.Claims;
 using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using RenderFarm.Coordinator.Auth;
 using RenderFarm.Coordinator.Events;
 using RenderFarm.Coordinator.Jobs;
 using RenderFarm.Coordinator.Monitoring;
@@ -30,7 +32,7 @@ internal static class JobsApi
     public static RouteGroupBuilder MapJobsApi(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        var api = app.MapGroup(CoordinatorRoutes.Jobs).WithTags("Jobs");
+        var api = app.MapGroup(CoordinatorRoutes.Jobs).WithTags("Jobs").RequireAuthorization(FarmPolicies.Read).AddEndpointFilter<JobTenantFilter>();
 
         api.MapPost("/", CreateJob)
             .WithName("CreateJob")
@@ -38,12 +40,13 @@ internal static class JobsApi
             .WithDescription("Validates the job, stores its init image and mask, and writes the job, its items and their work units in one transaction; answers 202 with the job. A repeated request with the same Idempotency-Key answers with the job of the first one.")
             .Accepts<CreateJobBody>("application/json")
             .ProducesValidationProblem()
-            .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity)
+            .RequireAuthorization(FarmPolicies.Submit);
 
         api.MapGet("/", ListJobs)
             .WithName("ListJobs")
             .WithSummary("List jobs")
-            .WithDescription("Jobs newest first, optionally only those in one state, in pages.")
+            .WithDescription("Jobs newest first, optionally only those in one state, in pages; a submitter's key lists its tenant's jobs only.")
             .ProducesValidationProblem();
 
         api.MapGet("/{id:guid}", GetJob)
@@ -56,14 +59,16 @@ internal static class JobsApi
             .WithSummary("Cancel a job")
             .WithDescription("Cancels every unfinished item and tells workers (JobCanceled) to stop running ones between steps. Finished images are kept.")
             .ProducesProblem(StatusCodes.Status404NotFound)
-            .ProducesProblem(StatusCodes.Status409Conflict);
+            .ProducesProblem(StatusCodes.Status409Conflict)
+            .RequireAuthorization(FarmPolicies.Submit);
 
         api.MapPost("/{id:guid}/retry", RetryJob)
             .WithName("RetryJob")
             .WithSummary("Retry a job's failed and canceled items")
             .WithDescription("Queues a new attempt of every failed and canceled item, with the same seeds and parameters, through the outbox like any other work; the job is open again (Queued or Running). 409 when nothing failed or was canceled, or for a hires job.")
             .ProducesProblem(StatusCodes.Status404NotFound)
-            .ProducesProblem(StatusCodes.Status409Conflict);
+            .ProducesProblem(StatusCodes.Status409Conflict)
+            .RequireAuthorization(FarmPolicies.Submit);
 
         api.MapGet("/{id:guid}/items", ListItems)
             .WithName("ListJobItems")
@@ -90,6 +95,7 @@ internal static class JobsApi
 
     public static async Task<Results<Accepted<JobDetails>, ValidationProblem, ProblemHttpResult>> CreateJob(
         HttpRequest request,
+        ClaimsPrincipal user,
         [FromHeader(Name = CoordinatorRoutes.IdempotencyKeyHeader)] string? idempotencyKey,
         [FromServices] JobSubmission submission,
         [FromServices] IMonitoringApi monitoring,
@@ -131,7 +137,7 @@ internal static class JobsApi
         }
 
         var hash = Convert.ToHexString(SHA256.HashData(bytes));
-        var result = await submission.SubmitAsync(body, hash, idempotencyKey, cancellationToken);
+        var result = await submission.SubmitAsync(body, hash, idempotencyKey, user.TenantOf(), cancellationToken);
         switch (result)
         {
             case SubmissionResult.Invalid invalid:
@@ -141,6 +147,12 @@ internal static class JobsApi
                     statusCode: StatusCodes.Status422UnprocessableEntity,
                     title: "Idempotency-Key reused with a different request.",
                     detail: $"The key was already used for job {reused.JobId} with a different body; send a new key for a new job.");
+            case SubmissionResult.QuotaExceeded quota:
+                return TypedResults.Problem(
+                    statusCode: StatusCodes.Status429TooManyRequests,
+                    title: $"Tenant quota exceeded: {SubmissionResult.QuotaExceeded.QuotaName}.",
+                    detail: quota.Detail,
+                    extensions: new Dictionary<string, object?> { ["quota"] = SubmissionResult.QuotaExceeded.QuotaName, ["limit"] = quota.Limit, ["waiting"] = quota.Waiting });
             case SubmissionResult.Accepted accepted:
                 var job = await monitoring.GetJobAsync(accepted.JobId, new JobDetailsPage(), cancellationToken)
                     ?? throw new InvalidOperationException($"Job {accepted.JobId} was accepted but cannot be read back.");
@@ -156,6 +168,7 @@ internal static class JobsApi
     }
 
     public static async Task<Results<Ok<PagedResult<JobSummary>>, ValidationProblem>> ListJobs(
+        ClaimsPrincipal user,
         [FromServices] IMonitoringApi monitoring,
         CancellationToken cancellationToken,
         string? state = null,
@@ -191,7 +204,7 @@ internal static class JobsApi
             return TypedResults.ValidationProblem(errors);
         }
 
-        return TypedResults.Ok(await monitoring.GetJobsAsync(filter, page, pageSize, cancellationToken));
+        return TypedResults.Ok(await monitoring.GetJobsAsync(filter, user.VisibleTenant(), page, pageSize, cancellationToken));
     }
 
     public static async Task<Results<Ok<JobDetails>, ProblemHttpResult>> GetJob(

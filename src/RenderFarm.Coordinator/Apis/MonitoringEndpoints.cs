@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using RenderFarm.Coordinator.Auth;
 using RenderFarm.Coordinator.Monitoring;
 
 namespace RenderFarm.Coordinator.Apis;
@@ -12,7 +13,7 @@ internal static class MonitoringEndpoints
     public static RouteGroupBuilder MapMonitoringApi(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        var api = app.MapGroup(CoordinatorRoutes.Monitoring).WithTags("Monitoring");
+        var api = app.MapGroup(CoordinatorRoutes.Monitoring).WithTags("Monitoring").RequireAuthorization(FarmPolicies.Fleet);
 
         api.MapGet("/fleet", Fleet)
             .WithName("Fleet")

@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using RenderFarm.Coordinator.Auth;
 using RenderFarm.Coordinator.Previews;
 
 namespace RenderFarm.Coordinator.Apis;
@@ -18,7 +19,7 @@ internal static class PreviewsApi
     public static RouteGroupBuilder MapPreviewsApi(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        var api = app.MapGroup(CoordinatorRoutes.Jobs).WithTags("Jobs");
+        var api = app.MapGroup(CoordinatorRoutes.Jobs).WithTags("Jobs").RequireAuthorization(FarmPolicies.Read).AddEndpointFilter<JobTenantFilter>();
         api.MapGet("/{id:guid}/items/{index:long}/preview", GetPreview)
             .WithName("GetItemPreview")
             .WithSummary("Get a running item's latest preview")

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using RenderFarm.Coordinator.Auth;
 using RenderFarm.Coordinator.Monitoring;
 
 namespace RenderFarm.Coordinator.Apis;
@@ -10,7 +11,7 @@ internal static class WorkersApi
     public static RouteGroupBuilder MapWorkersApi(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        var api = app.MapGroup(CoordinatorRoutes.Workers).WithTags("Workers");
+        var api = app.MapGroup(CoordinatorRoutes.Workers).WithTags("Workers").RequireAuthorization(FarmPolicies.Fleet);
         api.MapGet("/", ListWorkers)
             .WithName("ListWorkers")
             .WithSummary("List workers")

@@ -1,6 +1,8 @@
 using System.Globalization;
+using System.Security.Claims;
 using System.Text.Json;
 using Microsoft.AspNetCore.Mvc;
+using RenderFarm.Coordinator.Auth;
 using RenderFarm.Coordinator.Jobs;
 using RenderFarm.Coordinator.Monitoring;
 using RenderFarm.Coordinator.Previews;
@@ -24,38 +26,42 @@ internal static class Automatic1111Api
     public static RouteGroupBuilder MapAutomatic1111Api(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        var api = app.MapGroup(Prefix).WithTags("AUTOMATIC1111");
+        var api = app.MapGroup(Prefix).WithTags("AUTOMATIC1111").RequireAuthorization(FarmPolicies.Read);
 
         api.MapPost("/txt2img", Txt2Img)
             .WithName("A1111Txt2Img")
             .WithSummary("AUTOMATIC1111 txt2img")
             .WithDescription("Submits a farm job (one per image with enable_hr) and answers when it is done with base64 PNGs, the request as understood and A1111's info JSON. The job goes on if the client disconnects; past Coordinator:Automatic1111:WaitTimeout the answer is 504 naming the job.")
             .Accepts<Txt2ImgBody>("application/json")
-            .Produces<ImagesResponse>();
+            .Produces<ImagesResponse>()
+            .RequireAuthorization(FarmPolicies.Submit);
 
         api.MapPost("/img2img", Img2Img)
             .WithName("A1111Img2Img")
             .WithSummary("AUTOMATIC1111 img2img")
             .WithDescription("img2img from init_images[0], or inpaint when a mask is sent; otherwise as txt2img.")
             .Accepts<Img2ImgBody>("application/json")
-            .Produces<ImagesResponse>();
+            .Produces<ImagesResponse>()
+            .RequireAuthorization(FarmPolicies.Submit);
 
         api.MapGet("/progress", Progress)
             .WithName("A1111Progress")
             .WithSummary("AUTOMATIC1111 progress")
-            .WithDescription("Progress of the A1111 calls this coordinator is running (all of them together). current_image is the latest preview (base64 JPEG) of the first running item this coordinator holds one for; skip_current_image=true leaves it out.")
+            .WithDescription("Progress of the A1111 calls this coordinator is running (all of them together; a submitter's key sees its tenant's calls only). current_image is the latest preview (base64 JPEG) of the first running item this coordinator holds one for; skip_current_image=true leaves it out.")
             .Produces<ProgressResponse>();
 
         api.MapPost("/interrupt", Interrupt)
             .WithName("A1111Interrupt")
             .WithSummary("AUTOMATIC1111 interrupt")
-            .WithDescription("Cancels the jobs of every A1111 call this coordinator is running, as POST /v1/jobs/{id}/cancel does; the waiting calls answer with the images finished so far.");
+            .WithDescription("Cancels the jobs of every A1111 call this coordinator is running, as POST /v1/jobs/{id}/cancel does; the waiting calls answer with the images finished so far. A submitter's key interrupts its tenant's calls only.")
+            .RequireAuthorization(FarmPolicies.Submit);
 
         api.MapGet("/samplers", Samplers).WithName("A1111Samplers").WithSummary("AUTOMATIC1111 samplers").Produces<IReadOnlyList<SamplerItem>>();
         api.MapGet("/schedulers", Schedulers).WithName("A1111Schedulers").WithSummary("AUTOMATIC1111 schedulers (A1111 1.9+): Automatic and Karras");
         api.MapGet("/sd-models", SdModels).WithName("A1111SdModels").WithSummary("AUTOMATIC1111 checkpoints: the farm's configured and pushed models").Produces<IReadOnlyList<SdModelItem>>();
         api.MapGet("/options", GetOptions).WithName("A1111GetOptions").WithSummary("AUTOMATIC1111 options (sd_model_checkpoint and the few the farm keeps)");
-        api.MapPost("/options", SetOptions).WithName("A1111SetOptions").WithSummary("AUTOMATIC1111 options: sets sd_model_checkpoint for the whole farm; other options are ignored");
+        api.MapPost("/options", SetOptions).WithName("A1111SetOptions").WithSummary("AUTOMATIC1111 options: sets sd_model_checkpoint for the whole farm (operators and admins); other options are ignored")
+            .RequireAuthorization(FarmPolicies.Operate);
         api.MapPost("/png-info", PngInfo).WithName("A1111PngInfo").WithSummary("AUTOMATIC1111 PNG info: the parameters text of a PNG").Produces<PngInfoResponse>();
         return api;
     }
@@ -67,6 +73,7 @@ internal static class Automatic1111Api
         runner.RunAsync<Img2ImgBody>(context);
 
     public static async Task<IResult> Progress(
+        ClaimsPrincipal user,
         [FromServices] Automatic1111Tasks tasks,
         [FromServices] IMonitoringApi monitoring,
         [FromServices] PreviewStore previews,
@@ -79,7 +86,7 @@ internal static class Automatic1111Api
         Automatic1111Task? oldest = null;
         Guid? current = null;
         ItemPreview? preview = null;
-        foreach (var task in tasks.InFlight())
+        foreach (var task in tasks.InFlight(user.VisibleTenant()))
         {
             var final = 0;
             foreach (var jobId in task.JobIds)
@@ -134,12 +141,14 @@ internal static class Automatic1111Api
     }
 
     public static async Task<IResult> Interrupt(
+        ClaimsPrincipal user,
         [FromServices] Automatic1111Tasks tasks,
         [FromServices] JobCancellation cancellation,
         [FromServices] IHostApplicationLifetime lifetime)
     {
         // Not the request's token: an interrupt that has begun finishes even if its caller hangs up.
-        foreach (var task in tasks.InFlight())
+        // A submitter interrupts its own tenant's calls; operators and admins every call, as A1111's one "current job".
+        foreach (var task in tasks.InFlight(user.VisibleTenant()))
         {
             foreach (var jobId in task.JobIds)
             {

@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Microsoft.Extensions.Options;
+using RenderFarm.Coordinator.Auth;
 using RenderFarm.Coordinator.Events;
 using RenderFarm.Coordinator.Jobs;
 using RenderFarm.Coordinator.Monitoring;
@@ -69,7 +70,7 @@ internal sealed class Automatic1111Runner(
             // The hash is taken before submission validates the job: a non-finite number (cfg_scale 1e400) must hash,
             // so that validation, not the serializer, answers it.
             var hash = Convert.ToHexString(SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(job, HashJson)));
-            switch (await submission.SubmitAsync(job, hash, idempotencyKey: null, stopping))
+            switch (await submission.SubmitAsync(job, hash, idempotencyKey: null, context.User.TenantOf(), stopping))
             {
                 case SubmissionResult.Accepted accepted:
                     jobIds.Add(accepted.JobId);
@@ -83,12 +84,17 @@ internal sealed class Automatic1111Runner(
                         $"Job {jobIds.Count + 1} of this call was refused after {jobIds.Count} were accepted ({string.Join(", ", jobIds)}, which go on): "
                         + string.Join("; ", invalid.Errors.SelectMany(e => e.Value)),
                         jobIds: jobIds);
+                case SubmissionResult.QuotaExceeded quota:
+                    return Http(StatusCodes.Status429TooManyRequests, jobIds.Count == 0
+                        ? quota.Detail
+                        : $"Job {jobIds.Count + 1} of this call was refused after {jobIds.Count} were accepted ({string.Join(", ", jobIds)}, which go on): {quota.Detail}",
+                        jobIds: jobIds.Count == 0 ? null : jobIds);
                 default:
                     throw new InvalidOperationException("A submission without an idempotency key cannot reuse one.");
             }
         }
 
-        var task = tasks.Start(call.Kind, jobIds);
+        var task = tasks.Start(call.Kind, jobIds, context.User.TenantOf());
         using var timeout = CancellationTokenSource.CreateLinkedTokenSource(stopping);
         timeout.CancelAfter(options.Value.WaitTimeout);
         try

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using RenderFarm.Coordinator.Auth;
 
 namespace RenderFarm.Coordinator.Datasets;
 
@@ -9,7 +10,7 @@ internal static class DatasetsApi
     public static RouteGroupBuilder MapDatasetsApi(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        var api = app.MapGroup(CoordinatorRoutes.Jobs).WithTags("Datasets");
+        var api = app.MapGroup(CoordinatorRoutes.Jobs).WithTags("Datasets").RequireAuthorization(FarmPolicies.Read).AddEndpointFilter<JobTenantFilter>();
         api.MapGet("/{id:guid}/manifest", GetManifest)
             .WithName("GetJobManifest")
             .WithSummary("A job's dataset manifest")

@@ -4,6 +4,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using RenderFarm.Coordinator.Apis;
+using RenderFarm.Coordinator.Auth;
 using RenderFarm.Coordinator.Automatic1111;
 using RenderFarm.Coordinator.Consumers;
 using RenderFarm.Coordinator.Datasets;
@@ -47,6 +48,7 @@ namespace RenderFarm.Coordinator.Extensions;
 /// <c>Coordinator:Dispatcher:*</c> (<c>BatchSize</c>, <c>PollInterval</c>), <c>Coordinator:Rescuer:*</c>
 /// (<c>Interval</c>, <c>BatchSize</c>), <c>Coordinator:Progress:*</c> (<c>FlushInterval</c>, <c>MaxPending</c>),
 /// <c>Coordinator:Previews:*</c> (<c>MaxItems</c>, <c>MaxBytes</c>, <c>MaxAge</c>),
+/// <c>Coordinator:Auth:RequireApiKeys</c> (default true; <see cref="AuthOptions"/>),
 /// <c>Coordinator:Automatic1111:*</c> (<c>WaitTimeout</c>, <c>PollInterval</c>), <c>Coordinator:Metrics:RefreshInterval</c>.</item>
 /// </list>
 /// </remarks>
@@ -140,6 +142,7 @@ public static class CoordinatorExtensions
 
         builder.AddRenderFarmHealthChecks().AddDbContextCheck<CoordinatorDbContext>("database");
         services.AddRequestLimits();
+        services.AddFarmAuth();
 
         // A query or route value that does not bind (limit=NaN, after=1e400) is the client's fault: minimal APIs throw
         // BadHttpRequestException naming the parameter (in every environment, not only Development), the exception
@@ -166,8 +169,11 @@ public static class CoordinatorExtensions
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseRequestBodyLimit();
-        app.MapOpenApi();
-        app.MapScalarApiReference();
+        app.UseFarmAuth();
+
+        // The API's description holds no farm data, and clients read it to learn how to send their key.
+        app.MapOpenApi().AllowAnonymous();
+        app.MapScalarApiReference().AllowAnonymous();
         app.MapJobsApi();
         app.MapPreviewsApi();
         app.MapImagesApi();

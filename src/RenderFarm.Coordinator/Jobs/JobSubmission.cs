@@ -33,6 +33,14 @@ internal abstract record SubmissionResult
 
     /// <summary>The idempotency key was used before with a different request.</summary>
     public sealed record KeyReused(Guid JobId) : SubmissionResult;
+
+    /// <summary>The tenant's quota of waiting items (<c>Coordinator:Auth:MaxQueuedItemsPerTenant</c>) would be exceeded.</summary>
+    public sealed record QuotaExceeded(string Tenant, long Limit, long Waiting, long Requested) : SubmissionResult
+    {
+        public const string QuotaName = "MaxQueuedItemsPerTenant";
+
+        public string Detail => $"Tenant '{Tenant}' has {Waiting} item(s) waiting and this job adds {Requested}; the quota {QuotaName} is {Limit}. Wait for some to finish, or cancel some.";
+    }
 }
 
 /// <summary>Where init images and masks go before their job is written.</summary>
@@ -54,6 +62,7 @@ internal sealed class JobSubmission(
     OutboxSignal signal,
     TimeProvider clock,
     IOptions<CoordinatorOptions> options,
+    IOptions<Auth.AuthOptions> auth,
     PlacementAdmission admission,
     IArtifactStore store)
 {
@@ -80,9 +89,12 @@ internal sealed class JobSubmission(
         }
     }
 
-    public async Task<SubmissionResult> SubmitAsync(CreateJobBody body, string requestHash, string? idempotencyKey, CancellationToken cancellationToken)
+    /// <summary>Validates and writes a job for <paramref name="tenant"/> (the submitting key's).</summary>
+    public async Task<SubmissionResult> SubmitAsync(CreateJobBody body, string requestHash, string? idempotencyKey, string tenant, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(body);
+        ArgumentNullException.ThrowIfNull(tenant);
+        idempotencyKey = TenantKey(idempotencyKey, tenant);
         if (idempotencyKey is not null && await FindKeyAsync(idempotencyKey, requestHash, cancellationToken) is { } earlier)
         {
             return earlier;
@@ -140,6 +152,11 @@ internal sealed class JobSubmission(
             return new SubmissionResult.Invalid(refused);
         }
 
+        if (auth.Value.MaxQueuedItemsPerTenant > 0 && await OverQuotaAsync(request, tenant, auth.Value.MaxQueuedItemsPerTenant, cancellationToken) is { } over)
+        {
+            return over;
+        }
+
         var jobId = Guid.CreateVersion7();
         using var activity = RenderFarmDiagnostics.CoordinatorActivitySource.StartActivity("job submit");
         activity?.SetTag(RenderFarmTags.JobId, jobId.ToString());
@@ -162,13 +179,13 @@ internal sealed class JobSubmission(
             if (request.Mode == RenderModes.Hires)
             {
                 var baseImage = request.InitImage is { } baseKey ? new HiresBaseImage(baseKey, initSize.Width, initSize.Height) : null;
-                await WriteHiresAsync(jobId, request, baseImage, idempotencyKey, requestHash, cancellationToken);
+                await WriteHiresAsync(jobId, request, baseImage, idempotencyKey, requestHash, tenant, cancellationToken);
             }
             else
             {
                 var total = SweepExpansion.CountItems(request);
                 var expansion = SweepExpansion.For(request, Random.Shared.NextInt64(0, SweepExpansion.MaxBaseSeed(total) + 1), _options.EffectiveModels[0]);
-                await WriteAsync(jobId, request, expansion, idempotencyKey, requestHash, cancellationToken);
+                await WriteAsync(jobId, request, expansion, idempotencyKey, requestHash, tenant, cancellationToken);
             }
         }
         catch (DbUpdateException) when (idempotencyKey is not null)
@@ -187,7 +204,7 @@ internal sealed class JobSubmission(
         return new SubmissionResult.Accepted(jobId, Replayed: false);
     }
 
-    private async Task WriteAsync(Guid jobId, JobRequest request, SweepExpansion expansion, string? idempotencyKey, string requestHash, CancellationToken cancellationToken)
+    private async Task WriteAsync(Guid jobId, JobRequest request, SweepExpansion expansion, string? idempotencyKey, string requestHash, string tenant, CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow().UtcDateTime;
         await using var tx = await db.Database.BeginTransactionAsync(cancellationToken);
@@ -195,6 +212,7 @@ internal sealed class JobSubmission(
         {
             Id = jobId,
             State = JobState.Queued,
+            Tenant = tenant,
             CreatedAt = now,
             UpdatedAt = now,
             Model = expansion.Model,
@@ -248,7 +266,7 @@ internal sealed class JobSubmission(
     /// or the tiles when the client gave the base image). The request is stored with its hires defaults resolved, so
     /// the job's tile grid never depends on defaults of a later version.
     /// </summary>
-    private async Task WriteHiresAsync(Guid jobId, JobRequest request, HiresBaseImage? baseImage, string? idempotencyKey, string requestHash, CancellationToken cancellationToken)
+    private async Task WriteHiresAsync(Guid jobId, JobRequest request, HiresBaseImage? baseImage, string? idempotencyKey, string requestHash, string tenant, CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow().UtcDateTime;
         var expansion = HiresExpansion.For(request, _options.ToValidationLimits(), Random.Shared.NextInt64(0, ValidationLimits.MaxSeed + 1),
@@ -272,6 +290,7 @@ internal sealed class JobSubmission(
         {
             Id = jobId,
             State = JobState.Queued,
+            Tenant = tenant,
             CreatedAt = now,
             UpdatedAt = now,
             Model = expansion.Model,
@@ -305,6 +324,25 @@ internal sealed class JobSubmission(
         await dialect.WriteOutboxAsync(db, [.. release], cancellationToken);
         await tx.CommitAsync(cancellationToken);
     }
+
+    // Checked before the job is written, not under a lock: two submissions racing may together pass the quota by one
+    // job each, which a quota meant to stop one tenant from filling the queue can afford.
+    private async Task<SubmissionResult.QuotaExceeded?> OverQuotaAsync(JobRequest request, string tenant, long limit, CancellationToken cancellationToken)
+    {
+        var requested = request.Mode == RenderModes.Hires ? 1 : SweepExpansion.CountItems(request);
+        var waiting = await db.Jobs.AsNoTracking()
+            .Where(j => j.Tenant == tenant && (j.State == JobState.Queued || j.State == JobState.Running))
+            .SumAsync(j => j.QueuedItems + j.RetryingItems, cancellationToken);
+        return waiting + requested > limit ? new SubmissionResult.QuotaExceeded(tenant, limit, waiting, requested) : null;
+    }
+
+    // Keys are per tenant: two tenants may pick the same key, and one must never be answered with the other's job.
+    // The default tenant's keys are stored as sent (as before tenants existed); another tenant's as a hash of both,
+    // which fits the key column whatever the tenant's length.
+    private static string? TenantKey(string? key, string tenant) =>
+        key is null || tenant == Auth.FarmClaims.DefaultTenant
+            ? key
+            : "t:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes($"{tenant}\n{key}")));
 
     private async Task<SubmissionResult?> FindKeyAsync(string key, string requestHash, CancellationToken cancellationToken)
     {

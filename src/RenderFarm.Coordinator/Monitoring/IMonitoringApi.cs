@@ -15,7 +15,7 @@ public interface IMonitoringApi
     Task<JobSummary?> GetJobSummaryAsync(Guid jobId, CancellationToken cancellationToken);
 
     /// <summary>Jobs, newest first, optionally of one state. <paramref name="page"/> is 1-based.</summary>
-    Task<PagedResult<JobSummary>> GetJobsAsync(JobState? state, int page, int pageSize, CancellationToken cancellationToken);
+    Task<PagedResult<JobSummary>> GetJobsAsync(JobState? state, string? tenant, int page, int pageSize, CancellationToken cancellationToken);
 
     /// <summary>Every worker that has ever heartbeated, live ones first.</summary>
     Task<IReadOnlyList<WorkerSummary>> GetWorkersAsync(CancellationToken cancellationToken);

@@ -72,9 +72,14 @@ internal sealed partial class MonitoringApi(CoordinatorDbContext db, TimeProvide
         return job is null ? null : SummaryOf(job);
     }
 
-    public async Task<PagedResult<JobSummary>> GetJobsAsync(JobState? state, int page, int pageSize, CancellationToken cancellationToken)
+    public async Task<PagedResult<JobSummary>> GetJobsAsync(JobState? state, string? tenant, int page, int pageSize, CancellationToken cancellationToken)
     {
         var query = db.Jobs.AsNoTracking();
+        if (tenant is not null)
+        {
+            query = query.Where(j => j.Tenant == tenant);
+        }
+
         if (state is { } s)
         {
             query = query.Where(j => j.State == s);

@@ -2,6 +2,7 @@ using System.Text;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Design;
 using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
+using RenderFarm.Coordinator.Auth;
 using RenderFarm.Domain.States;
 
 namespace RenderFarm.Coordinator.Persistence;
@@ -28,6 +29,8 @@ public abstract class CoordinatorDbContext : DbContext
 
     public DbSet<IdempotencyKeyRow> IdempotencyKeys => Set<IdempotencyKeyRow>();
 
+    public DbSet<ApiKeyRow> ApiKeys => Set<ApiKeyRow>();
+
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
         ArgumentNullException.ThrowIfNull(modelBuilder);
@@ -38,6 +41,9 @@ public abstract class CoordinatorDbContext : DbContext
             job.HasKey(j => j.Id);
             job.HasIndex(j => new { j.State, j.CreatedAt });
             job.HasIndex(j => j.CreatedAt);
+            // A submitter's job list: its tenant's jobs, newest first.
+            job.HasIndex(j => new { j.Tenant, j.CreatedAt });
+            job.Property(j => j.Tenant).HasMaxLength(ApiKeyRow.MaxTenantLength);
         });
 
         modelBuilder.Entity<ItemRow>(item =>
@@ -81,6 +87,16 @@ public abstract class CoordinatorDbContext : DbContext
             key.HasKey(k => k.Key);
             key.Property(k => k.Key).HasMaxLength(IdempotencyKeyRow.MaxKeyLength);
             key.HasOne<JobRow>().WithMany().HasForeignKey(k => k.JobId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        modelBuilder.Entity<ApiKeyRow>(key =>
+        {
+            key.ToTable("api_keys");
+            key.HasKey(k => k.Id);
+            key.Property(k => k.Id).HasMaxLength(ApiKeyRow.IdLength);
+            key.Property(k => k.Tenant).HasMaxLength(ApiKeyRow.MaxTenantLength);
+            // By name, so a row reads as what it grants and a new role cannot shift the meaning of stored ones.
+            key.Property(k => k.Role).HasConversion<string>().HasMaxLength(ApiKeyRow.MaxRoleLength);
         });
 
         // snake_case columns, so the few hand-written statements (COPY, SKIP LOCKED claims) read like the schema.

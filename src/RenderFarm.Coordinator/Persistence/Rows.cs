@@ -37,6 +37,9 @@ public sealed class JobRow
 
     public long BaseSeed { get; set; }
 
+    /// <summary>The tenant of the key that submitted the job (<c>default</c> on an open farm): only it and non-submitter roles see the job.</summary>
+    public string Tenant { get; set; } = Auth.FarmClaims.DefaultTenant;
+
     /// <summary>The accepted request as JSON, with init image and mask replaced by their artifact keys.</summary>
     public required string Request { get; set; }
 

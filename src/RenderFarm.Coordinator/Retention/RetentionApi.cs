@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using RenderFarm.Coordinator.Auth;
 
 namespace RenderFarm.Coordinator.Retention;
 
@@ -9,7 +10,7 @@ internal static class RetentionApi
     public static RouteGroupBuilder MapRetentionApi(this IEndpointRouteBuilder app)
     {
         ArgumentNullException.ThrowIfNull(app);
-        var api = app.MapGroup(CoordinatorRoutes.Jobs).WithTags("Jobs");
+        var api = app.MapGroup(CoordinatorRoutes.Jobs).WithTags("Jobs").RequireAuthorization(FarmPolicies.Submit).AddEndpointFilter<JobTenantFilter>();
         api.MapDelete("/{id:guid}", DeleteJob)
             .WithName("DeleteJob")
             .WithSummary("Delete a finished job")

@@ -47,6 +47,8 @@ public sealed class CoordinatorFactory(IReadOnlyDictionary<string, string?> sett
             ["Coordinator:Dispatcher:UnitsPerWorker"] = "100000",
             ["Coordinator:Progress:FlushInterval"] = "00:00:00.200",
             ["Logging:LogLevel:Default"] = "Warning",
+            // The behaviour tests run an open farm, as before keys existed; AuthTests turn keys on.
+            ["Coordinator:Auth:RequireApiKeys"] = "false",
         };
         foreach (var (key, value) in settings)
         {

@@ -40,6 +40,8 @@ internal sealed class Farm : IAsyncDisposable
             // One item per unit: the tests watch individual items move between workers.
             ["Coordinator__WorkUnitSize"] = "1",
             ["Coordinator__Dispatcher__PollInterval"] = "00:00:00.200",
+            // A loopback test farm; the key checks are tested in-process (Coordinator.Tests' AuthTests).
+            ["Coordinator__Auth__RequireApiKeys"] = "false",
         };
         foreach (var (key, value) in coordinatorSettings ?? new Dictionary<string, string>())
             _coordinatorSettings[key] = value;

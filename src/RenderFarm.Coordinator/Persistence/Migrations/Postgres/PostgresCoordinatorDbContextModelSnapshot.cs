@@ -23,6 +23,43 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
 
             NpgsqlModelBuilderExtensions.UseIdentityByDefaultColumns(modelBuilder);
 
+            modelBuilder.Entity("RenderFarm.Coordinator.Auth.ApiKeyRow", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("id");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<DateTime?>("RevokedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("revoked_at");
+
+                    b.Property<string>("Role")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("role");
+
+                    b.Property<byte[]>("SecretHash")
+                        .IsRequired()
+                        .HasColumnType("bytea")
+                        .HasColumnName("secret_hash");
+
+                    b.Property<string>("Tenant")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("tenant");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("api_keys", (string)null);
+                });
+
             modelBuilder.Entity("RenderFarm.Coordinator.Persistence.IdempotencyKeyRow", b =>
                 {
                     b.Property<string>("Key")
@@ -275,6 +312,12 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("succeeded_items");
 
+                    b.Property<string>("Tenant")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("tenant");
+
                     b.Property<long>("TotalItems")
                         .HasColumnType("bigint")
                         .HasColumnName("total_items");
@@ -292,6 +335,8 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                     b.HasIndex("CreatedAt");
 
                     b.HasIndex("State", "CreatedAt");
+
+                    b.HasIndex("Tenant", "CreatedAt");
 
                     b.ToTable("jobs", (string)null);
                 });

@@ -17,6 +17,43 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
 #pragma warning disable 612, 618
             modelBuilder.HasAnnotation("ProductVersion", "10.0.15");
 
+            modelBuilder.Entity("RenderFarm.Coordinator.Auth.ApiKeyRow", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("id");
+
+                    b.Property<DateTime>("CreatedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_at");
+
+                    b.Property<DateTime?>("RevokedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("revoked_at");
+
+                    b.Property<string>("Role")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("role");
+
+                    b.Property<byte[]>("SecretHash")
+                        .IsRequired()
+                        .HasColumnType("BLOB")
+                        .HasColumnName("secret_hash");
+
+                    b.Property<string>("Tenant")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("tenant");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("api_keys", (string)null);
+                });
+
             modelBuilder.Entity("RenderFarm.Coordinator.Persistence.IdempotencyKeyRow", b =>
                 {
                     b.Property<string>("Key")
@@ -269,6 +306,12 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("succeeded_items");
 
+                    b.Property<string>("Tenant")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("tenant");
+
                     b.Property<long>("TotalItems")
                         .HasColumnType("INTEGER")
                         .HasColumnName("total_items");
@@ -286,6 +329,8 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
                     b.HasIndex("CreatedAt");
 
                     b.HasIndex("State", "CreatedAt");
+
+                    b.HasIndex("Tenant", "CreatedAt");
 
                     b.ToTable("jobs", (string)null);
                 });
