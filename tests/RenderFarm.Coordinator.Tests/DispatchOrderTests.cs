@@ -68,8 +68,8 @@ public sealed class DispatchOrderTests
 
         var sequence = order.Order(candidates, new Dictionary<Guid, long>()).Select(c => c.RowId).ToList();
 
-        // "team" (sweep and small) and the third job alternate; within the team, the older job's rows first.
-        sequence.ShouldBe([1, 90, 2, 91, 50, 51]);
+        // "team" (sweep and small) and the third job alternate; within the team, its jobs take turns too.
+        sequence.ShouldBe([1, 90, 50, 91, 2, 51]);
     }
 
     [Fact]
@@ -88,5 +88,38 @@ public sealed class DispatchOrderTests
     private sealed class FirstTwoShareKey(Guid a, Guid b) : IFairShareKey
     {
         public string KeyOf(DispatchCandidate candidate) => candidate.JobId == a || candidate.JobId == b ? "team" : candidate.JobId.ToString("N");
+    }
+
+    [Fact]
+    public void By_tenant_tenants_take_turns_however_many_jobs_each_has_and_a_tenants_jobs_take_turns_within_its_share()
+    {
+        Guid a1 = Guid.Parse("00000000-0000-0000-0000-0000000000a1"), a2 = Guid.Parse("00000000-0000-0000-0000-0000000000a2"),
+            a3 = Guid.Parse("00000000-0000-0000-0000-0000000000a3"), b1 = Guid.Parse("00000000-0000-0000-0000-0000000000b1");
+        List<DispatchCandidate> Of(Guid job, string tenant, DateTime created, long firstRow) =>
+            [.. Rows(job, 0, created, firstRow, 3).Select(r => r with { Tenant = tenant })];
+        var candidates = Of(a1, "a", T0, 10).Concat(Of(a2, "a", T0.AddMinutes(1), 20)).Concat(Of(a3, "a", T0.AddMinutes(2), 30))
+            .Concat(Of(b1, "b", T0.AddMinutes(3), 40)).ToList();
+
+        var byTenant = new DispatchOrder(FairSharePolicy.LeastInFlight, new TenantFairShareKey()).Order(candidates, new Dictionary<Guid, long>());
+        var byJob = Order(FairSharePolicy.LeastInFlight).Order(candidates, new Dictionary<Guid, long>());
+
+        // Tenant a (older) first, then b, alternating while both have work; within a, its three jobs in turn.
+        byTenant.Take(6).Select(c => c.Tenant).ShouldBe(["a", "b", "a", "b", "a", "b"]);
+        byTenant.Where(c => c.Tenant == "a").Select(c => c.RowId).ShouldBe([10, 20, 30, 11, 21, 31, 12, 22, 32]);
+        // By job, b's one job is one share of four: its first unit waits behind a's three jobs.
+        byJob.Take(4).Select(c => c.JobId).ShouldBe([a1, a2, a3, b1]);
+        byTenant.Select(c => c.RowId).Order().ShouldBe(candidates.Select(c => c.RowId).Order());
+    }
+
+    [Fact]
+    public void By_tenant_a_tenant_with_more_in_flight_waits_for_the_other()
+    {
+        var a = Rows(Sweep, 0, T0, 1, 2).Select(r => r with { Tenant = "a" });
+        var b = Rows(Small, 0, T0.AddMinutes(1), 50, 2).Select(r => r with { Tenant = "b" });
+
+        var order = new DispatchOrder(FairSharePolicy.LeastInFlight, new TenantFairShareKey())
+            .Order([.. a, .. b], new Dictionary<Guid, long> { [Sweep] = 16 });
+
+        order.Select(c => c.RowId).ShouldBe([50, 51, 1, 2]);
     }
 }

@@ -8,16 +8,27 @@ namespace RenderFarm.Coordinator.Dispatch;
 /// <param name="Priority">The job's priority: higher goes first.</param>
 /// <param name="JobCreatedAt">When the job was submitted: the older job wins a tie.</param>
 /// <param name="ItemCount">Items the row names (some may have been canceled since).</param>
-internal sealed record DispatchCandidate(long RowId, Guid JobId, int Priority, DateTime JobCreatedAt, int ItemCount);
+/// <param name="Tenant">The tenant whose key submitted the job (the default tenant on an open farm).</param>
+internal sealed record DispatchCandidate(long RowId, Guid JobId, int Priority, DateTime JobCreatedAt, int ItemCount, string Tenant = Auth.FarmClaims.DefaultTenant);
 
 /// <summary>
-/// The unit of fairness: what jobs of one priority share the farm by. Jobs today; a tenant key groups a tenant's jobs
-/// so that tenants, not jobs, take turns.
+/// The unit of fairness: what jobs of one priority share the farm by (<see cref="OutboxDispatcherOptions.FairShareBy"/>):
+/// each job, or each tenant, whose jobs then take turns within its share.
 /// </summary>
 internal interface IFairShareKey
 {
     /// <summary>The share <paramref name="candidate"/>'s unit is counted against.</summary>
     string KeyOf(DispatchCandidate candidate);
+}
+
+/// <summary>A tenant's jobs are one share: tenants take turns, and a tenant's own jobs take turns within its share.</summary>
+internal sealed class TenantFairShareKey : IFairShareKey
+{
+    public string KeyOf(DispatchCandidate candidate)
+    {
+        ArgumentNullException.ThrowIfNull(candidate);
+        return candidate.Tenant;
+    }
 }
 
 /// <summary>Every job is its own share.</summary>
@@ -71,6 +82,24 @@ internal sealed class DispatchOrder(FairSharePolicy policy, IFairShareKey key)
     }
 
     private IEnumerable<DispatchCandidate> TakeTurns(List<DispatchCandidate> rows, IReadOnlyDictionary<Guid, long> inFlight)
+    {
+        if (key is JobFairShareKey)
+        {
+            return TakeTurns(rows, inFlight, key);
+        }
+
+        // Shares wider than a job (a tenant's jobs): each share's own rows take turns by job first, then the shares
+        // take turns with each other, so neither a tenant with many jobs nor a tenant's one huge job crowds out others.
+        var within = rows.GroupBy(key.KeyOf, StringComparer.Ordinal)
+            .SelectMany(share => TakeTurns([.. share], inFlight, Jobs))
+            .ToList();
+        return TakeTurns(within, inFlight, key);
+    }
+
+    private static readonly JobFairShareKey Jobs = new();
+
+    // Rows must come in each share's dispatch order; the first row of each share is its head.
+    private static IEnumerable<DispatchCandidate> TakeTurns(List<DispatchCandidate> rows, IReadOnlyDictionary<Guid, long> inFlight, IFairShareKey key)
     {
         // Each share's rows in order (the list is sorted by job age, then row), and its load to start from.
         var shares = new Dictionary<string, Queue<DispatchCandidate>>(StringComparer.Ordinal);

@@ -61,7 +61,7 @@ internal sealed partial class OutboxDispatcher(
     private readonly OutboxDispatcherOptions _options = options.Value;
     private readonly LeasePolicy _lease = coordinatorOptions.Value.ToLeasePolicy();
     private readonly int _unitSize = coordinatorOptions.Value.WorkUnitSize;
-    private readonly DispatchOrder _order = new(options.Value.FairShare, new JobFairShareKey());
+    private readonly DispatchOrder _order = new(options.Value.FairShare, options.Value.FairShareBy == FairShareUnit.Tenant ? new TenantFairShareKey() : new JobFairShareKey());
 
     // One unit ahead on a worker's own queue for preference alone: a large item placed there waits behind at
     // most one unit of small ones (see PlacementPolicy).
@@ -277,7 +277,7 @@ internal sealed partial class OutboxDispatcher(
     private async Task<Dictionary<DispatchCandidate, OutboxRow>> ReadCandidatesAsync(CoordinatorDbContext db, DateTime now, int perJob, CancellationToken cancellationToken)
     {
         var rows = await dialect.ReadDueUnitsAsync(db, now, perJob, cancellationToken);
-        return rows.ToDictionary(r => new DispatchCandidate(r.Row.Id, r.Row.JobId, r.Priority, r.JobCreatedAt, r.Row.ItemCount), r => r.Row);
+        return rows.ToDictionary(r => new DispatchCandidate(r.Row.Id, r.Row.JobId, r.Priority, r.JobCreatedAt, r.Row.ItemCount, r.Tenant), r => r.Row);
     }
 
     /// <summary>Marks the sent items as sent (and those sent to one worker as placed on it), in the caller's transaction.</summary>

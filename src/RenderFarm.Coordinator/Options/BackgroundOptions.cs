@@ -15,6 +15,16 @@ public enum FairSharePolicy
     Submission = 1,
 }
 
+/// <summary>What takes turns under <see cref="FairSharePolicy.LeastInFlight"/>.</summary>
+public enum FairShareUnit
+{
+    /// <summary>Each job is a share: a tenant with ten jobs holds ten shares.</summary>
+    Job = 0,
+
+    /// <summary>Each tenant is a share, and its jobs take turns within it: tenants get equal slots however many jobs each submits.</summary>
+    Tenant = 1,
+}
+
 /// <summary>The outbox dispatcher's pace and window, bound from <c>Coordinator:Dispatcher</c>.</summary>
 public sealed class OutboxDispatcherOptions
 {
@@ -46,6 +56,12 @@ public sealed class OutboxDispatcherOptions
 
     /// <summary>How jobs of the same priority share the window.</summary>
     public FairSharePolicy FairShare { get; set; } = FairSharePolicy.LeastInFlight;
+
+    /// <summary>
+    /// The share that <see cref="FairSharePolicy.LeastInFlight"/> balances: tenants by default (on an open farm every
+    /// job is the default tenant's, so its jobs take turns as before), or jobs alone.
+    /// </summary>
+    public FairShareUnit FairShareBy { get; set; } = FairShareUnit.Tenant;
 }
 
 /// <summary>The lease rescuer's pace, bound from <c>Coordinator:Rescuer</c>.</summary>
@@ -102,6 +118,8 @@ internal sealed class BackgroundOptionsValidator :
         (options.PollInterval > TimeSpan.Zero, $"{OutboxDispatcherOptions.SectionName}:PollInterval must be positive."),
         (options.UnitsPerWorker is >= 1 and <= OutboxDispatcherOptions.MaxUnitsPerWorker,
             $"{OutboxDispatcherOptions.SectionName}:UnitsPerWorker must be between 1 and 100000."),
+        (Enum.IsDefined(options.FairShareBy),
+            $"{OutboxDispatcherOptions.SectionName}:FairShareBy must be one of {string.Join(", ", Enum.GetNames<FairShareUnit>())}."),
         (Enum.IsDefined(options.FairShare),
             $"{OutboxDispatcherOptions.SectionName}:FairShare must be one of {string.Join(", ", Enum.GetNames<FairSharePolicy>())}."));
 

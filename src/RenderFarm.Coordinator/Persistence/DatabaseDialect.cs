@@ -63,7 +63,7 @@ internal interface IDatabaseDialect
 }
 
 /// <summary>A due work-unit row and what the dispatch order needs of its job.</summary>
-internal sealed record OutboxCandidate(OutboxRow Row, int Priority, DateTime JobCreatedAt);
+internal sealed record OutboxCandidate(OutboxRow Row, int Priority, DateTime JobCreatedAt, string Tenant);
 
 /// <summary>PostgreSQL: binary COPY for bulk writes and <c>FOR UPDATE SKIP LOCKED</c> so several coordinators can share the work.</summary>
 internal sealed class PostgresDialect : IDatabaseDialect
@@ -171,7 +171,7 @@ internal sealed class PostgresDialect : IDatabaseDialect
                 .Where(o => o.JobId == j.Id && o.Kind == OutboxKind.WorkUnit && o.AvailableAt <= now)
                 .OrderBy(o => o.Id)
                 .Take(perJob)
-                .Select(o => new OutboxCandidate(o, j.Priority, j.CreatedAt)))
+                .Select(o => new OutboxCandidate(o, j.Priority, j.CreatedAt, j.Tenant)))
             .ToListAsync(cancellationToken);
 
     public Task<List<ItemRow>> LockLapsedLeasesAsync(CoordinatorDbContext db, DateTime heartbeatBefore, int limit, CancellationToken cancellationToken) =>
@@ -279,7 +279,7 @@ internal sealed class SqliteDialect : IDatabaseDialect
     public Task<List<OutboxCandidate>> ReadDueUnitsAsync(CoordinatorDbContext db, DateTime now, int perJob, CancellationToken cancellationToken) =>
         db.Outbox.FromSqlRaw(FirstDueUnitsSql, (int)OutboxKind.WorkUnit, now, perJob).AsNoTracking()
             .Join(db.Jobs.Where(j => j.State == JobState.Queued || j.State == JobState.Running), o => o.JobId, j => j.Id,
-                (o, j) => new OutboxCandidate(o, j.Priority, j.CreatedAt))
+                (o, j) => new OutboxCandidate(o, j.Priority, j.CreatedAt, j.Tenant))
             .ToListAsync(cancellationToken);
 
     public Task<List<ItemRow>> LockLapsedLeasesAsync(CoordinatorDbContext db, DateTime heartbeatBefore, int limit, CancellationToken cancellationToken) =>
