@@ -368,8 +368,12 @@ internal static class JobsApi
         }
     }
 
-    // TypedResults.Problem, not NotFound(new ProblemDetails): only the former answers as application/problem+json.
-    private static ProblemHttpResult JobNotFound(Guid id) =>
+    /// <summary>
+    /// The one answer for a job that does not exist or that the caller's tenant may not see (every route about a job
+    /// uses it, so both cases look the same). TypedResults.Problem, not NotFound(new ProblemDetails): only the former
+    /// answers as application/problem+json.
+    /// </summary>
+    internal static ProblemHttpResult JobNotFound(Guid id) =>
         TypedResults.Problem($"There is no job {id}.", statusCode: StatusCodes.Status404NotFound, title: "No such job.");
 
     // "$.sweep.seeds[2]" → "sweep.seeds[2]", the field naming the validator uses.

@@ -1,5 +1,6 @@
 using System.Security.Claims;
 using Microsoft.EntityFrameworkCore;
+using RenderFarm.Coordinator.Apis;
 using RenderFarm.Coordinator.Persistence;
 
 namespace RenderFarm.Coordinator.Auth;
@@ -31,7 +32,7 @@ internal sealed class JobTenantFilter : IEndpointFilter
             var owner = await db.Jobs.AsNoTracking().Where(j => j.Id == jobId).Select(j => j.Tenant).FirstOrDefaultAsync(http.RequestAborted);
             if (owner is not null && owner != tenant)
             {
-                return TypedResults.Problem($"There is no job {jobId}.", statusCode: StatusCodes.Status404NotFound, title: "No such job.");
+                return JobsApi.JobNotFound(jobId);
             }
         }
 

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using RenderFarm.Coordinator.Apis;
 using RenderFarm.Coordinator.Auth;
 
 namespace RenderFarm.Coordinator.Datasets;
@@ -39,7 +40,7 @@ internal static class DatasetsApi
 
         if (!await manifest.JobExistsAsync(id, cancellationToken))
         {
-            return TypedResults.Problem(statusCode: StatusCodes.Status404NotFound, title: "No such job.", detail: $"There is no job {id}.");
+            return JobsApi.JobNotFound(id);
         }
 
         return TypedResults.Stream(

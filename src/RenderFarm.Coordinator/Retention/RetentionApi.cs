@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
+using RenderFarm.Coordinator.Apis;
 using RenderFarm.Coordinator.Auth;
 
 namespace RenderFarm.Coordinator.Retention;
@@ -28,8 +29,7 @@ internal static class RetentionApi
         var (outcome, state, _) = await deletion.DeleteAsync(id, cancellationToken);
         return outcome switch
         {
-            DeleteOutcome.NotFound => TypedResults.Problem(
-                statusCode: StatusCodes.Status404NotFound, title: "No such job.", detail: $"There is no job {id}."),
+            DeleteOutcome.NotFound => JobsApi.JobNotFound(id),
             DeleteOutcome.NotFinished => TypedResults.Problem(
                 statusCode: StatusCodes.Status409Conflict,
                 title: "The job has not finished.",
