@@ -333,6 +333,7 @@ public static class ManifestStatuses
 /// <param name="GuidanceScale">Classifier-free guidance.</param>
 /// <param name="Sampler">Sampler name.</param>
 /// <param name="Model">Model name.</param>
+/// <param name="ModelHash">The content hash of the model folder that rendered the image; null when unknown (before it succeeds, hires stitches, older workers).</param>
 /// <param name="Width">Width in pixels.</param>
 /// <param name="Height">Height in pixels.</param>
 /// <param name="Sha256">The stored PNG's SHA-256 (lowercase hex); null until it succeeds, or when its worker reported none.</param>
@@ -350,6 +351,7 @@ public sealed record ManifestEntry(
     double GuidanceScale,
     string Sampler,
     string Model,
+    string? ModelHash,
     int Width,
     int Height,
     string? Sha256,

@@ -85,6 +85,10 @@ public sealed record ItemPreviewed(
 /// SHA-256 of the stored PNG's bytes, lowercase hex, so datasets can be verified and deduplicated without reading the
 /// image back. Null from workers that predate it (the field was added later and is optional on the wire).
 /// </param>
+/// <param name="ModelHash">
+/// The content hash of the model folder that rendered it (<c>ModelContentHash</c>: SHA-256 over its files' paths, sizes
+/// and hashes), lowercase hex; null for images no model made (the hires stitch, test renderers) and from older workers.
+/// </param>
 public sealed record ItemRendered(
     Guid ItemId,
     Guid JobId,
@@ -92,7 +96,8 @@ public sealed record ItemRendered(
     string ArtifactKey,
     string WorkerId,
     TimeSpan Elapsed,
-    string? Sha256 = null)
+    string? Sha256 = null,
+    string? ModelHash = null)
 {
     public const string WireName = MessageNames.ItemRendered;
 }

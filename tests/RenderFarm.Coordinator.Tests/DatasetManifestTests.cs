@@ -95,8 +95,8 @@ public abstract class DatasetManifestTests<TFixture>(TFixture fixture)
     public async Task The_parquet_manifest_reads_back_equal_to_the_jsonl()
     {
         var (id, items) = await SubmitSweepAsync(3);
-        await Probe.Bus.Publish(new ItemRendered(items[0].ItemId, id, 1, items[0].OutputKey, "worker-a", TimeSpan.Zero, HashA));
-        await Probe.Bus.Publish(new ItemRendered(items[1].ItemId, id, 1, items[1].OutputKey, "worker-a", TimeSpan.Zero, HashA));
+        await Probe.Bus.Publish(new ItemRendered(items[0].ItemId, id, 1, items[0].OutputKey, "worker-a", TimeSpan.Zero, HashA, ModelHash: HashB.ToUpperInvariant()));
+        await Probe.Bus.Publish(new ItemRendered(items[1].ItemId, id, 1, items[1].OutputKey, "worker-a", TimeSpan.Zero, HashA, ModelHash: "not-a-hash"));
         await Probe.Bus.Publish(new ItemFailed(items[2].ItemId, id, 1, "worker-a", "bad input", Retryable: false));
         await Client.WaitForStateAsync(id, "CompletedWithErrors");
 
@@ -111,6 +111,8 @@ public abstract class DatasetManifestTests<TFixture>(TFixture fixture)
         jsonl.Count.ShouldBe(3);
         read.Schema.DataFields.Select(f => f.Name).ShouldBe(Columns);
         read.Data.Select(r => r.ToEntry()).ToList().ShouldBe(jsonl);
+        // The model's content hash as the worker reported it, in the ledger's one spelling; a malformed one is dropped.
+        jsonl.Select(e => e.ModelHash).ShouldBe([HashB, null, null]);
         jsonl[1].DuplicateOf.ShouldBe("000000000");
     }
 
@@ -230,7 +232,7 @@ public abstract class DatasetManifestTests<TFixture>(TFixture fixture)
     }
 
     private static readonly string[] Columns =
-        ["key", "index", "prompt", "negativePrompt", "seed", "steps", "guidanceScale", "sampler", "model", "width", "height", "sha256", "status", "error", "url", "duplicateOf"];
+        ["key", "index", "prompt", "negativePrompt", "seed", "steps", "guidanceScale", "sampler", "model", "modelHash", "width", "height", "sha256", "status", "error", "url", "duplicateOf"];
 
     private static (string?, string?, string?, string?, string?) Summary(JsonObject line) => (
         line["status"]?.GetValue<string>(), line["sha256"]?.GetValue<string>(), line["error"]?.GetValue<string>(),
@@ -267,6 +269,7 @@ public abstract class DatasetManifestTests<TFixture>(TFixture fixture)
         public string Sampler { get; set; } = "";
         [ParquetRequired]
         public string Model { get; set; } = "";
+        public string? ModelHash { get; set; }
         public int Width { get; set; }
         public int Height { get; set; }
         public string? Sha256 { get; set; }
@@ -276,7 +279,7 @@ public abstract class DatasetManifestTests<TFixture>(TFixture fixture)
         public string? Url { get; set; }
         public string? DuplicateOf { get; set; }
 
-        public ManifestEntry ToEntry() => new(Key, Index, Prompt, NegativePrompt, Seed, Steps, GuidanceScale, Sampler, Model, Width, Height, Sha256, Status, Error, Url, DuplicateOf);
+        public ManifestEntry ToEntry() => new(Key, Index, Prompt, NegativePrompt, Seed, Steps, GuidanceScale, Sampler, Model, ModelHash, Width, Height, Sha256, Status, Error, Url, DuplicateOf);
     }
 }
 

@@ -225,6 +225,27 @@ public abstract class ModelRepositoryBehaviour : IAsyncLifetime
         return name;
     }
 
+    [Fact]
+    public async Task The_model_content_hash_of_a_folder_equals_that_of_its_pushed_manifest_and_follows_its_bytes_not_its_calibration()
+    {
+        var folder = ModelFolder("hashed");
+        var pushed = await Repository.PushAsync(NewName(), folder, replace: false, progress: null, Ct);
+
+        var hash = ModelContentHash.OfFolder(folder);
+
+        hash.ShouldBe(ModelContentHash.Of(pushed.Files));
+        hash.Length.ShouldBe(64);
+        // A calibrated memory profile beside the model is the machine's, not the model's.
+        Write(folder, ModelContentHash.MemoryProfileFile, "{}"u8.ToArray());
+        ModelContentHash.OfFolder(folder).ShouldBe(hash);
+        // One changed byte of a weight file is another model.
+        var weights = Path.Combine(folder, "unet", "weights.pb");
+        var bytes = File.ReadAllBytes(weights);
+        bytes[0] ^= 1;
+        File.WriteAllBytes(weights, bytes);
+        ModelContentHash.OfFolder(folder).ShouldNotBe(hash);
+    }
+
     /// <summary>A model-shaped folder with random bytes, plus hidden entries that must not be pushed.</summary>
     private string ModelFolder(string folderName, int largeFileSize = 300_000)
     {

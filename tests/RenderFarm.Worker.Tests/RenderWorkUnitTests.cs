@@ -25,10 +25,13 @@ public sealed class RenderWorkUnitTests
         started.ShouldAllBe(s => s.JobId == unit.JobId && s.Attempt == 1 && s.WorkerId == worker.Slots.Slots[0].WorkerId);
         worker.Published.All<ItemFailed>().ShouldBeEmpty();
 
+        // The model's content hash travels with every image, as the folder's own files give it (memory profile aside).
+        var modelHash = RenderFarm.Storage.Models.ModelContentHash.OfFolder(Path.Combine(SharedModels.Root, WorkerOptions.TinyModelName));
         foreach (var item in unit.Items)
         {
             var rendered = worker.Published.All<ItemRendered>().Single(r => r.ItemId == item.ItemId);
             rendered.ArtifactKey.ShouldBe(item.OutputKey);
+            rendered.ModelHash.ShouldBe(modelHash);
             rendered.JobId.ShouldBe(unit.JobId);
             worker.Published.ArtifactExistedWhenReported(item.ItemId).ShouldBeTrue("ItemRendered went out before the upload finished");
 

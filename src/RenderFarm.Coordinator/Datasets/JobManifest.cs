@@ -39,7 +39,7 @@ internal sealed class JobManifest(CoordinatorDbContext db)
                 .Select(i => new
                 {
                     i.Index, i.Prompt, i.NegativePrompt, i.Seed, i.Steps, i.GuidanceScale, i.Sampler, i.Model,
-                    i.Width, i.Height, i.Sha256, i.State, i.Error, Stored = i.ArtifactKey != null,
+                    i.ModelHash, i.Width, i.Height, i.Sha256, i.State, i.Error, Stored = i.ArtifactKey != null,
                 })
                 .ToListAsync(cancellationToken);
             if (rows.Count == 0)
@@ -50,7 +50,7 @@ internal sealed class JobManifest(CoordinatorDbContext db)
             var firsts = await FirstIndexByHashAsync(jobId, [.. rows.Where(r => r.Sha256 is not null).Select(r => r.Sha256!).Distinct()], cancellationToken);
             yield return [.. rows.Select(r => new ManifestEntry(
                 DatasetKeys.Of(r.Index), r.Index, r.Prompt, r.NegativePrompt, r.Seed, r.Steps, r.GuidanceScale, r.Sampler, r.Model,
-                r.Width, r.Height, r.Sha256, ManifestStatus.Of(r.State),
+                r.ModelHash, r.Width, r.Height, r.Sha256, ManifestStatus.Of(r.State),
                 r.State == ItemState.Succeeded ? null : r.Error,
                 r.State == ItemState.Succeeded && r.Stored ? CoordinatorRoutes.ImageUrl(jobId, r.Index) : null,
                 r.Sha256 is { } hash && firsts.TryGetValue(hash, out var first) && first < r.Index ? DatasetKeys.Of(first) : null))];

@@ -16,6 +16,7 @@ namespace RenderFarm.Coordinator.Datasets;
 /// <param name="GuidanceScale">Classifier-free guidance.</param>
 /// <param name="Sampler">Sampler name.</param>
 /// <param name="Model">Model name.</param>
+/// <param name="ModelHash">The content hash of the model folder that rendered the image (<c>ModelContentHash</c>), as its worker reported it; null until it succeeds, for hires stitches and for workers that report none.</param>
 /// <param name="Width">Width in pixels.</param>
 /// <param name="Height">Height in pixels.</param>
 /// <param name="Sha256">The stored PNG's SHA-256 (lowercase hex) as its worker reported it; null until it succeeds (and for workers that report none).</param>
@@ -33,6 +34,7 @@ public sealed record ManifestEntry(
     double GuidanceScale,
     string Sampler,
     string Model,
+    string? ModelHash,
     int Width,
     int Height,
     string? Sha256,

@@ -93,6 +93,7 @@ internal sealed class ParquetManifestWriter(Stream output) : IManifestWriter
     private static readonly DataField<double> GuidanceScale = new("guidanceScale");
     private static readonly DataField<string> Sampler = new("sampler", nullable: false);
     private static readonly DataField<string> Model = new("model", nullable: false);
+    private static readonly DataField<string> ModelHash = new("modelHash", nullable: true);
     private static readonly DataField<int> Width = new("width");
     private static readonly DataField<int> Height = new("height");
     private static readonly DataField<string> Sha256 = new("sha256", nullable: true);
@@ -102,7 +103,7 @@ internal sealed class ParquetManifestWriter(Stream output) : IManifestWriter
     private static readonly DataField<string> DuplicateOf = new("duplicateOf", nullable: true);
 
     private static readonly ParquetSchema Schema = new(
-        Key, Index, Prompt, NegativePrompt, Seed, Steps, GuidanceScale, Sampler, Model, Width, Height, Sha256, Status, Error, Url, DuplicateOf);
+        Key, Index, Prompt, NegativePrompt, Seed, Steps, GuidanceScale, Sampler, Model, ModelHash, Width, Height, Sha256, Status, Error, Url, DuplicateOf);
 
     private readonly FileStream _spool = new(
         Path.Combine(Path.GetTempPath(), $"renderfarm-manifest-{Guid.NewGuid():N}.parquet"),
@@ -124,6 +125,7 @@ internal sealed class ParquetManifestWriter(Stream output) : IManifestWriter
         await group.WriteAsync<double>(GuidanceScale, page.Select(e => e.GuidanceScale).ToArray(), cancellationToken: cancellationToken);
         await group.WriteAsync(Sampler, page.Select(e => e.Sampler).ToArray());
         await group.WriteAsync(Model, page.Select(e => e.Model).ToArray());
+        await group.WriteAsync(ModelHash, page.Select(e => e.ModelHash).ToArray());
         await group.WriteAsync<int>(Width, page.Select(e => e.Width).ToArray(), cancellationToken: cancellationToken);
         await group.WriteAsync<int>(Height, page.Select(e => e.Height).ToArray(), cancellationToken: cancellationToken);
         await group.WriteAsync(Sha256, page.Select(e => e.Sha256).ToArray());

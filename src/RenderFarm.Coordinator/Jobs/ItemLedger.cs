@@ -162,12 +162,14 @@ internal sealed class ItemLedger(
                 var from = item.State;
                 var attempt = item.Attempt;
                 var sha256 = ImageHashes.Normalize(message.Sha256);
+                var modelHash = ImageHashes.Normalize(message.ModelHash);
                 var changed = await db.Items
                     .Where(i => i.Id == message.ItemId && i.State == from && i.Attempt == attempt)
                     .ExecuteUpdateAsync(s => s
                         .SetProperty(i => i.State, ItemState.Succeeded)
                         .SetProperty(i => i.ArtifactKey, message.ArtifactKey)
                         .SetProperty(i => i.Sha256, sha256)
+                        .SetProperty(i => i.ModelHash, modelHash)
                         .SetProperty(i => i.WorkerId, message.WorkerId)
                         .SetProperty(i => i.FinishedAt, now)
                         .SetProperty(i => i.RetryAt, (DateTime?)null)

@@ -61,6 +61,7 @@ public abstract class CoordinatorDbContext : DbContext
             // The manifest's duplicate lookup: the first item of a job with a given image hash (covering, so it reads no rows).
             item.HasIndex(i => new { i.JobId, i.Sha256, i.Index });
             item.Property(i => i.Sha256).HasMaxLength(ItemRow.Sha256Length);
+            item.Property(i => i.ModelHash).HasMaxLength(ItemRow.Sha256Length);
             item.HasOne<JobRow>().WithMany().HasForeignKey(i => i.JobId).OnDelete(DeleteBehavior.Cascade);
         });
 

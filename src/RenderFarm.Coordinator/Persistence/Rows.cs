@@ -123,6 +123,12 @@ public sealed class ItemRow
     /// </summary>
     public string? Sha256 { get; set; }
 
+    /// <summary>
+    /// The content hash of the model folder that rendered the image (lowercase hex) as its worker reported it; null
+    /// until the item succeeds, for images no model made (hires stitches), and from workers that report none.
+    /// </summary>
+    public string? ModelHash { get; set; }
+
     /// <summary>The last failure reason; kept after a successful retry only until that success clears it.</summary>
     public string? Error { get; set; }
 

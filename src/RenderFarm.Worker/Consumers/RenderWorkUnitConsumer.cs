@@ -173,7 +173,7 @@ public sealed partial class RenderWorkUnitConsumer(
                 reported.Add(item.ItemId);
                 Rendered(slot, item, time.GetElapsedTime(started));
                 await context.Publish(
-                    new ItemRendered(item.ItemId, jobId, item.Attempt, item.OutputKey, slot.WorkerId, time.GetElapsedTime(started), PngHash.Sha256Hex(image.Png)),
+                    new ItemRendered(item.ItemId, jobId, item.Attempt, item.OutputKey, slot.WorkerId, time.GetElapsedTime(started), PngHash.Sha256Hex(image.Png), image.ModelHash),
                     consumeToken);
             }
         }

@@ -7,6 +7,7 @@ using RenderFarm.Diffusion.Memory;
 using RenderFarm.Diffusion.Models;
 using RenderFarm.Diffusion.Pipelines;
 using RenderFarm.Diffusion.Watermarking;
+using RenderFarm.Storage.Models;
 using RenderFarm.Telemetry;
 using RenderFarm.Worker.Memory;
 using RenderFarm.Worker.Models;
@@ -27,6 +28,9 @@ public sealed partial class EngineItemRenderer : IItemRenderer
     private readonly byte[]? _watermark;
     // Most recently used last; touched only by the slot's single render at a time.
     private readonly List<(string Name, StableDiffusionPipeline Pipeline)> _pipelines = [];
+
+    // The content hash of each open model's folder, reported with its images (manifests' modelHash).
+    private readonly Dictionary<StableDiffusionPipeline, string> _hashes = [];
     private volatile string[] _loaded = [];
     private volatile string? _strategy;
 
@@ -86,7 +90,9 @@ public sealed partial class EngineItemRenderer : IItemRenderer
         if (batch.First.Mode == RenderModes.HiresTile)
         {
             var tiles = HiresTileRenderer.Prepare(batch);
-            return await HiresTileRenderer.RenderAsync(await PipelineAsync(batch.First.Model, cancellationToken), tiles, progress, cancellationToken);
+            var tilePipeline = await PipelineAsync(batch.First.Model, cancellationToken);
+            var rendered = await HiresTileRenderer.RenderAsync(tilePipeline, tiles, progress, cancellationToken);
+            return [.. rendered.Select(image => image with { ModelHash = HashOf(tilePipeline) })];
         }
 
         var request = ToRequest(batch, _watermark);
@@ -103,7 +109,7 @@ public sealed partial class EngineItemRenderer : IItemRenderer
             // The fourth stage, after the engine's three: PNG encoding with the parameters' text chunks.
             using var encode = RenderFarmDiagnostics.EngineActivitySource.StartActivity("png encode");
             return (IReadOnlyList<RenderedImage>)result.Images
-                .Select(image => new RenderedImage(batch.Items[image.Index].ItemId, image.ToPng()))
+                .Select(image => new RenderedImage(batch.Items[image.Index].ItemId, image.ToPng(), HashOf(pipeline)))
                 .ToList();
         }, cancellationToken);
     }
@@ -187,6 +193,8 @@ public sealed partial class EngineItemRenderer : IItemRenderer
         }
     }
 
+    private string? HashOf(StableDiffusionPipeline pipeline) => _hashes.GetValueOrDefault(pipeline);
+
     private async Task<StableDiffusionPipeline> PipelineAsync(string model, CancellationToken cancellationToken)
     {
         var index = _pipelines.FindIndex(p => p.Name == model);
@@ -213,10 +221,13 @@ public sealed partial class EngineItemRenderer : IItemRenderer
         {
             var evicted = _pipelines[0];
             _pipelines.RemoveAt(0);
+            _hashes.Remove(evicted.Pipeline);
             evicted.Pipeline.Dispose();
             LogUnloaded(evicted.Name);
         }
 
+        // Hashed once per open: the cost is paid at load, not per item.
+        _hashes[pipeline] = await Task.Run(() => ModelContentHash.OfFolder(directory), cancellationToken);
         _pipelines.Add((model, pipeline));
         _loaded = _pipelines.Select(p => p.Name).ToArray();
         LogLoaded(model, directory);

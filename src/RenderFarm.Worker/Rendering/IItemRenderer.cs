@@ -86,7 +86,8 @@ public sealed record RenderBatch(IReadOnlyList<RenderItem> Items, ReadOnlyMemory
 /// <summary>One finished item.</summary>
 /// <param name="ItemId">The item.</param>
 /// <param name="Png">PNG bytes with the generation parameters in its <c>parameters</c> chunk.</param>
-public sealed record RenderedImage(Guid ItemId, byte[] Png);
+/// <param name="ModelHash">The content hash of the model that rendered it, when a model did.</param>
+public sealed record RenderedImage(Guid ItemId, byte[] Png, string? ModelHash = null);
 
 /// <summary>A denoising step of the batch finished.</summary>
 /// <param name="Step">Steps done, 1-based.</param>

@@ -160,6 +160,11 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                         .HasColumnType("text")
                         .HasColumnName("model");
 
+                    b.Property<string>("ModelHash")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("model_hash");
+
                     b.Property<string>("NegativePrompt")
                         .IsRequired()
                         .HasColumnType("text")

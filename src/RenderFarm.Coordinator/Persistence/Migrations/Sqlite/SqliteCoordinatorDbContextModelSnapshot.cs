@@ -154,6 +154,11 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("model");
 
+                    b.Property<string>("ModelHash")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("model_hash");
+
                     b.Property<string>("NegativePrompt")
                         .IsRequired()
                         .HasColumnType("TEXT")
