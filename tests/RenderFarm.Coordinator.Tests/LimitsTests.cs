@@ -10,7 +10,8 @@ namespace RenderFarm.Coordinator.Tests;
 
 /// <summary>
 /// A coordinator with small limits: each key's token bucket (3 requests, then one a minute) answers 429 with
-/// Retry-After, and a tenant's waiting items (at most 5) refuse a submission that would pass them.
+/// Retry-After; a tenant's waiting items (at most 5), its image size (at most 1024²) and its unfinished hires jobs
+/// (at most 1) refuse a submission that would pass them.
 /// </summary>
 public sealed class LimitsTests(LimitsTests.Fixture fixture) : IClassFixture<LimitsTests.Fixture>
 {
@@ -50,10 +51,58 @@ public sealed class LimitsTests(LimitsTests.Fixture fixture) : IClassFixture<Lim
         using var problem = JsonDocument.Parse(await refused.Content.ReadAsStringAsync());
         (problem.RootElement.GetProperty("title").GetString() ?? "").ShouldContain("MaxQueuedItemsPerTenant");
         problem.RootElement.GetProperty("quota").GetString().ShouldBe("MaxQueuedItemsPerTenant");
-        problem.RootElement.GetProperty("waiting").GetInt64().ShouldBe(4);
+        problem.RootElement.GetProperty("current").GetInt64().ShouldBe(4);
 
         // Another tenant has its own quota.
         (await second.PostAsJsonAsync("/v1/jobs", job)).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+    }
+
+    [Fact]
+    public async Task An_image_larger_than_the_tenants_quota_is_refused_for_good_naming_the_quota()
+    {
+        using var client = await ClientAsync("pixels-a", FarmRole.Submitter);
+        var job = JobsClient.ValidJob("too large for this tenant");
+        job["width"] = 1088;
+        job["height"] = 1024;
+
+        using var refused = await client.PostAsJsonAsync("/v1/jobs", job);
+
+        // Waiting would not help: 403, not 429.
+        refused.StatusCode.ShouldBe(HttpStatusCode.Forbidden);
+        refused.Content.Headers.ContentType?.MediaType.ShouldBe("application/problem+json");
+        using var problem = JsonDocument.Parse(await refused.Content.ReadAsStringAsync());
+        problem.RootElement.GetProperty("quota").GetString().ShouldBe("MaxImagePixelsPerTenant");
+        problem.RootElement.GetProperty("limit").GetInt64().ShouldBe(1024 * 1024);
+        job["width"] = 1024;
+        (await client.PostAsJsonAsync("/v1/jobs", job)).StatusCode.ShouldBe(HttpStatusCode.Accepted);
+    }
+
+    [Fact]
+    public async Task A_second_unfinished_hires_job_of_a_tenant_is_refused_until_the_first_ends()
+    {
+        using var client = await ClientAsync("hires-a", FarmRole.Submitter);
+        var hires = JobsClient.ValidJob("one large image at a time");
+        hires["mode"] = "hires";
+        hires["width"] = 1024;
+        hires["height"] = 768;
+        hires["tile"] = 512;
+        hires["overlap"] = 64;
+        using var first = await client.PostAsJsonAsync("/v1/jobs", hires);
+        first.StatusCode.ShouldBe(HttpStatusCode.Accepted, await first.Content.ReadAsStringAsync());
+
+        using var refused = await client.PostAsJsonAsync("/v1/jobs", hires);
+        refused.StatusCode.ShouldBe(HttpStatusCode.TooManyRequests);
+        using (var problem = JsonDocument.Parse(await refused.Content.ReadAsStringAsync()))
+        {
+            problem.RootElement.GetProperty("quota").GetString().ShouldBe("MaxConcurrentHiresJobsPerTenant");
+            problem.RootElement.GetProperty("current").GetInt64().ShouldBe(1);
+        }
+
+        // Once the first is canceled (it ends), the next is taken.
+        var id = JsonDocument.Parse(await first.Content.ReadAsStringAsync()).RootElement.GetProperty("id").GetGuid();
+        using var operatorClient = await ClientAsync("hires-ops", FarmRole.Operator);
+        (await operatorClient.PostAsync($"/v1/jobs/{id}/cancel", null)).IsSuccessStatusCode.ShouldBeTrue();
+        (await client.PostAsJsonAsync("/v1/jobs", hires)).StatusCode.ShouldBe(HttpStatusCode.Accepted);
     }
 
     private async Task<HttpClient> ClientAsync(string tenant, FarmRole role)
@@ -72,6 +121,8 @@ public sealed class LimitsTests(LimitsTests.Fixture fixture) : IClassFixture<Lim
         {
             ["Coordinator:Auth:RequireApiKeys"] = "true",
             ["Coordinator:Auth:MaxQueuedItemsPerTenant"] = "5",
+            ["Coordinator:Auth:MaxImagePixelsPerTenant"] = (1024 * 1024).ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Coordinator:Auth:MaxConcurrentHiresJobsPerTenant"] = "1",
             ["Coordinator:Auth:RateLimit:Burst"] = "3",
             ["Coordinator:Auth:RateLimit:PerPeriod"] = "1",
             ["Coordinator:Auth:RateLimit:Period"] = "00:01:00",

@@ -149,10 +149,10 @@ internal static class JobsApi
                     detail: $"The key was already used for job {reused.JobId} with a different body; send a new key for a new job.");
             case SubmissionResult.QuotaExceeded quota:
                 return TypedResults.Problem(
-                    statusCode: StatusCodes.Status429TooManyRequests,
-                    title: $"Tenant quota exceeded: {SubmissionResult.QuotaExceeded.QuotaName}.",
+                    statusCode: quota.WaitHelps ? StatusCodes.Status429TooManyRequests : StatusCodes.Status403Forbidden,
+                    title: $"Tenant quota exceeded: {quota.Quota}.",
                     detail: quota.Detail,
-                    extensions: new Dictionary<string, object?> { ["quota"] = SubmissionResult.QuotaExceeded.QuotaName, ["limit"] = quota.Limit, ["waiting"] = quota.Waiting });
+                    extensions: new Dictionary<string, object?> { ["quota"] = quota.Quota, ["limit"] = quota.Limit, ["current"] = quota.Current });
             case SubmissionResult.Accepted accepted:
                 var job = await monitoring.GetJobAsync(accepted.JobId, new JobDetailsPage(), cancellationToken)
                     ?? throw new InvalidOperationException($"Job {accepted.JobId} was accepted but cannot be read back.");

@@ -19,4 +19,16 @@ public sealed class AuthOptions
     /// submitted (a hires job counts as one); a submission past it is refused with 429 naming the quota. 0: no quota.
     /// </summary>
     public long MaxQueuedItemsPerTenant { get; set; }
+
+    /// <summary>
+    /// Largest image (width × height; a hires job's final size) one tenant's job may ask for, below the farm's own
+    /// limits; a larger one is refused with 403 naming the quota. 0: no quota.
+    /// </summary>
+    public long MaxImagePixelsPerTenant { get; set; }
+
+    /// <summary>
+    /// Most hires jobs one tenant may have unfinished at once (each spreads its tiles over the fleet); one more is
+    /// refused with 429 naming the quota. 0: no quota.
+    /// </summary>
+    public int MaxConcurrentHiresJobsPerTenant { get; set; }
 }

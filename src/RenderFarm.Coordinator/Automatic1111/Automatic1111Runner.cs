@@ -85,7 +85,7 @@ internal sealed class Automatic1111Runner(
                         + string.Join("; ", invalid.Errors.SelectMany(e => e.Value)),
                         jobIds: jobIds);
                 case SubmissionResult.QuotaExceeded quota:
-                    return Http(StatusCodes.Status429TooManyRequests, jobIds.Count == 0
+                    return Http(quota.WaitHelps ? StatusCodes.Status429TooManyRequests : StatusCodes.Status403Forbidden, jobIds.Count == 0
                         ? quota.Detail
                         : $"Job {jobIds.Count + 1} of this call was refused after {jobIds.Count} were accepted ({string.Join(", ", jobIds)}, which go on): {quota.Detail}",
                         jobIds: jobIds.Count == 0 ? null : jobIds);

@@ -34,12 +34,18 @@ internal abstract record SubmissionResult
     /// <summary>The idempotency key was used before with a different request.</summary>
     public sealed record KeyReused(Guid JobId) : SubmissionResult;
 
-    /// <summary>The tenant's quota of waiting items (<c>Coordinator:Auth:MaxQueuedItemsPerTenant</c>) would be exceeded.</summary>
-    public sealed record QuotaExceeded(string Tenant, long Limit, long Waiting, long Requested) : SubmissionResult
+    /// <summary>A tenant quota of <c>Coordinator:Auth</c> would be exceeded.</summary>
+    /// <param name="Tenant">The submitting tenant.</param>
+    /// <param name="Quota">The quota's setting name, e.g. <c>MaxQueuedItemsPerTenant</c>.</param>
+    /// <param name="Limit">Its value.</param>
+    /// <param name="Current">What the tenant holds now (waiting items, unfinished hires jobs; for an image size, the size asked for).</param>
+    /// <param name="Detail">What was refused and what to do.</param>
+    /// <param name="WaitHelps">True when the quota frees up as work finishes (429); false when this job can never pass it (403).</param>
+    public sealed record QuotaExceeded(string Tenant, string Quota, long Limit, long Current, string Detail, bool WaitHelps) : SubmissionResult
     {
-        public const string QuotaName = "MaxQueuedItemsPerTenant";
-
-        public string Detail => $"Tenant '{Tenant}' has {Waiting} item(s) waiting and this job adds {Requested}; the quota {QuotaName} is {Limit}. Wait for some to finish, or cancel some.";
+        public const string QueuedItems = "MaxQueuedItemsPerTenant";
+        public const string ImagePixels = "MaxImagePixelsPerTenant";
+        public const string ConcurrentHiresJobs = "MaxConcurrentHiresJobsPerTenant";
     }
 }
 
@@ -152,7 +158,7 @@ internal sealed class JobSubmission(
             return new SubmissionResult.Invalid(refused);
         }
 
-        if (auth.Value.MaxQueuedItemsPerTenant > 0 && await OverQuotaAsync(request, tenant, auth.Value.MaxQueuedItemsPerTenant, cancellationToken) is { } over)
+        if (await OverQuotaAsync(request, tenant, auth.Value, cancellationToken) is { } over)
         {
             return over;
         }
@@ -327,13 +333,45 @@ internal sealed class JobSubmission(
 
     // Checked before the job is written, not under a lock: two submissions racing may together pass the quota by one
     // job each, which a quota meant to stop one tenant from filling the queue can afford.
-    private async Task<SubmissionResult.QuotaExceeded?> OverQuotaAsync(JobRequest request, string tenant, long limit, CancellationToken cancellationToken)
+    // Checked without a lock: two submissions racing past a count quota can each pass it by one job (documented).
+    private async Task<SubmissionResult.QuotaExceeded?> OverQuotaAsync(JobRequest request, string tenant, Auth.AuthOptions quotas, CancellationToken cancellationToken)
     {
-        var requested = request.Mode == RenderModes.Hires ? 1 : SweepExpansion.CountItems(request);
-        var waiting = await db.Jobs.AsNoTracking()
-            .Where(j => j.Tenant == tenant && (j.State == JobState.Queued || j.State == JobState.Running))
-            .SumAsync(j => j.QueuedItems + j.RetryingItems, cancellationToken);
-        return waiting + requested > limit ? new SubmissionResult.QuotaExceeded(tenant, limit, waiting, requested) : null;
+        var hires = request.Mode == RenderModes.Hires;
+        var pixels = (long)request.Width * request.Height;
+        if (quotas.MaxImagePixelsPerTenant > 0 && pixels > quotas.MaxImagePixelsPerTenant)
+        {
+            return new SubmissionResult.QuotaExceeded(tenant, SubmissionResult.QuotaExceeded.ImagePixels, quotas.MaxImagePixelsPerTenant, pixels,
+                $"This job's image is {request.Width}×{request.Height} = {pixels} pixels; tenant '{tenant}' may ask for at most {quotas.MaxImagePixelsPerTenant} (quota {SubmissionResult.QuotaExceeded.ImagePixels}). Ask for a smaller image.",
+                WaitHelps: false);
+        }
+
+        if (hires && quotas.MaxConcurrentHiresJobsPerTenant > 0)
+        {
+            var running = await db.Jobs.AsNoTracking()
+                .CountAsync(j => j.Tenant == tenant && j.Mode == RenderModes.Hires && (j.State == JobState.Queued || j.State == JobState.Running), cancellationToken);
+            if (running >= quotas.MaxConcurrentHiresJobsPerTenant)
+            {
+                return new SubmissionResult.QuotaExceeded(tenant, SubmissionResult.QuotaExceeded.ConcurrentHiresJobs, quotas.MaxConcurrentHiresJobsPerTenant, running,
+                    $"Tenant '{tenant}' has {running} hires job(s) unfinished; the quota {SubmissionResult.QuotaExceeded.ConcurrentHiresJobs} is {quotas.MaxConcurrentHiresJobsPerTenant}. Wait for one to finish, or cancel one.",
+                    WaitHelps: true);
+            }
+        }
+
+        if (quotas.MaxQueuedItemsPerTenant > 0)
+        {
+            var requested = hires ? 1 : SweepExpansion.CountItems(request);
+            var waiting = await db.Jobs.AsNoTracking()
+                .Where(j => j.Tenant == tenant && (j.State == JobState.Queued || j.State == JobState.Running))
+                .SumAsync(j => j.QueuedItems + j.RetryingItems, cancellationToken);
+            if (waiting + requested > quotas.MaxQueuedItemsPerTenant)
+            {
+                return new SubmissionResult.QuotaExceeded(tenant, SubmissionResult.QuotaExceeded.QueuedItems, quotas.MaxQueuedItemsPerTenant, waiting,
+                    $"Tenant '{tenant}' has {waiting} item(s) waiting and this job adds {requested}; the quota {SubmissionResult.QuotaExceeded.QueuedItems} is {quotas.MaxQueuedItemsPerTenant}. Wait for some to finish, or cancel some.",
+                    WaitHelps: true);
+            }
+        }
+
+        return null;
     }
 
     // Keys are per tenant: two tenants may pick the same key, and one must never be answered with the other's job.
