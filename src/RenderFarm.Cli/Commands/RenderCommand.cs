@@ -51,12 +51,17 @@ internal static class RenderCommand
             hires.Hires, hires.Tile, hires.Overlap, hires.BaseWidth, hires.BaseHeight,
         };
 
-        command.SetAction((result, cancellationToken) => RunAsync(result, new Options(
-            result.GetRequiredValue(prompt), result.GetValue(negative), result.GetValue(model), result.GetRequiredValue(output),
-            result.GetValue(seed), result.GetValue(steps), result.GetRequiredValue(sampler), result.GetValue(guidance),
-            result.GetValue(width) ?? DefaultSide(result.GetValue(model)), result.GetValue(height) ?? DefaultSide(result.GetValue(model)), result.GetValue(count), result.GetValue(batch), result.GetRequiredValue(mode),
-            result.GetValue(init), result.GetValue(mask), result.GetValue(strength), result.GetValue(threads), result.GetValue(provider),
-            hires.Read(result, strength), result.GetValue(safety), result.GetValue(watermark)), cancellationToken));
+        command.SetAction((result, cancellationToken) =>
+        {
+            // The model folder is read for its size only when a side is missing, and once for both.
+            var side = result.GetValue(width) is null || result.GetValue(height) is null ? DefaultSide(result.GetValue(model)) : 0;
+            return RunAsync(result, new Options(
+                result.GetRequiredValue(prompt), result.GetValue(negative), result.GetValue(model), result.GetRequiredValue(output),
+                result.GetValue(seed), result.GetValue(steps), result.GetRequiredValue(sampler), result.GetValue(guidance),
+                result.GetValue(width) ?? side, result.GetValue(height) ?? side, result.GetValue(count), result.GetValue(batch), result.GetRequiredValue(mode),
+                result.GetValue(init), result.GetValue(mask), result.GetValue(strength), result.GetValue(threads), result.GetValue(provider),
+                hires.Read(result, strength), result.GetValue(safety), result.GetValue(watermark)), cancellationToken);
+        });
         return command;
     }
 

@@ -38,17 +38,10 @@ public static class ModelContentHash
     public static string OfFolder(string root)
     {
         ArgumentException.ThrowIfNullOrWhiteSpace(root);
-        var options = new EnumerationOptions { RecurseSubdirectories = true, AttributesToSkip = FileAttributes.Hidden | FileAttributes.System };
         var entries = new List<ModelFileEntry>();
-        foreach (var path in Directory.EnumerateFiles(root, "*", options))
+        foreach (var relative in ModelRepository.ModelFolderFiles(root))
         {
-            var relative = Path.GetRelativePath(root, path).Replace(Path.DirectorySeparatorChar, '/');
-            if (relative.Split('/').Any(segment => segment.StartsWith('.')))
-            {
-                continue;
-            }
-
-            using var stream = File.OpenRead(path);
+            using var stream = File.OpenRead(Path.Combine(root, relative));
             entries.Add(new ModelFileEntry(relative, stream.Length, Convert.ToHexStringLower(SHA256.HashData(stream))));
         }
 

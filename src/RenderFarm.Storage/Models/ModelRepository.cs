@@ -340,18 +340,7 @@ public sealed class ModelRepository
     /// <summary>The files to push, relative and '/'-separated, in ordinal order; refuses what the store cannot hold.</summary>
     private static List<string> LocalFiles(string root)
     {
-        var options = new EnumerationOptions
-        {
-            RecurseSubdirectories = true,
-            // Hidden entries (dot-names on Unix) are caches, VCS folders and the worker's own bookkeeping, not model.
-            AttributesToSkip = FileAttributes.Hidden | FileAttributes.System,
-            IgnoreInaccessible = false,
-        };
-        var paths = Directory.EnumerateFiles(root, "*", options)
-            .Select(f => Path.GetRelativePath(root, f).Replace(Path.DirectorySeparatorChar, '/'))
-            .Where(p => !p.Split('/').Any(IsHidden))
-            .Order(StringComparer.Ordinal)
-            .ToList();
+        var paths = ModelFolderFiles(root);
         if (paths.Count == 0)
         {
             throw new ArgumentException($"The model folder '{root}' holds no files to push.", "directory");
@@ -376,6 +365,26 @@ public sealed class ModelRepository
         }
 
         return paths;
+    }
+
+    /// <summary>
+    /// A model folder's files, relative and '/'-separated, in ordinal order: what a push uploads and what
+    /// <see cref="ModelContentHash.OfFolder"/> hashes, so both see the same model.
+    /// </summary>
+    internal static List<string> ModelFolderFiles(string root)
+    {
+        var options = new EnumerationOptions
+        {
+            RecurseSubdirectories = true,
+            // Hidden entries (dot-names on Unix) are caches, VCS folders and the worker's own bookkeeping, not model.
+            AttributesToSkip = FileAttributes.Hidden | FileAttributes.System,
+            IgnoreInaccessible = false,
+        };
+        return Directory.EnumerateFiles(root, "*", options)
+            .Select(f => Path.GetRelativePath(root, f).Replace(Path.DirectorySeparatorChar, '/'))
+            .Where(p => !p.Split('/').Any(IsHidden))
+            .Order(StringComparer.Ordinal)
+            .ToList();
     }
 
     private static bool IsHidden(string segment) => segment.StartsWith('.');
