@@ -22,7 +22,7 @@ public sealed class RetentionOptions
     public TimeSpan Interval { get; set; } = DefaultInterval;
 
     /// <summary>
-    /// Finished jobs (succeeded, failed, canceled) older than this, counted from when they finished, are deleted with
+    /// Finished jobs (succeeded, completed with errors, failed, canceled) older than this, counted from when they finished, are deleted with
     /// their images; null (the default) keeps them until someone deletes them: images are the farm's product, and
     /// forgetting them is a decision for the operator.
     /// </summary>
