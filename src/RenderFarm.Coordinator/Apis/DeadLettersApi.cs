@@ -40,6 +40,12 @@ internal static class DeadLettersApi
     public static async Task<Results<Ok<DeadLetterReplay>, ProblemHttpResult>> ReplayDeadLetters(
         string queue, [FromServices] RabbitMqDeadLetters deadLetters, CancellationToken cancellationToken)
     {
+        if (string.IsNullOrWhiteSpace(queue))
+        {
+            return TypedResults.Problem("The queue name is blank: name the queue whose {queue}_error messages to replay (GET /v1/dead-letters lists them).",
+                statusCode: StatusCodes.Status400BadRequest, title: "No queue named");
+        }
+
         try
         {
             return TypedResults.Ok(await deadLetters.ReplayAsync(queue, cancellationToken));

@@ -24,6 +24,19 @@ public sealed class HostileInputRegressionTests(FuzzSqliteFixture fixture) : ICl
         problem.GetProperty("detail").GetString()!.ShouldContain(parameter);
     }
 
+    [Theory]
+    [InlineData("%20")]
+    [InlineData("%09%20")]
+    public async Task A_blank_dead_letter_queue_name_is_a_400_problem(string queue)
+    {
+        using var client = fixture.Factory.CreateClient();
+
+        using var response = await client.PostAsync($"/v1/dead-letters/{queue}/replay", content: null);
+
+        var problem = await ProblemAsync(response, HttpStatusCode.BadRequest);
+        problem.GetProperty("title").GetString().ShouldBe("No queue named");
+    }
+
     [Fact]
     public async Task An_unknown_job_is_a_404_problem_json()
     {
