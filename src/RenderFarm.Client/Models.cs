@@ -97,6 +97,8 @@ public enum ItemState
 /// <param name="Overlap">Hires: least overlap between tiles in pixels (default 64).</param>
 /// <param name="BaseWidth">Hires: base render width (default: about 512² at the target's aspect ratio).</param>
 /// <param name="BaseHeight">Hires: base render height, given with <paramref name="BaseWidth"/>.</param>
+/// <param name="Safety">The model's safety checker: off, flag, blur or block (default: flag when the model has one); not for hires.</param>
+/// <param name="Watermark">Invisible-watermark text (1 to 32 UTF-8 bytes) in place of the farm's; images of at least 256x256; not for hires.</param>
 public sealed record SubmitJobRequest(
     string? Prompt = null,
     string? NegativePrompt = null,
@@ -117,7 +119,9 @@ public sealed record SubmitJobRequest(
     int? Tile = null,
     int? Overlap = null,
     int? BaseWidth = null,
-    int? BaseHeight = null);
+    int? BaseHeight = null,
+    string? Safety = null,
+    string? Watermark = null);
 
 /// <summary>Sweep axes of a job; each one given replaces its single-valued field (<c>Sizes</c> replaces width and height; txt2img only).</summary>
 public sealed record SweepRequest(
@@ -153,7 +157,8 @@ public sealed record JobSummary(
 /// <summary>A rendered image and the parameters that made it; <c>Url</c> is the farm's path to the PNG.</summary>
 /// <remarks>
 /// <c>Sha256</c>: the stored PNG's SHA-256 (lowercase hex) as its worker reported it. The parameters and the hash are
-/// null only from farms that predate them.
+/// null only from farms that predate them. <c>Safety</c>: the model's safety checker's outcome (<c>passed</c>,
+/// <c>flagged</c>, <c>blurred</c>); null when no checker ran.
 /// </remarks>
 public sealed record JobImage(
     long Index,
@@ -168,7 +173,8 @@ public sealed record JobImage(
     double? GuidanceScale = null,
     string? Sampler = null,
     string? Model = null,
-    string? Sha256 = null);
+    string? Sha256 = null,
+    string? Safety = null);
 
 /// <summary>An item being rendered now.</summary>
 public sealed record RunningItem(long Index, Guid ItemId, int Attempt, string? WorkerId, int Step, int TotalSteps);
@@ -341,6 +347,7 @@ public static class ManifestStatuses
 /// <param name="Error">The last failure reason of an item that has no image.</param>
 /// <param name="Url">The farm's path to the PNG once it succeeded.</param>
 /// <param name="DuplicateOf">The key of the job's first item with the same SHA-256, when this one is a later copy.</param>
+/// <param name="Safety">The model's safety checker's outcome for the image (<c>passed</c>, <c>flagged</c>, <c>blurred</c>); null when none ran.</param>
 public sealed record ManifestEntry(
     string Key,
     long Index,
@@ -358,7 +365,8 @@ public sealed record ManifestEntry(
     string Status,
     string? Error,
     string? Url,
-    string? DuplicateOf)
+    string? DuplicateOf,
+    string? Safety = null)
 {
     /// <summary>True when the item has its image.</summary>
     [JsonIgnore]

@@ -12,11 +12,18 @@ namespace RenderFarm.Contracts;
 /// When the coordinator sent it (its clock). A worker skips units of a canceled job dispatched before the cancel,
 /// and renders those dispatched after it (a retry of the canceled items); null from older coordinators: skipped.
 /// </param>
+/// <param name="Safety">
+/// The job's safety-checker mode (<c>off</c>, <c>flag</c>, <c>blur</c> or <c>block</c>); null: the engine's default,
+/// <c>flag</c> when the model folder has a checker.
+/// </param>
+/// <param name="Watermark">The job's invisible-watermark payload (text); null: the worker's farm-wide one, if any.</param>
 public sealed record RenderWorkUnit(
     Guid WorkUnitId,
     Guid JobId,
     IReadOnlyList<RenderItem> Items,
-    DateTimeOffset? DispatchedAt = null)
+    DateTimeOffset? DispatchedAt = null,
+    string? Safety = null,
+    string? Watermark = null)
 {
     public const string WireName = MessageNames.RenderWorkUnit;
 }

@@ -89,6 +89,10 @@ public sealed record ItemPreviewed(
 /// The content hash of the model folder that rendered it (<c>ModelContentHash</c>: SHA-256 over its files' paths, sizes
 /// and hashes), lowercase hex; null for images no model made (the hires stitch, test renderers) and from older workers.
 /// </param>
+/// <param name="Safety">
+/// What the model's safety checker said and did: <c>passed</c>, <c>flagged</c> (kept as rendered) or <c>blurred</c>;
+/// null when no checker ran. A blocked image is never stored: its item is reported as <see cref="ItemFailed"/>.
+/// </param>
 public sealed record ItemRendered(
     Guid ItemId,
     Guid JobId,
@@ -97,7 +101,8 @@ public sealed record ItemRendered(
     string WorkerId,
     TimeSpan Elapsed,
     string? Sha256 = null,
-    string? ModelHash = null)
+    string? ModelHash = null,
+    string? Safety = null)
 {
     public const string WireName = MessageNames.ItemRendered;
 }

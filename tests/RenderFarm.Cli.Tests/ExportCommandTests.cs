@@ -75,7 +75,7 @@ public sealed class ExportCommandTests(EmbeddedFarmFixture farm) : IClassFixture
             var line = metadata[i];
             var columns = line.EnumerateObject().Select(p => p.Name).ToList();
             columns[0].ShouldBe("file_name");
-            columns.Skip(1).ShouldBe(["key", "index", "prompt", "negativePrompt", "seed", "steps", "guidanceScale", "sampler", "model", "modelHash", "width", "height", "sha256", "status", "error", "url", "duplicateOf"]);
+            columns.Skip(1).ShouldBe(["key", "index", "prompt", "negativePrompt", "seed", "steps", "guidanceScale", "sampler", "model", "modelHash", "width", "height", "sha256", "status", "error", "url", "duplicateOf", "safety"]);
             var fileName = line.GetProperty("file_name").GetString()!;
             fileName.ShouldBe($"images/{Keys[i]}.png");
             Hash(Path.Combine(folder, fileName)).ShouldBe(manifest[i].Sha256);

@@ -232,7 +232,7 @@ public abstract class DatasetManifestTests<TFixture>(TFixture fixture)
     }
 
     private static readonly string[] Columns =
-        ["key", "index", "prompt", "negativePrompt", "seed", "steps", "guidanceScale", "sampler", "model", "modelHash", "width", "height", "sha256", "status", "error", "url", "duplicateOf"];
+        ["key", "index", "prompt", "negativePrompt", "seed", "steps", "guidanceScale", "sampler", "model", "modelHash", "width", "height", "sha256", "status", "error", "url", "duplicateOf", "safety"];
 
     private static (string?, string?, string?, string?, string?) Summary(JsonObject line) => (
         line["status"]?.GetValue<string>(), line["sha256"]?.GetValue<string>(), line["error"]?.GetValue<string>(),
@@ -278,8 +278,9 @@ public abstract class DatasetManifestTests<TFixture>(TFixture fixture)
         public string? Error { get; set; }
         public string? Url { get; set; }
         public string? DuplicateOf { get; set; }
+        public string? Safety { get; set; }
 
-        public ManifestEntry ToEntry() => new(Key, Index, Prompt, NegativePrompt, Seed, Steps, GuidanceScale, Sampler, Model, ModelHash, Width, Height, Sha256, Status, Error, Url, DuplicateOf);
+        public ManifestEntry ToEntry() => new(Key, Index, Prompt, NegativePrompt, Seed, Steps, GuidanceScale, Sampler, Model, ModelHash, Width, Height, Sha256, Status, Error, Url, DuplicateOf, Safety);
     }
 }
 

@@ -35,6 +35,9 @@ internal static class SubmitCommand
         var baseWidth = new Option<int?>("--base-width") { Description = "Hires base render width (default: about 512² at the target's aspect ratio)." };
         var baseHeight = new Option<int?>("--base-height") { Description = "Hires base render height (with --base-width)." };
         var priority = new Option<int?>("--priority") { Description = "-100..100 (default 0): the farm sends a higher-priority job's work before lower-priority work still waiting (work already sent is not taken back)." };
+        var safety = new Option<string?>("--safety") { Description = "The model's safety checker: off, flag (record the verdict), blur or block (store nothing for a flagged image); default flag when the model has a checker. Not for hires." };
+        safety.AcceptOnlyFromAmong("off", "flag", "blur", "block");
+        var watermark = new Option<string?>("--watermark") { Description = "Embed an invisible watermark carrying TEXT (1 to 32 UTF-8 bytes) in every image, in place of the farm's; images of at least 256x256. Not for hires." };
         var sweepPrompts = new Option<string?>("--sweep-prompts-file") { Description = "Sweep over prompts: a text file with one prompt per line." };
         var sweepSeeds = new Option<string?>("--sweep-seeds") { Description = "Sweep over seeds, e.g. 1,2,3." };
         var sweepGuidance = new Option<string?>("--sweep-guidance") { Description = "Sweep over guidance scales, e.g. 5,7.5,9." };
@@ -47,7 +50,7 @@ internal static class SubmitCommand
 
         var command = new Command("submit", "Submit a render job to the farm and print its id.")
         {
-            prompt, file, negative, width, height, steps, sampler, guidance, seed, count, model, mode, init, mask, strength, priority,
+            prompt, file, negative, width, height, steps, sampler, guidance, seed, count, model, mode, init, mask, strength, priority, safety, watermark,
             tile, overlap, baseWidth, baseHeight, sweepPrompts, sweepSeeds, sweepGuidance, sweepSteps, sweepSamplers, sweepSizes, idempotencyKey, wait, farm,
         };
 
@@ -109,7 +112,9 @@ internal static class SubmitCommand
                     Tile: result.GetValue(tile),
                     Overlap: result.GetValue(overlap),
                     BaseWidth: result.GetValue(baseWidth),
-                    BaseHeight: result.GetValue(baseHeight));
+                    BaseHeight: result.GetValue(baseHeight),
+                    Safety: result.GetValue(safety),
+                    Watermark: result.GetValue(watermark));
             }
         });
         return command;

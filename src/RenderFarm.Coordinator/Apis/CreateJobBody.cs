@@ -24,6 +24,8 @@ namespace RenderFarm.Coordinator.Apis;
 /// <param name="Overlap">Hires: least overlap between neighbouring tiles in pixels, a multiple of 8 (default 64).</param>
 /// <param name="BaseWidth">Hires: width of the base render (default: about 512² at the target's aspect ratio).</param>
 /// <param name="BaseHeight">Hires: height of the base render; given together with <paramref name="BaseWidth"/>.</param>
+/// <param name="Safety">What the model's safety checker does with a flagged image: <c>off</c> (not run), <c>flag</c> (kept, recorded), <c>blur</c> or <c>block</c> (not stored; the item fails with the checker's reason). Default: <c>flag</c> when the model folder has a checker. Not for hires jobs. A mode other than <c>off</c> on a model without a checker fails its items.</param>
+/// <param name="Watermark">Text (1 to 32 UTF-8 bytes) to embed as an invisible dwtDct watermark in every image, in place of the farm's own (Worker:Watermark); images of at least 256x256 only. Not for hires jobs.</param>
 public sealed record CreateJobBody(
     string? Prompt = null,
     string? NegativePrompt = null,
@@ -44,7 +46,9 @@ public sealed record CreateJobBody(
     int? Tile = null,
     int? Overlap = null,
     int? BaseWidth = null,
-    int? BaseHeight = null);
+    int? BaseHeight = null,
+    string? Safety = null,
+    string? Watermark = null);
 
 /// <summary>Sweep axes; each one given replaces its single-valued field (<c>sizes</c> replaces width and height; txt2img only).</summary>
 public sealed record SweepBody(

@@ -39,7 +39,7 @@ internal sealed class JobManifest(CoordinatorDbContext db)
                 .Select(i => new
                 {
                     i.Index, i.Prompt, i.NegativePrompt, i.Seed, i.Steps, i.GuidanceScale, i.Sampler, i.Model,
-                    i.ModelHash, i.Width, i.Height, i.Sha256, i.State, i.Error, Stored = i.ArtifactKey != null,
+                    i.ModelHash, i.Width, i.Height, i.Sha256, i.State, i.Error, Stored = i.ArtifactKey != null, i.Safety,
                 })
                 .ToListAsync(cancellationToken);
             if (rows.Count == 0)
@@ -53,7 +53,8 @@ internal sealed class JobManifest(CoordinatorDbContext db)
                 r.ModelHash, r.Width, r.Height, r.Sha256, ManifestStatus.Of(r.State),
                 r.State == ItemState.Succeeded ? null : r.Error,
                 r.State == ItemState.Succeeded && r.Stored ? CoordinatorRoutes.ImageUrl(jobId, r.Index) : null,
-                r.Sha256 is { } hash && firsts.TryGetValue(hash, out var first) && first < r.Index ? DatasetKeys.Of(first) : null))];
+                r.Sha256 is { } hash && firsts.TryGetValue(hash, out var first) && first < r.Index ? DatasetKeys.Of(first) : null,
+                r.Safety))];
             if (rows.Count < pageSize)
             {
                 yield break;

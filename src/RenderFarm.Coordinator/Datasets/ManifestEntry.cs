@@ -24,6 +24,7 @@ namespace RenderFarm.Coordinator.Datasets;
 /// <param name="Error">The last failure reason; null for succeeded items and items that never failed.</param>
 /// <param name="Url">The farm's path to the PNG once it succeeded; null before.</param>
 /// <param name="DuplicateOf">The key of the job's first item (lowest index) with the same SHA-256, when this one is not that item.</param>
+/// <param name="Safety">The model's safety checker's outcome for the stored image (<c>passed</c>, <c>flagged</c>, <c>blurred</c>); null when none ran. A blocked image is a failed item whose error says so.</param>
 public sealed record ManifestEntry(
     string Key,
     long Index,
@@ -41,7 +42,8 @@ public sealed record ManifestEntry(
     string Status,
     string? Error,
     string? Url,
-    string? DuplicateOf);
+    string? DuplicateOf,
+    string? Safety);
 
 /// <summary>Sample keys of a job's dataset.</summary>
 public static class DatasetKeys

@@ -101,9 +101,10 @@ internal sealed class ParquetManifestWriter(Stream output) : IManifestWriter
     private static readonly DataField<string> Error = new("error", nullable: true);
     private static readonly DataField<string> Url = new("url", nullable: true);
     private static readonly DataField<string> DuplicateOf = new("duplicateOf", nullable: true);
+    private static readonly DataField<string> Safety = new("safety", nullable: true);
 
     private static readonly ParquetSchema Schema = new(
-        Key, Index, Prompt, NegativePrompt, Seed, Steps, GuidanceScale, Sampler, Model, ModelHash, Width, Height, Sha256, Status, Error, Url, DuplicateOf);
+        Key, Index, Prompt, NegativePrompt, Seed, Steps, GuidanceScale, Sampler, Model, ModelHash, Width, Height, Sha256, Status, Error, Url, DuplicateOf, Safety);
 
     private readonly FileStream _spool = new(
         Path.Combine(Path.GetTempPath(), $"renderfarm-manifest-{Guid.NewGuid():N}.parquet"),
@@ -133,6 +134,7 @@ internal sealed class ParquetManifestWriter(Stream output) : IManifestWriter
         await group.WriteAsync(Error, page.Select(e => e.Error).ToArray());
         await group.WriteAsync(Url, page.Select(e => e.Url).ToArray());
         await group.WriteAsync(DuplicateOf, page.Select(e => e.DuplicateOf).ToArray());
+        await group.WriteAsync(Safety, page.Select(e => e.Safety).ToArray());
         group.CompleteValidate();
     }
 

@@ -432,9 +432,15 @@ internal sealed partial class OutboxDispatcher(
             return [];
         }
 
+        var jobIds = rows.Select(r => r.JobId).Distinct().ToList();
+        var marks = await db.Jobs.AsNoTracking()
+            .Where(j => jobIds.Contains(j.Id))
+            .Select(j => new { j.Id, j.Safety, j.Watermark })
+            .ToDictionaryAsync(j => j.Id, cancellationToken);
         foreach (var job in rows.GroupBy(r => r.JobId))
         {
             var ordered = job.OrderBy(r => r.FirstIndex).ToList();
+            var mark = marks.GetValueOrDefault(job.Key);
             var items = new Dictionary<long, ItemRow>();
             foreach (var (from, to) in MergeRanges(ordered))
             {
@@ -462,7 +468,7 @@ internal sealed partial class OutboxDispatcher(
 
                 if (unitItems.Count > 0)
                 {
-                    units[row.Id] = (row, new RenderWorkUnit(Guid.CreateVersion7(), job.Key, unitItems, dispatchedAt));
+                    units[row.Id] = (row, new RenderWorkUnit(Guid.CreateVersion7(), job.Key, unitItems, dispatchedAt, mark?.Safety, mark?.Watermark));
                 }
             }
         }

@@ -170,6 +170,7 @@ internal sealed class ItemLedger(
                         .SetProperty(i => i.ArtifactKey, message.ArtifactKey)
                         .SetProperty(i => i.Sha256, sha256)
                         .SetProperty(i => i.ModelHash, modelHash)
+                        .SetProperty(i => i.Safety, SafetyOutcome(message.Safety))
                         .SetProperty(i => i.WorkerId, message.WorkerId)
                         .SetProperty(i => i.FinishedAt, now)
                         .SetProperty(i => i.RetryAt, (DateTime?)null)
@@ -354,6 +355,10 @@ internal sealed class ItemLedger(
                 .ExecuteUpdateAsync(s => s.SetProperty(i => i.HeartbeatAt, now), cancellationToken);
         }
     }
+
+    /// <summary>A worker's safety outcome as the ledger keeps it; anything but the three words a stored image can carry is dropped, as a malformed hash is.</summary>
+    private static string? SafetyOutcome(string? reported) =>
+        reported is "passed" or "flagged" or "blurred" ? reported : null;
 
     private static readonly Expression<Func<ItemRow, Snapshot>> ToSnapshot =
         i => new Snapshot(i.Id, i.JobId, i.Index, i.State, i.Attempt, i.Mode, i.Hires != null, i.Model, i.Width, i.Height, i.Sampler);

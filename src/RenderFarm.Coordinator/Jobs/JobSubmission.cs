@@ -8,6 +8,8 @@ using RenderFarm.Coordinator.Dispatch;
 using RenderFarm.Coordinator.Options;
 using RenderFarm.Coordinator.Persistence;
 using RenderFarm.Coordinator.Placement;
+using RenderFarm.Diffusion.Safety;
+using RenderFarm.Diffusion.Watermarking;
 using RenderFarm.Domain.Items;
 using RenderFarm.Domain.Requests;
 using RenderFarm.Domain.States;
@@ -124,6 +126,11 @@ internal sealed class JobSubmission(
             }
         }
 
+        foreach (var (field, message) in ImageMarkProblems(request))
+        {
+            Add(errors, field, message);
+        }
+
         var images = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         (int Width, int Height) initSize = default;
         foreach (var (field, value) in new[] { ("initImage", request.InitImage), ("mask", request.Mask) })
@@ -228,6 +235,8 @@ internal sealed class JobSubmission(
             Priority = request.Priority ?? GenerationDefaults.Priority,
             BaseSeed = expansion.BaseSeed,
             Request = JsonSerializer.Serialize(request with { Seed = expansion.BaseSeed, Model = expansion.Model }, RequestJson),
+            Safety = request.Safety?.ToLowerInvariant(),
+            Watermark = request.Watermark,
             TotalItems = expansion.Count,
             QueuedItems = expansion.Count,
         });
@@ -443,6 +452,8 @@ internal sealed class JobSubmission(
             Overlap = body.Overlap,
             BaseWidth = body.BaseWidth,
             BaseHeight = body.BaseHeight,
+            Safety = body.Safety,
+            Watermark = body.Watermark,
             Sweep = sweep is null ? null : new SweepRequest
             {
                 Prompts = sweep.Prompts,
@@ -455,6 +466,46 @@ internal sealed class JobSubmission(
                 Sizes = sizes,
             },
         };
+    }
+
+    /// <summary>The job's <c>safety</c> and <c>watermark</c>, checked against the engine's own rules so no worker refuses them later.</summary>
+    private static IEnumerable<(string Field, string Message)> ImageMarkProblems(JobRequest request)
+    {
+        var hires = request.Mode == RenderModes.Hires;
+        if (request.Safety is { } safety)
+        {
+            if (!SafetyModes.TryParse(safety, out _))
+            {
+                yield return ("safety", $"safety '{safety}' is not a mode; use one of {string.Join(", ", SafetyModes.Names)}.");
+            }
+            else if (hires)
+            {
+                // The checker would judge a base or a tile, not the stitched image a user sees.
+                yield return ("safety", "safety cannot be set on a hires job: its checker would judge the base and the tiles, not the stitched image. Leave it out.");
+            }
+        }
+
+        if (request.Watermark is not { } watermark)
+        {
+            yield break;
+        }
+
+        if (hires)
+        {
+            yield return ("watermark", "watermark cannot be set on a hires job: a mark in the base or a tile does not survive the stitch. Leave it out.");
+            yield break;
+        }
+
+        if (DwtDctWatermark.PayloadProblem(System.Text.Encoding.UTF8.GetBytes(watermark)) is { } payloadProblem)
+        {
+            yield return ("watermark", $"watermark: {payloadProblem}");
+        }
+
+        IEnumerable<ImageSize> sizes = request.Sweep?.Sizes is { Count: > 0 } swept ? swept : [new ImageSize(request.Width, request.Height)];
+        if (sizes.Select(s => DwtDctWatermark.SizeProblem(s.Width, s.Height)).FirstOrDefault(p => p is not null) is { } sizeProblem)
+        {
+            yield return ("watermark", $"watermark: {sizeProblem}");
+        }
     }
 
     private static void Add(Dictionary<string, List<string>> errors, string field, string message)

@@ -33,7 +33,7 @@ internal sealed partial class MonitoringApi(CoordinatorDbContext db, TimeProvide
             .Where(i => i.JobId == jobId && i.State == ItemState.Succeeded && i.ArtifactKey != null && i.Index > after)
             .OrderBy(i => i.Index).Take(limit)
             .Select(i => new JobImage(i.Index, i.Seed, "", i.WorkerId, i.Width, i.Height,
-                i.Prompt, i.NegativePrompt, i.Steps, i.GuidanceScale, i.Sampler, i.Model, i.Sha256))
+                i.Prompt, i.NegativePrompt, i.Steps, i.GuidanceScale, i.Sampler, i.Model, i.Sha256, i.Safety))
             .ToListAsync(cancellationToken);
         images = [.. images.Select(i => i with { Url = CoordinatorRoutes.ImageUrl(jobId, i.Index) })];
 

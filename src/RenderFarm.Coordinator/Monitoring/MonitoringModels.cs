@@ -24,7 +24,8 @@ public sealed record JobSummary(
 /// <summary>A rendered image of a job, with every parameter that made it, so a client never opens the PNG for them.</summary>
 /// <remarks>
 /// <c>Url</c>: Where to fetch the PNG (this API; it streams or redirects). <c>Sha256</c>: the stored PNG's SHA-256 in
-/// lowercase hex, as its worker reported it; null for images of workers that did not report one.
+/// lowercase hex, as its worker reported it; null for images of workers that did not report one. <c>Safety</c>: the
+/// model's safety checker's outcome (<c>passed</c>, <c>flagged</c>, <c>blurred</c>); null when no checker ran.
 /// </remarks>
 public sealed record JobImage(
     long Index,
@@ -39,7 +40,8 @@ public sealed record JobImage(
     double GuidanceScale,
     string Sampler,
     string Model,
-    string? Sha256);
+    string? Sha256,
+    string? Safety);
 
 /// <summary>An item that is being rendered now.</summary>
 public sealed record RunningItem(long Index, Guid ItemId, int Attempt, string? WorkerId, int Step, int TotalSteps);

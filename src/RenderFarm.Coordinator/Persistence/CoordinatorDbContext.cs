@@ -44,6 +44,9 @@ public abstract class CoordinatorDbContext : DbContext
             // A submitter's job list: its tenant's jobs, newest first.
             job.HasIndex(j => new { j.Tenant, j.CreatedAt });
             job.Property(j => j.Tenant).HasMaxLength(ApiKeyRow.MaxTenantLength);
+            job.Property(j => j.Safety).HasMaxLength(16);
+            // 32 UTF-8 bytes at most (the watermark's payload), so as many characters.
+            job.Property(j => j.Watermark).HasMaxLength(32);
         });
 
         modelBuilder.Entity<ItemRow>(item =>
@@ -62,6 +65,7 @@ public abstract class CoordinatorDbContext : DbContext
             item.HasIndex(i => new { i.JobId, i.Sha256, i.Index });
             item.Property(i => i.Sha256).HasMaxLength(ItemRow.Sha256Length);
             item.Property(i => i.ModelHash).HasMaxLength(ItemRow.Sha256Length);
+            item.Property(i => i.Safety).HasMaxLength(16);
             item.HasOne<JobRow>().WithMany().HasForeignKey(i => i.JobId).OnDelete(DeleteBehavior.Cascade);
         });
 

@@ -45,6 +45,12 @@ public sealed class JobRow
 
     public string? CancelReason { get; set; }
 
+    /// <summary>The job's safety-checker mode (<c>off</c>, <c>flag</c>, <c>blur</c>, <c>block</c>); null: the engine's default. Sent with every work unit.</summary>
+    public string? Safety { get; set; }
+
+    /// <summary>The job's invisible-watermark text; null: the farm's own, if any. Sent with every work unit.</summary>
+    public string? Watermark { get; set; }
+
     public long TotalItems { get; set; }
 
     public long QueuedItems { get; set; }
@@ -128,6 +134,9 @@ public sealed class ItemRow
     /// until the item succeeds, for images no model made (hires stitches), and from workers that report none.
     /// </summary>
     public string? ModelHash { get; set; }
+
+    /// <summary>The safety checker's outcome for the stored image (<c>passed</c>, <c>flagged</c>, <c>blurred</c>); null when none ran.</summary>
+    public string? Safety { get; set; }
 
     /// <summary>The last failure reason; kept after a successful retry only until that success clears it.</summary>
     public string? Error { get; set; }

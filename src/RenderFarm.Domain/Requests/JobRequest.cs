@@ -58,6 +58,12 @@ public sealed record JobRequest
 
     /// <summary>Hires only: height of the base render; null derives it from the target's aspect.</summary>
     public int? BaseHeight { get; init; }
+
+    /// <summary>The safety checker's mode (<c>off</c>, <c>flag</c>, <c>blur</c>, <c>block</c>); null: flag when the model has a checker.</summary>
+    public string? Safety { get; init; }
+
+    /// <summary>Text to embed as an invisible watermark in every image; null: the farm's own, if it has one.</summary>
+    public string? Watermark { get; init; }
 }
 
 /// <summary>

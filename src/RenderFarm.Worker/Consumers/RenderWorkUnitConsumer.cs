@@ -123,7 +123,7 @@ public sealed partial class RenderWorkUnitConsumer(
                 return;
             }
 
-            var batch = await LoadInputsAsync(items, render.Token);
+            var batch = await LoadInputsAsync(items, render.Token) with { Safety = unit.Safety, Watermark = unit.Watermark };
             IReadOnlyList<RenderedImage> images;
             await using (var progress = new ProgressReporter(context, jobId, items, _policy.MinProgressInterval, _policy.PreviewInterval, time, logger, consumeToken))
             {
@@ -150,6 +150,17 @@ public sealed partial class RenderWorkUnitConsumer(
                 }
 
                 var item = items.First(i => i.ItemId == image.ItemId);
+                if (image.Blocked)
+                {
+                    // Never stored, so never shown: the item ends with the checker's reason, and another attempt
+                    // with the same seed would be blocked again.
+                    reported.Add(item.ItemId);
+                    await context.Publish(
+                        new ItemFailed(item.ItemId, jobId, item.Attempt, slot.WorkerId, "Blocked by the model's safety checker (safety: block); the image was not stored.", Retryable: false),
+                        consumeToken);
+                    continue;
+                }
+
                 try
                 {
                     // An unreachable store is waited out here (StoreOutage), not reported as the item's failure.
@@ -173,7 +184,7 @@ public sealed partial class RenderWorkUnitConsumer(
                 reported.Add(item.ItemId);
                 Rendered(slot, item, time.GetElapsedTime(started));
                 await context.Publish(
-                    new ItemRendered(item.ItemId, jobId, item.Attempt, item.OutputKey, slot.WorkerId, time.GetElapsedTime(started), PngHash.Sha256Hex(image.Png), image.ModelHash),
+                    new ItemRendered(item.ItemId, jobId, item.Attempt, item.OutputKey, slot.WorkerId, time.GetElapsedTime(started), PngHash.Sha256Hex(image.Png), image.ModelHash, image.Safety),
                     consumeToken);
             }
         }

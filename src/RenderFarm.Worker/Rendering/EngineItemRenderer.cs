@@ -6,6 +6,7 @@ using RenderFarm.Diffusion.Imaging;
 using RenderFarm.Diffusion.Memory;
 using RenderFarm.Diffusion.Models;
 using RenderFarm.Diffusion.Pipelines;
+using RenderFarm.Diffusion.Safety;
 using RenderFarm.Diffusion.Watermarking;
 using RenderFarm.Storage.Models;
 using RenderFarm.Telemetry;
@@ -109,7 +110,7 @@ public sealed partial class EngineItemRenderer : IItemRenderer
             // The fourth stage, after the engine's three: PNG encoding with the parameters' text chunks.
             using var encode = RenderFarmDiagnostics.EngineActivitySource.StartActivity("png encode");
             return (IReadOnlyList<RenderedImage>)result.Images
-                .Select(image => new RenderedImage(batch.Items[image.Index].ItemId, image.ToPng(), HashOf(pipeline)))
+                .Select(image => new RenderedImage(batch.Items[image.Index].ItemId, image.ToPng(), HashOf(pipeline), image.Safety?.Outcome))
                 .ToList();
         }, cancellationToken);
     }
@@ -120,10 +121,21 @@ public sealed partial class EngineItemRenderer : IItemRenderer
     /// The farm's watermark payload (<see cref="WorkerOptions.Watermark"/>): embedded by the engine in images of at least
     /// 256×256 that are not parts of a hires job (a mark in a base or a tile would not survive into the stitched image);
     /// smaller images are rendered unmarked rather than failed, since a farm-wide default must not refuse a valid job.
+    /// The job's own payload (<see cref="RenderBatch.Watermark"/>) takes its place; the coordinator admits one only
+    /// for images it fits, so the engine refuses any other.
     /// </param>
     internal static GenerationRequest ToRequest(RenderBatch batch, byte[]? watermark = null)
     {
         var first = batch.First;
+        SafetyMode? safety = null;
+        if (batch.Safety is { } safetyName)
+        {
+            safety = SafetyModes.TryParse(safetyName, out var parsed)
+                ? parsed
+                : throw new ArgumentException($"Unknown safety mode '{safetyName}'. Valid modes: {string.Join(", ", SafetyModes.Names)}.", nameof(batch));
+        }
+
+        var farmWatermark = watermark is not null && first.Hires is null && DwtDctWatermark.SizeProblem(first.Width, first.Height) is null ? watermark : null;
         var mode = first.Mode switch
         {
             RenderModes.Txt2Img => GenerationMode.TextToImage,
@@ -143,7 +155,8 @@ public sealed partial class EngineItemRenderer : IItemRenderer
             GuidanceScale = first.GuidanceScale,
             Sampler = first.Sampler,
             Mode = mode,
-            Watermark = watermark is not null && first.Hires is null && DwtDctWatermark.SizeProblem(first.Width, first.Height) is null ? watermark : null,
+            Watermark = batch.Watermark is { } jobWatermark ? System.Text.Encoding.UTF8.GetBytes(jobWatermark) : farmWatermark,
+            Safety = safety,
         };
 
         if (mode == GenerationMode.TextToImage)

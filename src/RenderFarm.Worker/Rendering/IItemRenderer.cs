@@ -43,6 +43,12 @@ public sealed record RenderBatch(IReadOnlyList<RenderItem> Items, ReadOnlyMemory
     /// <summary>The item whose settings stand for the whole batch.</summary>
     public RenderItem First => Items[0];
 
+    /// <summary>The job's safety-checker mode name (<see cref="RenderWorkUnit.Safety"/>); null: the engine's default.</summary>
+    public string? Safety { get; init; }
+
+    /// <summary>The job's watermark payload (<see cref="RenderWorkUnit.Watermark"/>); null: the farm's, if any.</summary>
+    public string? Watermark { get; init; }
+
     /// <summary>Whether <paramref name="a"/> and <paramref name="b"/> can be denoised in one engine call.</summary>
     public static bool SameSettings(RenderItem a, RenderItem b) =>
         a.Model == b.Model
@@ -87,7 +93,12 @@ public sealed record RenderBatch(IReadOnlyList<RenderItem> Items, ReadOnlyMemory
 /// <param name="ItemId">The item.</param>
 /// <param name="Png">PNG bytes with the generation parameters in its <c>parameters</c> chunk.</param>
 /// <param name="ModelHash">The content hash of the model that rendered it, when a model did.</param>
-public sealed record RenderedImage(Guid ItemId, byte[] Png, string? ModelHash = null);
+/// <param name="Safety">The safety checker's outcome (<c>passed</c>, <c>flagged</c>, <c>blurred</c>, <c>blocked</c>); null when none ran.</param>
+public sealed record RenderedImage(Guid ItemId, byte[] Png, string? ModelHash = null, string? Safety = null)
+{
+    /// <summary>The checker blocked it: the image must not be stored (its pixels are black).</summary>
+    public bool Blocked => Safety == "blocked";
+}
 
 /// <summary>A denoising step of the batch finished.</summary>
 /// <param name="Step">Steps done, 1-based.</param>

@@ -179,6 +179,11 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("retry_at");
 
+                    b.Property<string>("Safety")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("safety");
+
                     b.Property<string>("Sampler")
                         .IsRequired()
                         .HasColumnType("text")
@@ -309,6 +314,11 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("running_items");
 
+                    b.Property<string>("Safety")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("safety");
+
                     b.Property<int>("State")
                         .HasColumnType("integer")
                         .HasColumnName("state");
@@ -330,6 +340,11 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                     b.Property<DateTime>("UpdatedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("updated_at");
+
+                    b.Property<string>("Watermark")
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)")
+                        .HasColumnName("watermark");
 
                     b.Property<int>("Width")
                         .HasColumnType("integer")

@@ -173,6 +173,11 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("retry_at");
 
+                    b.Property<string>("Safety")
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("safety");
+
                     b.Property<string>("Sampler")
                         .IsRequired()
                         .HasColumnType("TEXT")
@@ -303,6 +308,11 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("running_items");
 
+                    b.Property<string>("Safety")
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("safety");
+
                     b.Property<int>("State")
                         .HasColumnType("INTEGER")
                         .HasColumnName("state");
@@ -324,6 +334,11 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
                     b.Property<DateTime>("UpdatedAt")
                         .HasColumnType("TEXT")
                         .HasColumnName("updated_at");
+
+                    b.Property<string>("Watermark")
+                        .HasMaxLength(32)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("watermark");
 
                     b.Property<int>("Width")
                         .HasColumnType("INTEGER")
