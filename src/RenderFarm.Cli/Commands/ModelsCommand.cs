@@ -8,6 +8,7 @@ using RenderFarm.Cli.Farm;
 using RenderFarm.Client;
 using RenderFarm.Diffusion.Memory;
 using RenderFarm.ModelGenerator;
+using RenderFarm.ModelGenerator.Upscaler;
 using RenderFarm.Storage;
 using RenderFarm.Storage.Models;
 using ModelNames = RenderFarm.Storage.Models.ModelNames;
@@ -34,12 +35,14 @@ internal static class ModelsCommand
     {
         var kind = new Option<string>("--kind")
         {
-            Description = "tiny (random-weight SD architecture), tiny-sd2 (the same in SD 2.x's layout: wider OpenCLIP-style text encoder, v-prediction, 768² by default), oracle (exact math for tests) or tiny-safety (tiny with a safety checker that flags images whose centre is redder than CLIP's mean red).",
+            Description = "tiny (random-weight SD architecture), tiny-sd2 (the same in SD 2.x's layout: wider OpenCLIP-style text encoder, v-prediction, 768² by default), oracle (exact math for tests) or tiny-safety (tiny with a safety checker that flags images whose centre is redder than CLIP's mean red); tiny-upscaler writes a super-resolution model with a closed-form output instead (see --scale).",
             DefaultValueFactory = _ => "tiny",
         };
-        kind.AcceptOnlyFromAmong("tiny", "tiny-sd2", "oracle", "tiny-safety");
+        kind.AcceptOnlyFromAmong("tiny", "tiny-sd2", "oracle", "tiny-safety", "tiny-upscaler");
+        var scale = new Option<int>("--scale") { Description = "tiny-upscaler only: its scale factor, 2 or 4.", DefaultValueFactory = _ => 2 };
+        scale.AcceptOnlyFromAmong("2", "4");
         var output = new Argument<string>("directory") { Description = "Folder to write the model into." };
-        var generate = new Command("generate", "Write a generated test model in the diffusers ONNX layout.") { kind, output };
+        var generate = new Command("generate", "Write a generated test model in the diffusers ONNX layout.") { kind, output, scale };
         generate.SetAction(result =>
         {
             var directory = result.GetRequiredValue(output);
@@ -51,6 +54,10 @@ internal static class ModelsCommand
             {
                 // No memory profile ships for it: `renderfarm plan --calibrate --model DIR` measures one on this machine.
                 TestModels.WriteTiny(directory, new TinyModelOptions(Family: TinyFamily.StableDiffusion2));
+            }
+            else if (result.GetValue(kind) == "tiny-upscaler")
+            {
+                TestModels.WriteTinyUpscaler(directory, new TinyUpscalerOptions(result.GetValue(scale)));
             }
             else if (result.GetValue(kind) == "tiny-safety")
             {
