@@ -94,7 +94,7 @@ public static class TestModels
         {
             w.WriteNumber("scale", options.Scale);
             w.WriteString("model", TinyUpscaler.ModelFile);
-            UpscalerMemory.Write(w);
+            UpscalerMemory.Write(w, options.Scale);
         });
 
     /// <summary>

@@ -37,6 +37,35 @@ public static class TinyUpscaler
     /// <summary>The offset, in 1/255 units, of sub-pixel (i, j) of an s×s block: 31.875 + 2·(i·s + j).</summary>
     public static double OffsetBytes(int scale, int i, int j) => 31.875 + 2 * (i * scale + j);
 
+    /// <summary>
+    /// The closed form on 8-bit RGB (row-major, 3 bytes a pixel) without ONNX: what the model's output is once
+    /// converted to bytes as the engine does (b/255 in, round(255·clamp(v, 0, 1)) out). Returns the upscaled pixels.
+    /// </summary>
+    public static byte[] Reference(ReadOnlySpan<byte> rgb, int width, int height, int scale)
+    {
+        int w = width * scale, h = height * scale;
+        if (rgb.Length != width * height * 3)
+        {
+            throw new ArgumentException($"Expected {width * height * 3} bytes for {width}x{height} RGB.", nameof(rgb));
+        }
+
+        var pixels = new byte[w * h * 3];
+        for (var y = 0; y < h; y++)
+        {
+            for (var x = 0; x < w; x++)
+            {
+                var offset = OffsetBytes(scale, y % scale, x % scale);
+                for (var c = 0; c < 3; c++)
+                {
+                    var b = rgb[((y / scale) * width + x / scale) * 3 + c];
+                    pixels[(y * w + x) * 3 + c] = (byte)Math.Clamp(Math.Round(0.75 * b + offset), 0, 255);
+                }
+            }
+        }
+
+        return pixels;
+    }
+
     internal static ModelProto Model(TinyUpscalerOptions options)
     {
         options.Validate();

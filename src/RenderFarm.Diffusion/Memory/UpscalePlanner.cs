@@ -97,8 +97,8 @@ public sealed class UpscalePlanner(UpscalerMemoryProfile profile)
     }
 
     /// <summary>
-    /// The engine's own buffers (counted, not calibrated): the input as bytes and float planes, the output's float
-    /// planes, blend weight sum and bytes, and one tile's input, output and weights.
+    /// The engine's own buffers (counted, not calibrated): the input image's bytes, the output's float planes, blend
+    /// weight sum and bytes, and one tile's float input (the tile's output is ONNX Runtime's, in the activations).
     /// </summary>
     public static long HostBytes(UpscaleShape shape, TileSize tile)
     {
@@ -106,7 +106,6 @@ public sealed class UpscalePlanner(UpscalerMemoryProfile profile)
         double input = (double)shape.Width * shape.Height;
         double output = input * shape.Scale * shape.Scale;
         double tileIn = (double)Math.Min(tile.Size, shape.Height) * Math.Min(tile.Size, shape.Width);
-        double tileOut = tileIn * shape.Scale * shape.Scale;
-        return (long)(3 * input + 12 * input + 12 * output + 4 * output + 3 * output + 12 * tileIn + 12 * tileOut + 4 * tileOut);
+        return (long)(3 * input + 12 * output + 4 * output + 3 * output + 12 * tileIn);
     }
 }

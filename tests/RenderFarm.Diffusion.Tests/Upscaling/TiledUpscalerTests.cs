@@ -84,6 +84,22 @@ public sealed class TiledUpscalerTests(TinyUpscalerFixture models) : IClassFixtu
     }
 
     [Fact]
+    public void The_generated_folder_ships_a_measured_profile_and_a_budget_shrinks_the_tile()
+    {
+        var folder = UpscalerFolder.Open(models.X2);
+        var profile = folder.Memory.ShouldNotBeNull();
+        profile.Kind.ShouldBe(MemoryProfile.Measured);
+        using var roomy = new Upscaler(folder, new ExecutionOptions { MemoryBudgetBytes = 4L << 30 });
+        using var tight = new Upscaler(folder, new ExecutionOptions { MemoryBudgetBytes = 160L << 20 });
+        using var none = new Upscaler(folder);
+
+        roomy.ChooseTile(1024, 1024).ShouldBe(UpscalePlanner.Tile(512));
+        tight.ChooseTile(1024, 1024).Size.ShouldBeLessThan(512);
+        new UpscalePlanner(profile).Predict(new UpscaleShape(1024, 1024, 2), tight.ChooseTile(1024, 1024)).PeakBytes.ShouldBeLessThanOrEqualTo(160L << 20);
+        none.ChooseTile(1024, 1024).ShouldBe(Upscaler.DefaultTile);
+    }
+
+    [Fact]
     public void A_budget_below_the_smallest_tile_is_refused_with_the_reason()
     {
         var profile = Profile();

@@ -31,27 +31,12 @@ public sealed class TinyUpscalerFixture : IDisposable
     }
 }
 
-/// <summary>The tiny upscaler's closed form, computed on bytes without ONNX (models/README.md states it).</summary>
+/// <summary>The tiny upscaler's closed form (<see cref="TinyUpscaler.Reference"/>) on images.</summary>
 public static class TinyUpscalerReference
 {
     public static RgbImage Upscale(RgbImage image, int scale)
     {
         ArgumentNullException.ThrowIfNull(image);
-        int w = image.Width * scale, h = image.Height * scale;
-        var pixels = new byte[w * h * 3];
-        for (var y = 0; y < h; y++)
-        {
-            for (var x = 0; x < w; x++)
-            {
-                var offset = TinyUpscaler.OffsetBytes(scale, y % scale, x % scale);
-                for (var c = 0; c < 3; c++)
-                {
-                    var b = image.Pixels[((y / scale) * image.Width + x / scale) * 3 + c];
-                    pixels[(y * w + x) * 3 + c] = (byte)Math.Clamp(Math.Round(0.75 * b + offset), 0, 255);
-                }
-            }
-        }
-
-        return new RgbImage(w, h, pixels);
+        return new RgbImage(image.Width * scale, image.Height * scale, TinyUpscaler.Reference(image.Pixels, image.Width, image.Height, scale));
     }
 }
