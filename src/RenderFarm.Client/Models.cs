@@ -97,6 +97,7 @@ public enum ItemState
 /// <param name="Overlap">Hires: least overlap between tiles in pixels (default 64).</param>
 /// <param name="BaseWidth">Hires: base render width (default: about 512² at the target's aspect ratio).</param>
 /// <param name="BaseHeight">Hires: base render height, given with <paramref name="BaseWidth"/>.</param>
+/// <param name="Upscaler">Hires: name of a super-resolution model in the farm's store that upscales the base (default: Mitchell resampling).</param>
 public sealed record SubmitJobRequest(
     string? Prompt = null,
     string? NegativePrompt = null,
@@ -117,7 +118,8 @@ public sealed record SubmitJobRequest(
     int? Tile = null,
     int? Overlap = null,
     int? BaseWidth = null,
-    int? BaseHeight = null);
+    int? BaseHeight = null,
+    string? Upscaler = null);
 
 /// <summary>Sweep axes of a job; each one given replaces its single-valued field (<c>Sizes</c> replaces width and height; txt2img only).</summary>
 public sealed record SweepRequest(

@@ -7,6 +7,7 @@ using Polly;
 using RenderFarm.Cli.Farm;
 using RenderFarm.Client;
 using RenderFarm.Diffusion.Memory;
+using RenderFarm.Diffusion.Upscaling;
 using RenderFarm.ModelGenerator;
 using RenderFarm.ModelGenerator.Upscaler;
 using RenderFarm.Storage;
@@ -125,9 +126,10 @@ internal static class ModelsCommand
             return result.Fail(ExitCodes.InvalidInput, $"the model folder '{folder}' does not exist.");
         }
 
-        if (!File.Exists(Path.Combine(folder, "model_index.json")))
+        if (!File.Exists(Path.Combine(folder, "model_index.json")) && !UpscalerFolder.IsUpscaler(folder))
         {
-            return result.Fail(ExitCodes.InvalidInput, $"'{folder}' is not a model folder: it has no model_index.json (the diffusers ONNX layout; see models/README.md).");
+            return result.Fail(ExitCodes.InvalidInput,
+                $"'{folder}' is not a model folder: it has no model_index.json (the diffusers ONNX layout) nor {UpscalerFolder.ConfigFile} (an upscaler); see models/README.md.");
         }
 
         name ??= Path.GetFileName(Path.TrimEndingDirectorySeparator(folder));

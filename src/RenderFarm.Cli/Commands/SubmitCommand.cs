@@ -34,6 +34,7 @@ internal static class SubmitCommand
         var overlap = new Option<int?>("--overlap") { Description = "Hires least overlap between tiles in pixels, a multiple of 8 (default 64)." };
         var baseWidth = new Option<int?>("--base-width") { Description = "Hires base render width (default: about 512² at the target's aspect ratio)." };
         var baseHeight = new Option<int?>("--base-height") { Description = "Hires base render height (with --base-width)." };
+        var upscaler = new Option<string?>("--upscaler") { Description = "Hires: name of a super-resolution model pushed to the farm (renderfarm models push DIR) that upscales the base under each tile (default: Mitchell resampling)." };
         var priority = new Option<int?>("--priority") { Description = "-100..100 (default 0): the farm sends a higher-priority job's work before lower-priority work still waiting (work already sent is not taken back)." };
         var sweepPrompts = new Option<string?>("--sweep-prompts-file") { Description = "Sweep over prompts: a text file with one prompt per line." };
         var sweepSeeds = new Option<string?>("--sweep-seeds") { Description = "Sweep over seeds, e.g. 1,2,3." };
@@ -48,7 +49,7 @@ internal static class SubmitCommand
         var command = new Command("submit", "Submit a render job to the farm and print its id.")
         {
             prompt, file, negative, width, height, steps, sampler, guidance, seed, count, model, mode, init, mask, strength, priority,
-            tile, overlap, baseWidth, baseHeight, sweepPrompts, sweepSeeds, sweepGuidance, sweepSteps, sweepSamplers, sweepSizes, idempotencyKey, wait, farm,
+            tile, overlap, baseWidth, baseHeight, upscaler, sweepPrompts, sweepSeeds, sweepGuidance, sweepSteps, sweepSamplers, sweepSizes, idempotencyKey, wait, farm,
         };
 
         command.SetAction((result, cancellationToken) =>
@@ -109,7 +110,8 @@ internal static class SubmitCommand
                     Tile: result.GetValue(tile),
                     Overlap: result.GetValue(overlap),
                     BaseWidth: result.GetValue(baseWidth),
-                    BaseHeight: result.GetValue(baseHeight));
+                    BaseHeight: result.GetValue(baseHeight),
+                    Upscaler: result.GetValue(upscaler));
             }
         });
         return command;

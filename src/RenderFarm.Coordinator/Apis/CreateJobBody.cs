@@ -24,6 +24,7 @@ namespace RenderFarm.Coordinator.Apis;
 /// <param name="Overlap">Hires: least overlap between neighbouring tiles in pixels, a multiple of 8 (default 64).</param>
 /// <param name="BaseWidth">Hires: width of the base render (default: about 512² at the target's aspect ratio).</param>
 /// <param name="BaseHeight">Hires: height of the base render; given together with <paramref name="BaseWidth"/>.</param>
+/// <param name="Upscaler">Hires: name of a super-resolution model in the farm's model store (or configured on the workers) that upscales the base under each tile; Mitchell resampling when left out.</param>
 public sealed record CreateJobBody(
     string? Prompt = null,
     string? NegativePrompt = null,
@@ -44,7 +45,8 @@ public sealed record CreateJobBody(
     int? Tile = null,
     int? Overlap = null,
     int? BaseWidth = null,
-    int? BaseHeight = null);
+    int? BaseHeight = null,
+    string? Upscaler = null);
 
 /// <summary>Sweep axes; each one given replaces its single-valued field (<c>sizes</c> replaces width and height; txt2img only).</summary>
 public sealed record SweepBody(

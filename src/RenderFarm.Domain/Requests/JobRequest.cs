@@ -58,6 +58,12 @@ public sealed record JobRequest
 
     /// <summary>Hires only: height of the base render; null derives it from the target's aspect.</summary>
     public int? BaseHeight { get; init; }
+
+    /// <summary>
+    /// Hires only: name of a super-resolution model (a model folder with <c>renderfarm-upscaler.json</c>, resolved by
+    /// workers like <see cref="Model"/>) that upscales the base under each tile; null means Mitchell resampling.
+    /// </summary>
+    public string? Upscaler { get; init; }
 }
 
 /// <summary>
