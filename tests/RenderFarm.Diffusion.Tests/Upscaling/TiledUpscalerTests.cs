@@ -114,25 +114,18 @@ public sealed class TiledUpscalerTests(TinyUpscalerFixture models) : IClassFixtu
     [Fact]
     public void A_folder_without_its_config_or_with_a_bad_scale_is_refused()
     {
-        var dir = Directory.CreateTempSubdirectory("renderfarm-upscaler-bad-").FullName;
-        try
+        var dir = Directory.CreateDirectory(Path.Combine(models.Scratch, "bad-" + Guid.NewGuid().ToString("N"))).FullName;
+        Should.Throw<ModelFormatException>(() => UpscalerFolder.Open(dir)).Message.ShouldContain(UpscalerFolder.ConfigFile);
+        File.Copy(Path.Combine(models.X2, "model.onnx"), Path.Combine(dir, "model.onnx"));
+        File.WriteAllText(Path.Combine(dir, UpscalerFolder.ConfigFile), "{\"scale\": 3}");
+        using (var wrong = new Upscaler(UpscalerFolder.Open(dir)))
         {
-            Should.Throw<ModelFormatException>(() => UpscalerFolder.Open(dir)).Message.ShouldContain(UpscalerFolder.ConfigFile);
-            File.Copy(Path.Combine(models.X2, "model.onnx"), Path.Combine(dir, "model.onnx"));
-            File.WriteAllText(Path.Combine(dir, UpscalerFolder.ConfigFile), "{\"scale\": 3}");
-            using (var wrong = new Upscaler(UpscalerFolder.Open(dir)))
-            {
-                // The config says 3 but the model doubles: the mismatch is named, not an out-of-range crash.
-                Should.Throw<ModelFormatException>(() => wrong.Upscale(Picture(8, 8), null, CancellationToken.None)).Message.ShouldContain("scale 3");
-            }
+            // The config says 3 but the model doubles: the mismatch is named, not an out-of-range crash.
+            Should.Throw<ModelFormatException>(() => wrong.Upscale(Picture(8, 8), null, CancellationToken.None)).Message.ShouldContain("scale 3");
+        }
 
-            File.WriteAllText(Path.Combine(dir, UpscalerFolder.ConfigFile), "{\"scale\": 1}");
-            Should.Throw<ModelFormatException>(() => UpscalerFolder.Open(dir)).Message.ShouldContain("scale");
-        }
-        finally
-        {
-            Directory.Delete(dir, recursive: true);
-        }
+        File.WriteAllText(Path.Combine(dir, UpscalerFolder.ConfigFile), "{\"scale\": 1}");
+        Should.Throw<ModelFormatException>(() => UpscalerFolder.Open(dir)).Message.ShouldContain("scale");
     }
 
     [Theory]
@@ -167,9 +160,9 @@ public sealed class TiledUpscalerTests(TinyUpscalerFixture models) : IClassFixtu
         },
     };
 
-    private static UpscalerFolder WithProfile(UpscalerFolder folder, UpscalerMemoryProfile profile)
+    private UpscalerFolder WithProfile(UpscalerFolder folder, UpscalerMemoryProfile profile)
     {
-        var dir = Directory.CreateTempSubdirectory("renderfarm-upscaler-profiled-").FullName;
+        var dir = Directory.CreateDirectory(Path.Combine(models.Scratch, "profiled-" + Guid.NewGuid().ToString("N"))).FullName;
         File.Copy(folder.ModelPath, Path.Combine(dir, "model.onnx"));
         File.WriteAllText(Path.Combine(dir, UpscalerFolder.ConfigFile), System.Text.Json.JsonSerializer.Serialize(
             new { scale = folder.Scale, memory = profile }, new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web)));

@@ -18,6 +18,9 @@ public sealed class TinyUpscalerFixture : IDisposable
     public string X2 { get; }
     public string X4 { get; }
 
+    /// <summary>A folder for the tests' own files, deleted with the fixture.</summary>
+    public string Scratch => _root;
+
     public void Dispose()
     {
         try
