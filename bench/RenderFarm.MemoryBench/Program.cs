@@ -23,12 +23,17 @@ return args.FirstOrDefault() switch
     "render" => Child.Render(args[1], int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture), args[4],
         args.Length > 5 ? int.Parse(args[5], CultureInfo.InvariantCulture) : Child.Steps),
     "run" => await Harness.RunAsync(args[1..], cancel.Token),
+    "upscaler" => await UpscalerHarness.RunAsync(args[1..], cancel.Token),
+    "upscaler-probe" => UpscalerHarness.Probe(args[1], args[2]),
+    "upscale" => UpscalerHarness.Upscale(args[1], int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture),
+        int.Parse(args[4], CultureInfo.InvariantCulture)),
     _ => Usage(),
 };
 
 static int Usage()
 {
     Console.Error.WriteLine("usage: run [--out FILE] [--sizes 256,384,512,640] [--max-seconds 1800] [--verify-seconds 30] [--model DIR] [--reuse-profile] [--max-resolution-only]");
+    Console.Error.WriteLine("       upscaler [--out FILE] [--scale 2] [--sizes 256,512,1024]");
     return 2;
 }
 

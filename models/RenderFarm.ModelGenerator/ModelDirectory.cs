@@ -12,9 +12,14 @@ internal static class ModelDirectory
         "model_index.json", "tokenizer/vocab.json", "scheduler/scheduler_config.json",
     ];
 
-    public static string Ensure(string directory, string manifest, Action<string> write)
+    public static string Ensure(string directory, string manifest, Action<string> write) =>
+        Ensure(directory, manifest, write, ModelNames.ManifestFile, RequiredFiles);
+
+    /// <summary>The same for folders of another layout (an upscaler): its own manifest file and required files.</summary>
+    public static string Ensure(string directory, string manifest, Action<string> write, string manifestFile, IReadOnlyList<string> requiredFiles)
     {
         directory = Path.TrimEndingDirectorySeparator(Path.GetFullPath(directory));
+        bool IsCurrent(string d, string m) => ModelDirectory.IsCurrent(d, m, manifestFile, requiredFiles);
         if (IsCurrent(directory, manifest))
         {
             return directory;
@@ -71,14 +76,14 @@ internal static class ModelDirectory
         }
     }
 
-    private static bool IsCurrent(string directory, string manifest)
+    private static bool IsCurrent(string directory, string manifest, string manifestFile, IReadOnlyList<string> requiredFiles)
     {
-        string path = Path.Combine(directory, ModelNames.ManifestFile);
+        string path = Path.Combine(directory, manifestFile);
         try
         {
             return File.Exists(path)
                 && File.ReadAllText(path) == manifest
-                && RequiredFiles.All(f => File.Exists(Path.Combine(directory, f)));
+                && requiredFiles.All(f => File.Exists(Path.Combine(directory, f)));
         }
         catch (IOException)
         {

@@ -1,6 +1,7 @@
 using RenderFarm.ModelGenerator.Oracle;
 using RenderFarm.ModelGenerator.Safety;
 using RenderFarm.ModelGenerator.Tiny;
+using RenderFarm.ModelGenerator.Upscaler;
 
 namespace RenderFarm.ModelGenerator;
 
@@ -64,6 +65,37 @@ public static class TestModels
         WriteTiny(directory);
         WriteSafetyChecker(directory, options);
     }
+
+    /// <summary>
+    /// Writes the tiny upscaler (<c>renderfarm models generate --kind tiny-upscaler</c>): <c>model.onnx</c> and
+    /// <c>renderfarm-upscaler.json</c>, which records its scale (see <see cref="TinyUpscaler"/> for the closed form).
+    /// </summary>
+    public static void WriteTinyUpscaler(string directory, TinyUpscalerOptions? options = null)
+    {
+        options ??= new TinyUpscalerOptions();
+        options.Validate();
+        Directory.CreateDirectory(directory);
+        PipelineFiles.WriteOnnx(directory, TinyUpscaler.ModelFile, TinyUpscaler.Model(options));
+        // Last: a folder with its config is complete.
+        File.WriteAllText(Path.Combine(directory, TinyUpscaler.ConfigFile), TinyUpscalerConfig(options));
+    }
+
+    /// <summary>Generates the tiny upscaler into <paramref name="directory"/> unless an up-to-date copy is there; returns the full path.</summary>
+    public static string EnsureTinyUpscaler(string directory, TinyUpscalerOptions? options = null)
+    {
+        options ??= new TinyUpscalerOptions();
+        options.Validate();
+        return ModelDirectory.Ensure(directory, TinyUpscalerConfig(options), temp => WriteTinyUpscaler(temp, options),
+            TinyUpscaler.ConfigFile, [TinyUpscaler.ModelFile]);
+    }
+
+    private static string TinyUpscalerConfig(TinyUpscalerOptions options) =>
+        PipelineFiles.Manifest($"renderfarm-tiny-upscaler-x{options.Scale}", "tiny-upscaler", w =>
+        {
+            w.WriteNumber("scale", options.Scale);
+            w.WriteString("model", TinyUpscaler.ModelFile);
+            UpscalerMemory.Write(w, options.Scale);
+        });
 
     /// <summary>
     /// Generates the tiny model into <paramref name="directory"/> unless an up-to-date copy (same generator version and

@@ -99,6 +99,7 @@ public enum ItemState
 /// <param name="BaseHeight">Hires: base render height, given with <paramref name="BaseWidth"/>.</param>
 /// <param name="Safety">The model's safety checker: off, flag, blur or block (default: flag when the model has one); not for hires.</param>
 /// <param name="Watermark">Invisible-watermark text (1 to 32 UTF-8 bytes) in place of the farm's; images of at least 256x256; not for hires.</param>
+/// <param name="Upscaler">Hires: name of a super-resolution model in the farm's store that upscales the base (default: Mitchell resampling).</param>
 public sealed record SubmitJobRequest(
     string? Prompt = null,
     string? NegativePrompt = null,
@@ -121,7 +122,8 @@ public sealed record SubmitJobRequest(
     int? BaseWidth = null,
     int? BaseHeight = null,
     string? Safety = null,
-    string? Watermark = null);
+    string? Watermark = null,
+    string? Upscaler = null);
 
 /// <summary>Sweep axes of a job; each one given replaces its single-valued field (<c>Sizes</c> replaces width and height; txt2img only).</summary>
 public sealed record SweepRequest(

@@ -83,6 +83,10 @@ public sealed record RenderItem(
 /// <param name="TileCount">Tiles in the grid.</param>
 /// <param name="BaseImageKey">Artifact key of the base image (tile and stitch roles).</param>
 /// <param name="TileKeys">Artifact keys of the tiles in index order (stitch role only).</param>
+/// <param name="Upscaler">
+/// Name of the super-resolution model that upscales the base under each tile (resolved by the worker like
+/// <see cref="RenderItem.Model"/>); null for Mitchell resampling. Tile and stitch roles (the stitch records it).
+/// </param>
 public sealed record HiresPart(
     string Role,
     int TargetWidth,
@@ -92,7 +96,8 @@ public sealed record HiresPart(
     int TileIndex,
     int TileCount,
     string? BaseImageKey,
-    IReadOnlyList<string>? TileKeys);
+    IReadOnlyList<string>? TileKeys,
+    string? Upscaler = null);
 
 /// <summary>The roles of a hires job's items (<see cref="HiresPart.Role"/>).</summary>
 public static class HiresRoles

@@ -40,6 +40,8 @@ public abstract class HiresJobTests<TFixture>(TFixture fixture)
         { "base larger than the target", """{"mode":"hires","width":1024,"height":1024,"baseWidth":1032,"baseHeight":512}""", "baseWidth" },
         { "strength zero", """{"mode":"hires","width":1024,"height":1024,"strength":0}""", "strength" },
         { "mask with hires", """{"mode":"hires","width":1024,"height":1024,"mask":"abc"}""", "mask" },
+        { "upscaler without hires", """{"upscaler":"tiny-upscaler-x2"}""", "upscaler" },
+        { "upscaler the farm does not have", """{"mode":"hires","width":1024,"height":1024,"upscaler":"no-such-upscaler"}""", "upscaler" },
     };
 
     [Theory]
@@ -96,6 +98,31 @@ public abstract class HiresJobTests<TFixture>(TFixture fixture)
         tiles.Select(t => (t.GetProperty("index").GetInt32(), t.GetProperty("x").GetInt32(), t.GetProperty("y").GetInt32(), t.GetProperty("width").GetInt32(), t.GetProperty("height").GetInt32()))
             .ShouldBe([.. grid.Tiles.Select(t => (t.Index, t.X, t.Y, t.Width, t.Height))]);
         tiles.ShouldAllBe(t => t.GetProperty("state").GetString() == "Queued");
+    }
+
+    [Fact]
+    public async Task An_upscaler_pushed_to_the_store_is_accepted_and_named_on_the_tiles_and_the_stitch()
+    {
+        var name = "upscaler-" + Guid.NewGuid().ToString("N")[..8];
+        var folder = Directory.CreateTempSubdirectory("rf-pushed-upscaler-").FullName;
+        try
+        {
+            await File.WriteAllTextAsync(Path.Combine(folder, "renderfarm-upscaler.json"), """{"scale": 2}""");
+            var store = fixture.Factory.Services.GetRequiredService<IArtifactStore>();
+            await new Storage.Models.ModelRepository(store).PushAsync(name, folder, replace: false, progress: null, CancellationToken.None);
+            var job = Hires(1024, 768, seed: 42);
+            job["upscaler"] = name;
+
+            var id = (await Client.SubmitAsync(job)).Id();
+
+            var items = await QueryAsync(db => db.Items.AsNoTracking().Where(i => i.JobId == id).OrderBy(i => i.Index).ToListAsync());
+            Part(items[0]).Upscaler.ShouldBeNull();
+            items.Skip(1).ShouldAllBe(i => Part(i).Upscaler == name);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
     }
 
     [Fact]

@@ -5,6 +5,7 @@ using RenderFarm.Contracts;
 using RenderFarm.Diffusion.Hires;
 using RenderFarm.Diffusion.Models;
 using RenderFarm.Diffusion.Pipelines;
+using RenderFarm.Diffusion.Upscaling;
 using RenderFarm.Domain.Requests;
 using RenderFarm.Domain.Tiling;
 using RenderFarm.Worker.Rendering;
@@ -18,17 +19,17 @@ namespace RenderFarm.Cli.Commands;
 internal static class HiresRender
 {
     /// <summary>The hires flags as parsed; null means "use the default".</summary>
-    internal sealed record Settings(bool Hires, int? Tile, int? Overlap, int? BaseWidth, int? BaseHeight, double? Strength)
+    internal sealed record Settings(bool Hires, int? Tile, int? Overlap, int? BaseWidth, int? BaseHeight, double? Strength, string? Upscaler = null)
     {
-        public bool AnyGiven => Hires || Tile is not null || Overlap is not null || BaseWidth is not null || BaseHeight is not null;
+        public bool AnyGiven => Hires || Tile is not null || Overlap is not null || BaseWidth is not null || BaseHeight is not null || Upscaler is not null;
     }
 
-    internal sealed record OptionSet(Option<bool> Hires, Option<int?> Tile, Option<int?> Overlap, Option<int?> BaseWidth, Option<int?> BaseHeight)
+    internal sealed record OptionSet(Option<bool> Hires, Option<int?> Tile, Option<int?> Overlap, Option<int?> BaseWidth, Option<int?> BaseHeight, Option<string?> Upscaler)
     {
         /// <summary>Reads the flags; <c>--strength</c> counts only when given, since the hires default (0.35) differs from img2img's.</summary>
         public Settings Read(ParseResult result, Option<double> strength) => new(
             result.GetValue(Hires), result.GetValue(Tile), result.GetValue(Overlap), result.GetValue(BaseWidth), result.GetValue(BaseHeight),
-            result.GetResult(strength) is { Implicit: false } ? result.GetValue(strength) : null);
+            result.GetResult(strength) is { Implicit: false } ? result.GetValue(strength) : null, result.GetValue(Upscaler));
     }
 
     public static OptionSet CreateOptions() => new(
@@ -36,7 +37,11 @@ internal static class HiresRender
         new Option<int?>("--tile") { Description = $"Hires tile side in pixels, a multiple of 8 (default {HiresLimits.DefaultTile})." },
         new Option<int?>("--overlap") { Description = $"Hires least tile overlap in pixels, a multiple of 8 (default {HiresLimits.DefaultOverlap})." },
         new Option<int?>("--base-width") { Description = "Hires base render width (default: ~512² at the target's aspect ratio)." },
-        new Option<int?>("--base-height") { Description = "Hires base render height." });
+        new Option<int?>("--base-height") { Description = "Hires base render height." },
+        new Option<string?>("--upscaler")
+        {
+            Description = "Hires: a super-resolution model folder (ONNX, Real-ESRGAN-style, with renderfarm-upscaler.json giving its scale) that upscales the base under each tile instead of Mitchell resampling; see `renderfarm models generate --kind tiny-upscaler`.",
+        });
 
     /// <summary>True when the request must (size over the txt2img limit) or asks to (any hires flag) go through hires.</summary>
     public static bool Applies(RenderCommand.Options o) =>
@@ -63,8 +68,10 @@ internal static class HiresRender
             var grid = hires.CreateGrid();
             var baseImage = o.Init is null ? null : RenderCommand.LoadImage(o.Init, "--init");
             var modelDirectory = ModelLocator.Resolve(o.Model);
-            using var pipeline = StableDiffusionPipeline.Open(modelDirectory, new ExecutionOptions { IntraOpThreads = o.Threads, Provider = o.Provider });
-            var engine = new HiresPipeline(pipeline);
+            var execution = new ExecutionOptions { IntraOpThreads = o.Threads, Provider = o.Provider };
+            using var upscaler = o.Hires.Upscaler is { } upscalerDirectory ? new Upscaler(UpscalerFolder.Open(upscalerDirectory), execution) : null;
+            using var pipeline = StableDiffusionPipeline.Open(modelDirectory, execution);
+            var engine = new HiresPipeline(pipeline, upscaler is null ? null : new ModelBaseUpscaler(upscaler));
             var settings = new RefineSettings
             {
                 Steps = o.Steps,
@@ -91,6 +98,7 @@ internal static class HiresRender
                         BaseHeight = hires.BaseHeight,
                         BaseImage = baseImage,
                         Settings = settings,
+                        Upscaler = upscaler?.Name,
                     };
                     var path = RenderCommand.OutputPath(o.Output, i, o.Count);
                     Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
@@ -128,7 +136,7 @@ internal static class HiresRender
             result.Out().WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"{written.Count} image(s), {o.Width}x{o.Height} hires from a {(baseImage is null ? $"{hires.BaseWidth}x{hires.BaseHeight}" : $"{baseImage.Width}x{baseImage.Height} init")} base, " +
                 $"{grid.Tiles.Count} tiles of {hires.Tile} (overlap {hires.Overlap}) at strength {hires.Strength}, {o.Steps} steps of {o.Sampler}, seed {seed}, " +
-                $"model {pipeline.Model.Name}, {seconds:0.00} s on {pipeline.Unet.Component.Provider}"));
+                $"model {pipeline.Model.Name}{(upscaler is null ? "" : $", upscaler {upscaler.Name} (x{upscaler.Scale})")}, {seconds:0.00} s on {pipeline.Unet.Component.Provider}"));
             return ExitCodes.Success;
         }
         catch (OperationCanceledException)

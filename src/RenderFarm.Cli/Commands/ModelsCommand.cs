@@ -7,7 +7,9 @@ using Polly;
 using RenderFarm.Cli.Farm;
 using RenderFarm.Client;
 using RenderFarm.Diffusion.Memory;
+using RenderFarm.Diffusion.Upscaling;
 using RenderFarm.ModelGenerator;
+using RenderFarm.ModelGenerator.Upscaler;
 using RenderFarm.Storage;
 using RenderFarm.Storage.Models;
 using ModelNames = RenderFarm.Storage.Models.ModelNames;
@@ -34,12 +36,14 @@ internal static class ModelsCommand
     {
         var kind = new Option<string>("--kind")
         {
-            Description = "tiny (random-weight SD architecture), tiny-sd2 (the same in SD 2.x's layout: wider OpenCLIP-style text encoder, v-prediction, 768² by default), oracle (exact math for tests) or tiny-safety (tiny with a safety checker that flags images whose centre is redder than CLIP's mean red).",
+            Description = "tiny (random-weight SD architecture), tiny-sd2 (the same in SD 2.x's layout: wider OpenCLIP-style text encoder, v-prediction, 768² by default), oracle (exact math for tests) or tiny-safety (tiny with a safety checker that flags images whose centre is redder than CLIP's mean red); tiny-upscaler writes a super-resolution model with a closed-form output instead (see --scale).",
             DefaultValueFactory = _ => "tiny",
         };
-        kind.AcceptOnlyFromAmong("tiny", "tiny-sd2", "oracle", "tiny-safety");
+        kind.AcceptOnlyFromAmong("tiny", "tiny-sd2", "oracle", "tiny-safety", "tiny-upscaler");
+        var scale = new Option<int>("--scale") { Description = "tiny-upscaler only: its scale factor, 2 or 4.", DefaultValueFactory = _ => 2 };
+        scale.AcceptOnlyFromAmong("2", "4");
         var output = new Argument<string>("directory") { Description = "Folder to write the model into." };
-        var generate = new Command("generate", "Write a generated test model in the diffusers ONNX layout.") { kind, output };
+        var generate = new Command("generate", "Write a generated test model in the diffusers ONNX layout.") { kind, output, scale };
         generate.SetAction(result =>
         {
             var directory = result.GetRequiredValue(output);
@@ -51,6 +55,10 @@ internal static class ModelsCommand
             {
                 // No memory profile ships for it: `renderfarm plan --calibrate --model DIR` measures one on this machine.
                 TestModels.WriteTiny(directory, new TinyModelOptions(Family: TinyFamily.StableDiffusion2));
+            }
+            else if (result.GetValue(kind) == "tiny-upscaler")
+            {
+                TestModels.WriteTinyUpscaler(directory, new TinyUpscalerOptions(result.GetValue(scale)));
             }
             else if (result.GetValue(kind) == "tiny-safety")
             {
@@ -118,9 +126,10 @@ internal static class ModelsCommand
             return result.Fail(ExitCodes.InvalidInput, $"the model folder '{folder}' does not exist.");
         }
 
-        if (!File.Exists(Path.Combine(folder, "model_index.json")))
+        if (!File.Exists(Path.Combine(folder, "model_index.json")) && !UpscalerFolder.IsUpscaler(folder))
         {
-            return result.Fail(ExitCodes.InvalidInput, $"'{folder}' is not a model folder: it has no model_index.json (the diffusers ONNX layout; see models/README.md).");
+            return result.Fail(ExitCodes.InvalidInput,
+                $"'{folder}' is not a model folder: it has no model_index.json (the diffusers ONNX layout) nor {UpscalerFolder.ConfigFile} (an upscaler); see models/README.md.");
         }
 
         name ??= Path.GetFileName(Path.TrimEndingDirectorySeparator(folder));

@@ -48,7 +48,7 @@ internal static class RenderCommand
         var command = new Command("render", "Render images on this machine with the engine (no farm, no services).")
         {
             prompt, negative, model, output, seed, steps, sampler, guidance, width, height, count, batch, mode, init, mask, strength, threads, provider, safety, watermark,
-            hires.Hires, hires.Tile, hires.Overlap, hires.BaseWidth, hires.BaseHeight,
+            hires.Hires, hires.Tile, hires.Overlap, hires.BaseWidth, hires.BaseHeight, hires.Upscaler,
         };
 
         command.SetAction((result, cancellationToken) =>

@@ -34,6 +34,7 @@ internal static class SubmitCommand
         var overlap = new Option<int?>("--overlap") { Description = "Hires least overlap between tiles in pixels, a multiple of 8 (default 64)." };
         var baseWidth = new Option<int?>("--base-width") { Description = "Hires base render width (default: about 512² at the target's aspect ratio)." };
         var baseHeight = new Option<int?>("--base-height") { Description = "Hires base render height (with --base-width)." };
+        var upscaler = new Option<string?>("--upscaler") { Description = "Hires: name of a super-resolution model pushed to the farm (renderfarm models push DIR) that upscales the base under each tile (default: Mitchell resampling)." };
         var priority = new Option<int?>("--priority") { Description = "-100..100 (default 0): the farm sends a higher-priority job's work before lower-priority work still waiting (work already sent is not taken back)." };
         var safety = new Option<string?>("--safety") { Description = "The model's safety checker: off, flag (record the verdict), blur or block (store nothing for a flagged image); default flag when the model has a checker. Not for hires." };
         safety.AcceptOnlyFromAmong("off", "flag", "blur", "block");
@@ -51,7 +52,7 @@ internal static class SubmitCommand
         var command = new Command("submit", "Submit a render job to the farm and print its id.")
         {
             prompt, file, negative, width, height, steps, sampler, guidance, seed, count, model, mode, init, mask, strength, priority, safety, watermark,
-            tile, overlap, baseWidth, baseHeight, sweepPrompts, sweepSeeds, sweepGuidance, sweepSteps, sweepSamplers, sweepSizes, idempotencyKey, wait, farm,
+            tile, overlap, baseWidth, baseHeight, upscaler, sweepPrompts, sweepSeeds, sweepGuidance, sweepSteps, sweepSamplers, sweepSizes, idempotencyKey, wait, farm,
         };
 
         command.SetAction((result, cancellationToken) =>
@@ -114,7 +115,8 @@ internal static class SubmitCommand
                     BaseWidth: result.GetValue(baseWidth),
                     BaseHeight: result.GetValue(baseHeight),
                     Safety: result.GetValue(safety),
-                    Watermark: result.GetValue(watermark));
+                    Watermark: result.GetValue(watermark),
+                    Upscaler: result.GetValue(upscaler));
             }
         });
         return command;

@@ -26,6 +26,7 @@ namespace RenderFarm.Coordinator.Apis;
 /// <param name="BaseHeight">Hires: height of the base render; given together with <paramref name="BaseWidth"/>.</param>
 /// <param name="Safety">What the model's safety checker does with a flagged image: <c>off</c> (not run), <c>flag</c> (kept, recorded), <c>blur</c> or <c>block</c> (not stored; the item fails with the checker's reason). Default: <c>flag</c> when the model folder has a checker. Not for hires jobs. A mode other than <c>off</c> on a model without a checker fails its items.</param>
 /// <param name="Watermark">Text (1 to 32 UTF-8 bytes) to embed as an invisible dwtDct watermark in every image, in place of the farm's own (Worker:Watermark); images of at least 256x256 only. Not for hires jobs.</param>
+/// <param name="Upscaler">Hires: name of a super-resolution model in the farm's model store (or configured on the workers) that upscales the base under each tile; Mitchell resampling when left out.</param>
 public sealed record CreateJobBody(
     string? Prompt = null,
     string? NegativePrompt = null,
@@ -48,7 +49,8 @@ public sealed record CreateJobBody(
     int? BaseWidth = null,
     int? BaseHeight = null,
     string? Safety = null,
-    string? Watermark = null);
+    string? Watermark = null,
+    string? Upscaler = null);
 
 /// <summary>Sweep axes; each one given replaces its single-valued field (<c>sizes</c> replaces width and height; txt2img only).</summary>
 public sealed record SweepBody(

@@ -116,6 +116,12 @@ internal sealed class JobSubmission(
             knownModels.Add(named);
         }
 
+        // An upscaler is a model folder like any other to the store and the workers' cache.
+        if (request.Upscaler is { } upscaler && !knownModels.Contains(upscaler) && await IsInModelStoreAsync(upscaler, cancellationToken))
+        {
+            knownModels.Add(upscaler);
+        }
+
         var missing = errors.Keys.ToHashSet(StringComparer.Ordinal);
         foreach (var error in new JobRequestValidator(_options.ToValidationLimits(), knownModels).Validate(request))
         {
@@ -454,6 +460,7 @@ internal sealed class JobSubmission(
             BaseHeight = body.BaseHeight,
             Safety = body.Safety,
             Watermark = body.Watermark,
+            Upscaler = body.Upscaler,
             Sweep = sweep is null ? null : new SweepRequest
             {
                 Prompts = sweep.Prompts,

@@ -18,6 +18,11 @@ public sealed record HiresRequest
     public RgbImage? BaseImage { get; init; }
     /// <summary>Steps, sampler and guidance of the base render and the tiles; strength of the tiles.</summary>
     public RefineSettings Settings { get; init; } = new();
+    /// <summary>
+    /// The name of the super-resolution model that upscales the base (recorded as <c>Hires upscaler</c>); null for
+    /// Mitchell resampling. The model itself is given to <see cref="HiresPipeline"/>, which checks the two agree.
+    /// </summary>
+    public string? Upscaler { get; init; }
 }
 
 /// <summary>Which part of a hires render is running.</summary>
@@ -53,12 +58,16 @@ public sealed class HiresPipeline
 {
     private readonly StableDiffusionPipeline _pipeline;
     private readonly TileRefiner _refiner;
+    private readonly IBaseUpscaler _upscaler;
 
-    public HiresPipeline(StableDiffusionPipeline pipeline)
+    /// <param name="pipeline">The model.</param>
+    /// <param name="upscaler">How the base is upscaled under each tile; Mitchell resampling when null.</param>
+    public HiresPipeline(StableDiffusionPipeline pipeline, IBaseUpscaler? upscaler = null)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
         _pipeline = pipeline;
-        _refiner = new TileRefiner(pipeline);
+        _upscaler = upscaler ?? ResamplingBaseUpscaler.Instance;
+        _refiner = new TileRefiner(pipeline, _upscaler);
     }
 
     /// <summary>Renders <paramref name="request"/> and writes the PNG to <paramref name="output"/>.</summary>
@@ -66,6 +75,11 @@ public sealed class HiresPipeline
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(output);
+        if (request.Upscaler != _upscaler.Name)
+        {
+            throw new ArgumentException($"The request names upscaler '{request.Upscaler ?? "(none)"}' but the pipeline has '{_upscaler.Name ?? "(none)"}'.", nameof(request));
+        }
+
         var layout = request.Layout;
         var settings = request.Settings;
         var tileCount = layout.Tiles.Count;
@@ -127,7 +141,8 @@ public sealed class HiresPipeline
             DenoisingStrength = s.Strength,
         }.Format();
         return text + string.Create(CultureInfo.InvariantCulture,
-            $", Hires base: {baseWidth}x{baseHeight}, Hires tile: {layout.TileSize}, Hires overlap: {layout.Overlap}, Hires tiles: {layout.Tiles.Count}");
+            $", Hires base: {baseWidth}x{baseHeight}, Hires tile: {layout.TileSize}, Hires overlap: {layout.Overlap}, Hires tiles: {layout.Tiles.Count}")
+            + (request.Upscaler is { } upscaler ? $", Hires upscaler: {upscaler}" : "");
     }
 
     /// <summary>

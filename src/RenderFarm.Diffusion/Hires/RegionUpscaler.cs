@@ -26,6 +26,19 @@ public static class RegionUpscaler
     public static RgbImage Upscale(RgbImage source, int targetWidth, int targetHeight, PixelRect region)
     {
         ArgumentNullException.ThrowIfNull(source);
+        return Upscale(source, 0, 0, source.Width, source.Height, targetWidth, targetHeight, region);
+    }
+
+    /// <summary>
+    /// The same, reading the source through <paramref name="window"/>: the part of a
+    /// <paramref name="sourceWidth"/>×<paramref name="sourceHeight"/> source that starts at
+    /// (<paramref name="windowX"/>, <paramref name="windowY"/>) and covers every source pixel the region's kernels read
+    /// (<see cref="SourceFootprint"/>). The result is bit-identical to reading the whole source.
+    /// </summary>
+    public static RgbImage Upscale(RgbImage window, int windowX, int windowY, int sourceWidth, int sourceHeight, int targetWidth, int targetHeight, PixelRect region)
+    {
+        ArgumentNullException.ThrowIfNull(window);
+        var source = window;
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(targetWidth);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(targetHeight);
         if (region.X < 0 || region.Y < 0 || region.Width <= 0 || region.Height <= 0 || region.Right > targetWidth || region.Bottom > targetHeight)
@@ -33,12 +46,19 @@ public static class RegionUpscaler
             throw new ArgumentOutOfRangeException(nameof(region), region, $"The region must lie inside {targetWidth}x{targetHeight}.");
         }
 
-        var columns = Taps(source.Width, targetWidth, region.X, region.Width);
-        var rows = Taps(source.Height, targetHeight, region.Y, region.Height);
+        var columns = Taps(sourceWidth, targetWidth, region.X, region.Width);
+        var rows = Taps(sourceHeight, targetHeight, region.Y, region.Height);
 
         // Only the source columns some output column reads: the region's footprint in the base plus the kernel margin.
         var firstColumn = columns.Min(t => t.First);
         var lastColumn = columns.Max(t => t.First + t.Weights.Length - 1);
+        var firstRow = rows.Min(t => t.First);
+        var lastRow = rows.Max(t => t.First + t.Weights.Length - 1);
+        if (Math.Max(firstColumn, 0) < windowX || Math.Min(lastColumn, sourceWidth - 1) >= windowX + window.Width
+            || Math.Max(firstRow, 0) < windowY || Math.Min(lastRow, sourceHeight - 1) >= windowY + window.Height)
+        {
+            throw new ArgumentException($"The source window {window.Width}x{window.Height} at ({windowX}, {windowY}) does not cover the region's footprint.", nameof(window));
+        }
         var footprint = lastColumn - firstColumn + 1;
         var vertical = new float[footprint * 3];
         var pixels = new byte[region.Width * region.Height * 3];
@@ -50,11 +70,11 @@ public static class RegionUpscaler
             var rowTaps = rows[y];
             for (var sx = firstColumn; sx <= lastColumn; sx++)
             {
-                var column = Math.Clamp(sx, 0, source.Width - 1) * 3;
+                var column = (Math.Clamp(sx, 0, sourceWidth - 1) - windowX) * 3;
                 float r = 0, g = 0, b = 0;
                 for (var k = 0; k < rowTaps.Weights.Length; k++)
                 {
-                    var offset = Math.Clamp(rowTaps.First + k, 0, source.Height - 1) * stride + column;
+                    var offset = (Math.Clamp(rowTaps.First + k, 0, sourceHeight - 1) - windowY) * stride + column;
                     var w = rowTaps.Weights[k];
                     r += w * src[offset];
                     g += w * src[offset + 1];
@@ -88,6 +108,22 @@ public static class RegionUpscaler
         }
 
         return new RgbImage(region.Width, region.Height, pixels);
+    }
+
+    /// <summary>
+    /// The source pixels (clamped to the source) that the output pixels of <paramref name="region"/> read, when a
+    /// <paramref name="sourceWidth"/>×<paramref name="sourceHeight"/> source is resampled to
+    /// <paramref name="targetWidth"/>×<paramref name="targetHeight"/>.
+    /// </summary>
+    public static PixelRect SourceFootprint(int sourceWidth, int sourceHeight, int targetWidth, int targetHeight, PixelRect region)
+    {
+        var columns = Taps(sourceWidth, targetWidth, region.X, region.Width);
+        var rows = Taps(sourceHeight, targetHeight, region.Y, region.Height);
+        var x0 = Math.Max(0, columns.Min(t => t.First));
+        var x1 = Math.Min(sourceWidth, columns.Max(t => t.First + t.Weights.Length));
+        var y0 = Math.Max(0, rows.Min(t => t.First));
+        var y1 = Math.Min(sourceHeight, rows.Max(t => t.First + t.Weights.Length));
+        return new PixelRect(x0, y0, x1 - x0, y1 - y0);
     }
 
     /// <summary>Upscales the whole image (the same arithmetic as every region of it).</summary>

@@ -34,14 +34,18 @@ public sealed record TileRefinement(RgbImage BaseImage, int TargetWidth, int Tar
 public sealed class TileRefiner
 {
     private readonly StableDiffusionPipeline _pipeline;
+    private readonly IBaseUpscaler _upscaler;
 
-    public TileRefiner(StableDiffusionPipeline pipeline)
+    /// <param name="pipeline">The model that refines.</param>
+    /// <param name="upscaler">How the base is upscaled under each tile; Mitchell resampling when null.</param>
+    public TileRefiner(StableDiffusionPipeline pipeline, IBaseUpscaler? upscaler = null)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
         _pipeline = pipeline;
+        _upscaler = upscaler ?? ResamplingBaseUpscaler.Instance;
     }
 
-    /// <summary>The img2img input of a tile: the upscaled base pixels under it (bit-identical to a crop of the full upscale).</summary>
+    /// <summary>The img2img input of a tile with the default resampling: the upscaled base pixels under it (bit-identical to a crop of the full upscale).</summary>
     public static RgbImage SourceRegion(TileRefinement refinement)
     {
         ArgumentNullException.ThrowIfNull(refinement);
@@ -71,7 +75,8 @@ public sealed class TileRefiner
     /// <summary>Renders the tile; progress is reported per denoising step of this tile.</summary>
     public async Task<GeneratedImage> RefineAsync(TileRefinement refinement, IProgress<GenerationProgress>? progress, CancellationToken cancellationToken)
     {
-        var source = SourceRegion(refinement);
+        ArgumentNullException.ThrowIfNull(refinement);
+        var source = _upscaler.UpscaleRegion(refinement.BaseImage, refinement.TargetWidth, refinement.TargetHeight, refinement.Tile, cancellationToken);
         var result = await _pipeline.GenerateAsync(Request(refinement, source), progress, cancellationToken);
         return result.Images[0];
     }

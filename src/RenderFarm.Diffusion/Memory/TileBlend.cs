@@ -25,7 +25,8 @@ internal static class TileBlend
         return result;
     }
 
-    private static float[] Axis(int length, int ramp, bool rampStart, bool rampEnd)
+    /// <summary>The weights along one axis of a tile (a tile's weight is the product of its row and column weights).</summary>
+    public static float[] Axis(int length, int ramp, bool rampStart, bool rampEnd)
     {
         var w = new float[length];
         for (var i = 0; i < length; i++)

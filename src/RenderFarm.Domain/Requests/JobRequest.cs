@@ -64,6 +64,12 @@ public sealed record JobRequest
 
     /// <summary>Text to embed as an invisible watermark in every image; null: the farm's own, if it has one.</summary>
     public string? Watermark { get; init; }
+
+    /// <summary>
+    /// Hires only: name of a super-resolution model (a model folder with <c>renderfarm-upscaler.json</c>, resolved by
+    /// workers like <see cref="Model"/>) that upscales the base under each tile; null means Mitchell resampling.
+    /// </summary>
+    public string? Upscaler { get; init; }
 }
 
 /// <summary>

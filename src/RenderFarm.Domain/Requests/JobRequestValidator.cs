@@ -83,6 +83,7 @@ public sealed class JobRequestValidator
         }
 
         ValidateModel(errors, request.Model);
+        ValidateUpscaler(errors, request.Upscaler, hires);
         ValidateSeed(errors, "seed", request.Seed);
         ValidateMode(errors, request);
         ValidatePriority(errors, request.Priority);
@@ -289,6 +290,27 @@ public sealed class JobRequestValidator
         {
             var known = _knownModels.Count == 0 ? "(none installed)" : string.Join(", ", _knownModels.Order(StringComparer.Ordinal));
             errors.Add(new("model", $"model '{model}' is not available; use one of: {known}, or leave the field out to use the default model."));
+        }
+    }
+
+    private void ValidateUpscaler(List<ValidationError> errors, string? upscaler, bool hires)
+    {
+        if (upscaler is null)
+        {
+            return;
+        }
+
+        if (!hires)
+        {
+            errors.Add(new("upscaler", $"upscaler is only used by mode {RenderModes.Hires} (it upscales the base under each tile); remove it or set mode to {RenderModes.Hires}."));
+        }
+        else if (string.IsNullOrWhiteSpace(upscaler))
+        {
+            errors.Add(new("upscaler", "upscaler is empty; name an upscaler model, or leave the field out for Mitchell resampling."));
+        }
+        else if (_knownModels is not null && !_knownModels.Contains(upscaler))
+        {
+            errors.Add(new("upscaler", $"upscaler '{upscaler}' is not available; push its folder to the farm (renderfarm models push DIR --name {upscaler}) or leave the field out for Mitchell resampling."));
         }
     }
 

@@ -114,7 +114,8 @@ public sealed class HiresExpansion
         _request.Sampler, Model, mode, strength, InitImage: null, Mask: null);
 
     private HiresPart Part(string role, int tileIndex, string? baseImageKey, IReadOnlyList<string>? tileKeys) =>
-        new(role, Hires.Width, Hires.Height, Hires.Tile, Hires.Overlap, tileIndex, TileCount, baseImageKey, tileKeys);
+        new(role, Hires.Width, Hires.Height, Hires.Tile, Hires.Overlap, tileIndex, TileCount, baseImageKey, tileKeys,
+            role == HiresRoles.Base ? null : _request.Upscaler);
 }
 
 /// <summary>A base image the client supplied: where it is stored and its size.</summary>

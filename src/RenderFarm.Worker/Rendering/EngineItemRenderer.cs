@@ -2,11 +2,13 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
 using RenderFarm.Contracts;
+using RenderFarm.Diffusion.Hires;
 using RenderFarm.Diffusion.Imaging;
 using RenderFarm.Diffusion.Memory;
 using RenderFarm.Diffusion.Models;
 using RenderFarm.Diffusion.Pipelines;
 using RenderFarm.Diffusion.Safety;
+using RenderFarm.Diffusion.Upscaling;
 using RenderFarm.Diffusion.Watermarking;
 using RenderFarm.Storage.Models;
 using RenderFarm.Telemetry;
@@ -34,6 +36,7 @@ public sealed partial class EngineItemRenderer : IItemRenderer
     private readonly Dictionary<StableDiffusionPipeline, string> _hashes = [];
     private volatile string[] _loaded = [];
     private volatile string? _strategy;
+    private (string Name, Upscaler Upscaler)? _upscaler;
 
     /// <param name="catalog">Where models are found.</param>
     /// <param name="options">Provider, threads and how many models stay loaded.</param>
@@ -92,7 +95,8 @@ public sealed partial class EngineItemRenderer : IItemRenderer
         {
             var tiles = HiresTileRenderer.Prepare(batch);
             var tilePipeline = await PipelineAsync(batch.First.Model, cancellationToken);
-            var rendered = await HiresTileRenderer.RenderAsync(tilePipeline, tiles, progress, cancellationToken);
+            var upscaler = batch.First.Hires?.Upscaler is { } upscalerName ? new ModelBaseUpscaler(await UpscalerAsync(upscalerName, cancellationToken)) : null;
+            var rendered = await HiresTileRenderer.RenderAsync(tilePipeline, upscaler, tiles, progress, cancellationToken);
             return [.. rendered.Select(image => image with { ModelHash = HashOf(tilePipeline) })];
         }
 
@@ -247,8 +251,39 @@ public sealed partial class EngineItemRenderer : IItemRenderer
         return pipeline;
     }
 
+    /// <summary>
+    /// The upscaler model <paramref name="name"/>, resolved like a model (installed, or fetched from the model store);
+    /// the last one used stays open, since a hires job's tiles all name the same one.
+    /// </summary>
+    /// <exception cref="ModelNotFoundException">It is neither on disk nor in the store, or the folder is not an upscaler.</exception>
+    private async Task<Upscaler> UpscalerAsync(string name, CancellationToken cancellationToken)
+    {
+        if (_upscaler is { } open && open.Name == name)
+        {
+            return open.Upscaler;
+        }
+
+        var directory = await _catalog.ResolveAsync(name, cancellationToken);
+        Upscaler upscaler;
+        try
+        {
+            upscaler = new Upscaler(UpscalerFolder.Open(directory), _execution);
+        }
+        catch (ModelFormatException ex)
+        {
+            throw new ModelNotFoundException($"Upscaler '{name}' cannot be opened: {ex.Message}", ex);
+        }
+
+        _upscaler?.Upscaler.Dispose();
+        _upscaler = (name, upscaler);
+        LogLoaded(name, directory);
+        return upscaler;
+    }
+
     public void Dispose()
     {
+        _upscaler?.Upscaler.Dispose();
+        _upscaler = null;
         foreach (var (_, pipeline) in _pipelines)
         {
             pipeline.Dispose();

@@ -88,6 +88,7 @@ public sealed class HiresStitchRenderer(IArtifactStore store)
                 Strength = item.Strength ?? throw new ArgumentException("A hires-stitch item needs the job's strength (the image's parameters record it).", nameof(item)),
                 NegativePrompt = item.NegativePrompt,
             },
+            Upscaler = item.Hires?.Upscaler,
         };
         return HiresPipeline.Parameters(request, item.Model, baseImage.Width, baseImage.Height);
     }

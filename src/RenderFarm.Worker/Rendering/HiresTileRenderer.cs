@@ -7,7 +7,7 @@ namespace RenderFarm.Worker.Rendering;
 
 /// <summary>
 /// Renders <see cref="RenderModes.HiresTile"/> items: the tile's region of the base render upscaled to the target size
-/// (<see cref="RegionUpscaler"/>, from the base region only) and refined by img2img at the tile's seed, prompt and
+/// (<see cref="RegionUpscaler"/>, or the job's upscaler model through <see cref="ModelBaseUpscaler"/>, from the base region only) and refined by img2img at the tile's seed, prompt and
 /// strength with <see cref="TileRefiner"/>, the same code <see cref="HiresPipeline"/> runs on one machine, so a
 /// farm tile has exactly the bytes of the single-machine render's tile.
 /// </summary>
@@ -32,15 +32,21 @@ internal static class HiresTileRenderer
     }
 
     /// <summary>Renders the prepared tiles one by one (each has its own init image), reporting each tile's steps.</summary>
+    /// <param name="pipeline">The model that refines.</param>
+    /// <param name="upscaler">The job's upscaler (<see cref="HiresPart.Upscaler"/>); null for Mitchell resampling.</param>
+    /// <param name="tiles">The prepared tiles.</param>
+    /// <param name="progress">Steps of each tile.</param>
+    /// <param name="cancellationToken">Stops between and within tiles.</param>
     public static async Task<IReadOnlyList<RenderedImage>> RenderAsync(
         StableDiffusionPipeline pipeline,
+        IBaseUpscaler? upscaler,
         IReadOnlyList<(RenderItem Item, TileRefinement Refinement)> tiles,
         IProgress<RenderStep>? progress,
         CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(pipeline);
         ArgumentNullException.ThrowIfNull(tiles);
-        var refiner = new TileRefiner(pipeline);
+        var refiner = new TileRefiner(pipeline, upscaler);
         var steps = progress is null ? null : new StepProgress(progress);
         var images = new List<RenderedImage>(tiles.Count);
         foreach (var (item, refinement) in tiles)

@@ -103,4 +103,19 @@ public class HiresValidationTests
     {
         SingleError(Hires() with { Sampler = KnownSamplers.Lcm, Steps = 60 }).Field.ShouldBe("steps");
     }
+
+    [Fact]
+    public void An_upscaler_is_a_hires_field_named_among_the_known_models()
+    {
+        var known = new JobRequestValidator(knownModels: new HashSet<string>(["tiny-sd", "tiny-upscaler-x2"], StringComparer.Ordinal));
+
+        known.Validate(Hires() with { Upscaler = "tiny-upscaler-x2" }).ShouldBeEmpty();
+        Validator.Validate(Hires() with { Upscaler = "anything" }).ShouldBeEmpty();
+        SingleError(Hires() with { Upscaler = "missing" }, known).ShouldSatisfyAllConditions(
+            e => e.Field.ShouldBe("upscaler"),
+            e => e.Message.ShouldContain("'missing' is not available"));
+        SingleError(Hires() with { Upscaler = " " }).Field.ShouldBe("upscaler");
+        var notHires = SingleError(JobRequestValidatorTests.Valid() with { Upscaler = "tiny-upscaler-x2" });
+        (notHires.Field, notHires.Message).ShouldBe(("upscaler", $"upscaler is only used by mode {RenderModes.Hires} (it upscales the base under each tile); remove it or set mode to {RenderModes.Hires}."));
+    }
 }

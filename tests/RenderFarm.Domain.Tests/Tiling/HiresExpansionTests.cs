@@ -54,6 +54,17 @@ public class HiresExpansionTests
     }
 
     [Fact]
+    public void The_upscaler_goes_to_the_tiles_that_use_it_and_the_stitch_that_records_it()
+    {
+        var expansion = HiresExpansion.For(Request with { Upscaler = "tiny-upscaler-x2" }, ValidationLimits.Default, seedIfUnset: 1, modelIfUnset: "tiny-sd", Key);
+
+        expansion.Base.Part.Upscaler.ShouldBeNull();
+        expansion.Tiles.ShouldAllBe(t => t.Part.Upscaler == "tiny-upscaler-x2");
+        expansion.Stitch.Part.Upscaler.ShouldBe("tiny-upscaler-x2");
+        HiresExpansion.For(Request, ValidationLimits.Default, 1, "tiny-sd", Key).Items.ShouldAllBe(i => i.Part.Upscaler == null);
+    }
+
+    [Fact]
     public void A_given_base_image_is_the_base_at_its_own_size_and_the_tiles_read_it()
     {
         var expansion = HiresExpansion.For(Request with { Seed = null }, ValidationLimits.Default, seedIfUnset: 5, modelIfUnset: "tiny-sd", Key,
