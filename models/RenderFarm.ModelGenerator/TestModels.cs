@@ -42,6 +42,11 @@ public static class TestModels
         Directory.CreateDirectory(directory);
         PipelineFiles.WriteCommon(directory, options.Family);
         PipelineFiles.WriteOnnx(directory, ModelNames.TextEncoderFile, TinyModel.TextEncoder(options));
+        if (options.Family == TinyFamily.StableDiffusionXL)
+        {
+            PipelineFiles.WriteOnnx(directory, ModelNames.TextEncoder2File, TinyModel.TextEncoder2(options));
+        }
+
         PipelineFiles.WriteOnnx(directory, ModelNames.UnetFile, TinyModel.Unet(options));
         PipelineFiles.WriteOnnx(directory, ModelNames.VaeDecoderFile, TinyModel.VaeDecoder(options));
         PipelineFiles.WriteOnnx(directory, ModelNames.VaeEncoderFile, TinyModel.VaeEncoder(options));
@@ -129,9 +134,16 @@ public static class TestModels
     private const string TinyMemoryProfileResource = "RenderFarm.ModelGenerator.Tiny.renderfarm-memory.json";
 
     // The SD 1.x variant's manifest is unchanged from before families existed, so existing copies stay current.
-    private static string TinyManifest(TinyModelOptions options) => options.Family == TinyFamily.StableDiffusion2
-        ? PipelineFiles.Manifest(options.Float16 ? "renderfarm-tiny-sd2-fp16" : "renderfarm-tiny-sd2", "tiny-sd2", w => w.WriteBoolean("float16", options.Float16))
-        : PipelineFiles.Manifest(options.Float16 ? "renderfarm-tiny-fp16" : "renderfarm-tiny", "tiny", w => w.WriteBoolean("float16", options.Float16));
+    private static string TinyManifest(TinyModelOptions options)
+    {
+        var kind = options.Family switch
+        {
+            TinyFamily.StableDiffusion2 => "tiny-sd2",
+            TinyFamily.StableDiffusionXL => "tiny-sdxl",
+            _ => "tiny",
+        };
+        return PipelineFiles.Manifest(options.Float16 ? $"renderfarm-{kind}-fp16" : $"renderfarm-{kind}", kind, w => w.WriteBoolean("float16", options.Float16));
+    }
 
     private static string OracleManifest(OracleModelOptions options)
     {

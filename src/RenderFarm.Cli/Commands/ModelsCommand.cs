@@ -34,10 +34,10 @@ internal static class ModelsCommand
     {
         var kind = new Option<string>("--kind")
         {
-            Description = "tiny (random-weight SD architecture), tiny-sd2 (the same in SD 2.x's layout: wider OpenCLIP-style text encoder, v-prediction, 768² by default), oracle (exact math for tests) or tiny-safety (tiny with a safety checker that flags images whose centre is redder than CLIP's mean red).",
+            Description = "tiny (random-weight SD architecture), tiny-sd2 (the same in SD 2.x's layout: wider OpenCLIP-style text encoder, v-prediction, 768² by default), tiny-sdxl (SDXL's layout: two text encoders, pooled text embeddings and size conditioning, 1024² by default), oracle (exact math for tests) or tiny-safety (tiny with a safety checker that flags images whose centre is redder than CLIP's mean red).",
             DefaultValueFactory = _ => "tiny",
         };
-        kind.AcceptOnlyFromAmong("tiny", "tiny-sd2", "oracle", "tiny-safety");
+        kind.AcceptOnlyFromAmong("tiny", "tiny-sd2", "tiny-sdxl", "oracle", "tiny-safety");
         var output = new Argument<string>("directory") { Description = "Folder to write the model into." };
         var generate = new Command("generate", "Write a generated test model in the diffusers ONNX layout.") { kind, output };
         generate.SetAction(result =>
@@ -51,6 +51,11 @@ internal static class ModelsCommand
             {
                 // No memory profile ships for it: `renderfarm plan --calibrate --model DIR` measures one on this machine.
                 TestModels.WriteTiny(directory, new TinyModelOptions(Family: TinyFamily.StableDiffusion2));
+            }
+            else if (result.GetValue(kind) == "tiny-sdxl")
+            {
+                TestModels.WriteTiny(directory, new TinyModelOptions(Family: TinyFamily.StableDiffusionXL));
+                TestModels.WriteTinyMemoryProfile(directory, overwrite: false, TinyFamily.StableDiffusionXL);
             }
             else if (result.GetValue(kind) == "tiny-safety")
             {
