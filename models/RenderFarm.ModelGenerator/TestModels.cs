@@ -75,7 +75,7 @@ public static class TestModels
     /// options) is there; returns the full path. Safe when processes race: each writes a temporary sibling and renames it.
     /// </summary>
     /// <param name="directory">The model folder.</param>
-    /// <param name="options">The variant; the memory profile exists for the default (float32, SD 1.x) one only.</param>
+    /// <param name="options">The variant; memory profiles exist for the float32 SD 1.x and SDXL ones only.</param>
     /// <param name="memoryProfile">
     /// Also write <see cref="TinyMemoryProfileFile"/> (the profile calibrated on the dev VM) beside the model when none
     /// is there, so a memory budget can be planned with at once. Off by default: tests of the "no profile" paths
@@ -85,9 +85,9 @@ public static class TestModels
     {
         options ??= new TinyModelOptions();
         var path = ModelDirectory.Ensure(directory, TinyManifest(options), temp => WriteTiny(temp, options));
-        if (memoryProfile && !options.Float16 && options.Family == TinyFamily.StableDiffusion1)
+        if (memoryProfile && !options.Float16 && options.Family != TinyFamily.StableDiffusion2)
         {
-            WriteTinyMemoryProfile(path, overwrite: false);
+            WriteTinyMemoryProfile(path, overwrite: false, options.Family);
         }
 
         return path;
@@ -101,8 +101,17 @@ public static class TestModels
     /// see half a file). With <paramref name="overwrite"/> off an existing profile (e.g. one calibrated on this
     /// machine by <c>renderfarm plan --calibrate</c>) is kept.
     /// </summary>
-    public static void WriteTinyMemoryProfile(string directory, bool overwrite)
+    /// <param name="directory">The model folder.</param>
+    /// <param name="overwrite">Replace a profile already there.</param>
+    /// <param name="family">Whose profile: the SD 1.x tiny model's (default) or tiny-sdxl's; none ships for tiny-sd2.</param>
+    public static void WriteTinyMemoryProfile(string directory, bool overwrite, TinyFamily family = TinyFamily.StableDiffusion1)
     {
+        if (family == TinyFamily.StableDiffusion2)
+        {
+            throw new ArgumentException("No memory profile ships for tiny-sd2: `renderfarm plan --calibrate --model DIR` measures one.", nameof(family));
+        }
+
+        var resourceName = family == TinyFamily.StableDiffusionXL ? TinySdxlMemoryProfileResource : TinyMemoryProfileResource;
         var target = Path.Combine(directory, TinyMemoryProfileFile);
         if (!overwrite && File.Exists(target))
         {
@@ -110,8 +119,8 @@ public static class TestModels
         }
 
         var temp = Path.Combine(directory, $".{TinyMemoryProfileFile}.{Guid.NewGuid():N}.tmp");
-        using (var resource = typeof(TestModels).Assembly.GetManifestResourceStream(TinyMemoryProfileResource)
-            ?? throw new InvalidOperationException($"The resource {TinyMemoryProfileResource} is missing from {typeof(TestModels).Assembly.GetName().Name}."))
+        using (var resource = typeof(TestModels).Assembly.GetManifestResourceStream(resourceName)
+            ?? throw new InvalidOperationException($"The resource {resourceName} is missing from {typeof(TestModels).Assembly.GetName().Name}."))
         using (var file = File.Create(temp))
         {
             resource.CopyTo(file);
@@ -132,6 +141,7 @@ public static class TestModels
     }
 
     private const string TinyMemoryProfileResource = "RenderFarm.ModelGenerator.Tiny.renderfarm-memory.json";
+    private const string TinySdxlMemoryProfileResource = "RenderFarm.ModelGenerator.Tiny.renderfarm-memory-sdxl.json";
 
     // The SD 1.x variant's manifest is unchanged from before families existed, so existing copies stay current.
     private static string TinyManifest(TinyModelOptions options)
