@@ -52,6 +52,9 @@ public sealed class TinySdxlLayoutTests : IDisposable
         unet.InputMetadata["encoder_hidden_states"].Dimensions[^1].ShouldBe(64 + 128);
         unet.InputMetadata["text_embeds"].Dimensions[^1].ShouldBe(128);
         unet.InputMetadata["time_ids"].Dimensions[^1].ShouldBe(6);
+        // A float scalar, as Optimum's SDXL export declares it.
+        unet.InputMetadata["timestep"].Dimensions.ShouldBeEmpty();
+        unet.InputMetadata["timestep"].ElementDataType.ShouldBe(Microsoft.ML.OnnxRuntime.Tensors.TensorElementType.Float);
     }
 
     [Fact]

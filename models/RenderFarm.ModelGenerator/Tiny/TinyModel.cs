@@ -167,7 +167,9 @@ internal static class TinyModel
         var nn = new Layers(g, new SeededWeights(Seed));
         const int c1 = UnetChannels, c2 = UnetInnerChannels;
         string sample = io.Input(ModelNames.Sample, ModelNames.Batch, LatentChannels, ModelNames.LatentHeight, ModelNames.LatentWidth);
-        string timestep = g.Cast(g.Input(ModelNames.Timestep, ElementType.Int64, 1), ElementType.Float);
+        // Optimum's SDXL export declares the timestep a float scalar (its DummyTimestepInputGenerator's shape is []);
+        // SD 1.x exports of the older layout, like the tiny model, take int64 [1].
+        string timestep = xl ? io.Input(ModelNames.Timestep) : g.Cast(g.Input(ModelNames.Timestep, ElementType.Int64, 1), ElementType.Float);
         string context = io.Input(ModelNames.EncoderHiddenStates, ModelNames.Batch, SequenceLength, textWidth);
         string? textEmbeds = xl ? io.Input(ModelNames.TextEmbeds, ModelNames.Batch, XlProjectionWidth) : null;
         string? timeIds = xl ? io.Input(ModelNames.TimeIds, ModelNames.Batch, XlTimeIds) : null;

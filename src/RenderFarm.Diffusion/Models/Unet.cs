@@ -26,7 +26,10 @@ public sealed class Unet
         TensorRequirement[] inputs =
         [
             TensorRequirement.Floating(Sample, 4),
-            new TensorRequirement(Timestep, [TensorElementType.Int64, TensorElementType.Int32, TensorElementType.Float, TensorElementType.Float16, TensorElementType.Double], 1),
+            new TensorRequirement(Timestep, [TensorElementType.Int64, TensorElementType.Int32, TensorElementType.Float, TensorElementType.Float16, TensorElementType.Double], 1)
+            {
+                AcceptsScalar = true,
+            },
             TensorRequirement.Floating(EncoderHiddenStates, 3),
         ];
         Component = new OnnxComponent(path, options,
@@ -80,7 +83,8 @@ internal sealed class UnetBinding : IDisposable
         _hidden = new ModelTensor(unet.Component.Input(Unet.EncoderHiddenStates).ElementDataType, [batch, tokens, hiddenWidth]);
         hiddenStates.CopyTo(_hidden.Data, 0);
         _hidden.PushToModel();
-        (_timestep, _setTimestep) = CreateTimestep(unet.Component.Input(Unet.Timestep).ElementDataType);
+        var timestep = unet.Component.Input(Unet.Timestep);
+        (_timestep, _setTimestep) = CreateTimestep(timestep.ElementDataType, timestep.Dimensions.Length == 0 ? [] : [1]);
 
         _binding = _session.CreateIoBinding();
         _binding.BindInput(Unet.Sample, Input.Value);
@@ -122,9 +126,9 @@ internal sealed class UnetBinding : IDisposable
     }
 
     // diffusers passes np.array([t], dtype=the model's timestep type): integer types truncate a fractional timestep.
-    private static (OrtValue, Action<double>) CreateTimestep(TensorElementType type)
+    // Optimum's exports since its SDXL support declare a scalar instead of [1]: the one value is shaped as declared.
+    private static (OrtValue, Action<double>) CreateTimestep(TensorElementType type, long[] shape)
     {
-        long[] shape = [1];
         switch (type)
         {
             case TensorElementType.Int64:

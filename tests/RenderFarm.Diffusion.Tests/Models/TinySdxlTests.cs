@@ -304,7 +304,7 @@ public sealed class TinySdxlTests(TinySdxlModels models) : IClassFixture<TinySdx
             {
                 scheduler.ScaleModelInput(latents, scaled, step);
                 using var sample = OrtValue.CreateTensorValueFromMemory([.. scaled, .. scaled], [2, 4, lh, lw]);
-                using var timestep = OrtValue.CreateTensorValueFromMemory(new[] { (long)scheduler.Timesteps[step] }, [1]);
+                using var timestep = OrtValue.CreateTensorValueFromMemory(new[] { (float)scheduler.Timesteps[step] }, []);
                 using var outputs = session.Run(runOptions, ["sample", "timestep", "encoder_hidden_states", "text_embeds", "time_ids"],
                     [sample, timestep, states, embeds, ids], ["out_sample"]);
                 var prediction = outputs[0].GetTensorDataAsSpan<float>();
