@@ -10,8 +10,6 @@ internal sealed record PromptConditioning(float[] Hidden, int HiddenWidth, float
     /// <summary>Values per row of <see cref="TimeIds"/>: original height and width, crop top and left, target height and width.</summary>
     public const int TimeIdCount = 6;
 
-    public int Rows(int tokens) => Hidden.Length / tokens / HiddenWidth;
-
     /// <summary>Rows <paramref name="first"/> to <paramref name="first"/> + <paramref name="count"/> of every tensor.</summary>
     public PromptConditioning Slice(int first, int count, int totalRows)
     {

@@ -87,6 +87,24 @@ public sealed class TinySdxlTests(TinySdxlModels models) : IClassFixture<TinySdx
     }
 
     [Fact]
+    public void An_sdxl_unet_in_a_folder_read_as_sd_is_refused_naming_the_missing_encoder()
+    {
+        var mislabelled = models.Copy("sdxl-unet-as-sd", dir =>
+        {
+            Directory.Delete(Path.Combine(dir, "text_encoder_2"), recursive: true);
+            var index = Path.Combine(dir, "model_index.json");
+            File.WriteAllText(index, File.ReadAllText(index).Replace("StableDiffusionXLPipeline", "OnnxStableDiffusionPipeline", StringComparison.Ordinal));
+        });
+        using var pipeline = StableDiffusionPipeline.Open(mislabelled);
+
+        pipeline.Model.Family.ShouldBe(ModelFamily.StableDiffusion);
+        var error = Should.Throw<ModelFormatException>(() => Render(pipeline, SamplerNames.Euler, seed: 1));
+
+        error.Message.ShouldContain("text_embeds");
+        error.Message.ShouldContain("text_encoder_2");
+    }
+
+    [Fact]
     public void Prompt_conditioning_concatenates_both_penultimate_states_pools_from_encoder_2_and_sizes_height_first()
     {
         using var pipeline = StableDiffusionPipeline.Open(models.Sdxl);
