@@ -47,7 +47,7 @@ public abstract class StepBenchmarkBase
         var generator = new TorchCpuGenerator(42);
         _initialLatents = new float[4 * latent * latent];
         generator.FillNormal(_initialLatents);
-        _loop = new DenoisingLoop(_pipeline.Unet, scheduler, (float[])_initialLatents.Clone(), latent, latent, hidden, width, 7.5, [generator], inpaint: null);
+        _loop = new DenoisingLoop(_pipeline.Unet, scheduler, (float[])_initialLatents.Clone(), latent, latent, new PromptConditioning(hidden, width), 7.5, [generator], inpaint: null);
 
         // The bare baseline: the same session, inputs of the same shape and values, outputs preallocated.
         var sample = new float[2 * _initialLatents.Length];

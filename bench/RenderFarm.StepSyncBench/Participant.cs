@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Numerics.Tensors;
 using Microsoft.ML.OnnxRuntime;
 using RenderFarm.Diffusion.Models;
+using RenderFarm.Diffusion.Pipelines;
 
 namespace RenderFarm.StepSyncBench;
 
@@ -36,7 +37,7 @@ internal sealed class Participant : IDisposable
         _plan = plan;
         _guidanceScale = guidanceScale;
         _unet = new Unet(unetPath, new ExecutionOptions { Provider = ExecutionProviderPreference.Cpu, IntraOpThreads = 1 });
-        _binding = _unet.Bind(2, plan.WindowHeight, plan.WindowWidth, hiddenStates, hiddenWidth);
+        _binding = _unet.Bind(2, plan.WindowHeight, plan.WindowWidth, new PromptConditioning(hiddenStates, hiddenWidth));
         _window = new float[plan.WindowLength];
         _guided = new float[plan.WindowLength];
         _thread = new Thread(Serve) { IsBackground = true, Name = $"participant {id}" };

@@ -19,8 +19,8 @@ internal sealed class SingleParticipantRun(Scene scene) : IDisposable
     {
         var latents = (float[])scene.InitialLatents.Clone();
         var memory = new MemoryStrategy { Strategies = MemoryStrategies.LatentTiling, LatentWindow = scene.Window };
-        using var loop = new DenoisingLoop(_unet, scene.NewScheduler(), latents, scene.LatentSize, scene.LatentSize, scene.Hidden,
-            scene.HiddenWidth, Scene.GuidanceScale, [new TorchCpuGenerator(42)], inpaint: null, memory);
+        using var loop = new DenoisingLoop(_unet, scene.NewScheduler(), latents, scene.LatentSize, scene.LatentSize,
+            new PromptConditioning(scene.Hidden, scene.HiddenWidth), Scene.GuidanceScale, [new TorchCpuGenerator(42)], inpaint: null, memory);
         var steps = new List<StepMeasurement>();
         var windows = scene.Plan.Windows.Count;
         for (var step = 0; step < (stepLimit ?? scene.Steps); step++)

@@ -12,6 +12,15 @@ public static class ModelNames
     public const string OutSample = "out_sample";
     public const string LatentSample = "latent_sample";
 
+    /// <summary>SDXL: the second text encoder's projected pooled output, and the UNet input that takes it.</summary>
+    public const string TextEmbeds = "text_embeds";
+
+    /// <summary>SDXL: the UNet's size conditioning, [batch, 6] = (original h, w, crop top, left, target h, w).</summary>
+    public const string TimeIds = "time_ids";
+
+    /// <summary>A text encoder exported with <c>output_hidden_states</c>: the residual stream after <paramref name="layer"/> layers.</summary>
+    public static string HiddenStates(int layer) => $"hidden_states.{layer}";
+
     public const string Batch = "batch";
     public const string LatentHeight = "latent_height";
     public const string LatentWidth = "latent_width";
@@ -19,6 +28,7 @@ public static class ModelNames
     public const string ImageWidth = "image_width";
 
     public const string TextEncoderFile = "text_encoder/model.onnx";
+    public const string TextEncoder2File = "text_encoder_2/model.onnx";
     public const string UnetFile = "unet/model.onnx";
     public const string VaeDecoderFile = "vae_decoder/model.onnx";
     public const string VaeEncoderFile = "vae_encoder/model.onnx";

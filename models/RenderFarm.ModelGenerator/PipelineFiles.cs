@@ -32,6 +32,12 @@ internal static class PipelineFiles
 
     public static void WriteCommon(string directory, TinyFamily family = TinyFamily.StableDiffusion1)
     {
+        if (family == TinyFamily.StableDiffusionXL)
+        {
+            WriteXl(directory);
+            return;
+        }
+
         var sd2 = family == TinyFamily.StableDiffusion2;
         WriteJson(directory, "model_index.json", w =>
         {
@@ -70,6 +76,63 @@ internal static class PipelineFiles
         WriteTokenizer(Path.Combine(directory, "tokenizer"));
     }
 
+    /// <summary>
+    /// SDXL base's non-ONNX files: stabilityai/stable-diffusion-xl-base-1.0's model_index.json (with
+    /// <c>force_zeros_for_empty_prompt</c>, which makes an absent negative prompt zeros) and scheduler config
+    /// (EulerDiscrete, the SD schedule, ε-prediction), its VAE scaling factor 0.13025, and two tokenizers: the second,
+    /// OpenCLIP's, pads with "!" where CLIP's pads with its end token.
+    /// </summary>
+    private static void WriteXl(string directory)
+    {
+        WriteJson(directory, "model_index.json", w =>
+        {
+            w.WriteString("_class_name", "StableDiffusionXLPipeline");
+            w.WriteString("_diffusers_version", "0.30.0");
+            w.WriteBoolean("force_zeros_for_empty_prompt", true);
+            WritePair(w, "scheduler", "diffusers", "EulerDiscreteScheduler");
+            WritePair(w, "text_encoder", "diffusers", "OnnxRuntimeModel");
+            WritePair(w, "text_encoder_2", "diffusers", "OnnxRuntimeModel");
+            WritePair(w, "tokenizer", "transformers", "CLIPTokenizer");
+            WritePair(w, "tokenizer_2", "transformers", "CLIPTokenizer");
+            WritePair(w, "unet", "diffusers", "OnnxRuntimeModel");
+            WritePair(w, "vae_decoder", "diffusers", "OnnxRuntimeModel");
+            WritePair(w, "vae_encoder", "diffusers", "OnnxRuntimeModel");
+        });
+
+        WriteJson(directory, "scheduler/scheduler_config.json", w =>
+        {
+            w.WriteString("_class_name", "EulerDiscreteScheduler");
+            w.WriteString("_diffusers_version", "0.30.0");
+            w.WriteNumber("beta_end", 0.012);
+            w.WriteString("beta_schedule", "scaled_linear");
+            w.WriteNumber("beta_start", 0.00085);
+            w.WriteBoolean("clip_sample", false);
+            w.WriteString("interpolation_type", "linear");
+            w.WriteNumber("num_train_timesteps", 1000);
+            w.WriteString("prediction_type", "epsilon");
+            w.WriteNumber("sample_max_value", 1.0);
+            w.WriteBoolean("set_alpha_to_one", false);
+            w.WriteBoolean("skip_prk_steps", true);
+            w.WriteNumber("steps_offset", 1);
+            w.WriteString("timestep_spacing", "leading");
+            w.WriteNull("trained_betas");
+            w.WriteBoolean("use_karras_sigmas", false);
+        });
+
+        foreach (var vae in new[] { "vae_decoder", "vae_encoder" })
+        {
+            WriteJson(directory, $"{vae}/config.json", w =>
+            {
+                w.WriteString("_class_name", "AutoencoderKL");
+                w.WriteNumber("latent_channels", 4);
+                w.WriteNumber("scaling_factor", 0.13025);
+            });
+        }
+
+        WriteTokenizer(Path.Combine(directory, "tokenizer"));
+        WriteTokenizer(Path.Combine(directory, "tokenizer_2"), padToken: "!");
+    }
+
     public static void WriteManifest(string directory, string manifestJson) =>
         WriteText(Path.Combine(directory, ModelNames.ManifestFile), manifestJson);
 
@@ -106,7 +169,7 @@ internal static class PipelineFiles
         return characters.Select(c => ((char)c).ToString()).ToArray();
     }
 
-    private static void WriteTokenizer(string directory)
+    private static void WriteTokenizer(string directory, string padToken = EndOfText)
     {
         // A byte-level CLIP vocabulary without merges: every word tokenizes to its bytes, the last one carrying "</w>".
         var characters = ByteCharacters();
@@ -136,7 +199,7 @@ internal static class PipelineFiles
             w.WriteString("eos_token", EndOfText);
             w.WriteString("errors", "replace");
             w.WriteNumber("model_max_length", 77);
-            w.WriteString("pad_token", EndOfText);
+            w.WriteString("pad_token", padToken);
             w.WriteString("tokenizer_class", "CLIPTokenizer");
             w.WriteString("unk_token", EndOfText);
         });
@@ -144,7 +207,7 @@ internal static class PipelineFiles
         {
             w.WriteString("bos_token", StartOfText);
             w.WriteString("eos_token", EndOfText);
-            w.WriteString("pad_token", EndOfText);
+            w.WriteString("pad_token", padToken);
             w.WriteString("unk_token", EndOfText);
         });
     }

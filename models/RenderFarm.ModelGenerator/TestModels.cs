@@ -43,6 +43,11 @@ public static class TestModels
         Directory.CreateDirectory(directory);
         PipelineFiles.WriteCommon(directory, options.Family);
         PipelineFiles.WriteOnnx(directory, ModelNames.TextEncoderFile, TinyModel.TextEncoder(options));
+        if (options.Family == TinyFamily.StableDiffusionXL)
+        {
+            PipelineFiles.WriteOnnx(directory, ModelNames.TextEncoder2File, TinyModel.TextEncoder2(options));
+        }
+
         PipelineFiles.WriteOnnx(directory, ModelNames.UnetFile, TinyModel.Unet(options));
         PipelineFiles.WriteOnnx(directory, ModelNames.VaeDecoderFile, TinyModel.VaeDecoder(options));
         PipelineFiles.WriteOnnx(directory, ModelNames.VaeEncoderFile, TinyModel.VaeEncoder(options));
@@ -102,7 +107,7 @@ public static class TestModels
     /// options) is there; returns the full path. Safe when processes race: each writes a temporary sibling and renames it.
     /// </summary>
     /// <param name="directory">The model folder.</param>
-    /// <param name="options">The variant; the memory profile exists for the default (float32, SD 1.x) one only.</param>
+    /// <param name="options">The variant; memory profiles exist for the float32 SD 1.x and SDXL ones only.</param>
     /// <param name="memoryProfile">
     /// Also write <see cref="TinyMemoryProfileFile"/> (the profile calibrated on the dev VM) beside the model when none
     /// is there, so a memory budget can be planned with at once. Off by default: tests of the "no profile" paths
@@ -112,9 +117,9 @@ public static class TestModels
     {
         options ??= new TinyModelOptions();
         var path = ModelDirectory.Ensure(directory, TinyManifest(options), temp => WriteTiny(temp, options));
-        if (memoryProfile && !options.Float16 && options.Family == TinyFamily.StableDiffusion1)
+        if (memoryProfile && !options.Float16 && options.Family != TinyFamily.StableDiffusion2)
         {
-            WriteTinyMemoryProfile(path, overwrite: false);
+            WriteTinyMemoryProfile(path, overwrite: false, options.Family);
         }
 
         return path;
@@ -128,8 +133,17 @@ public static class TestModels
     /// see half a file). With <paramref name="overwrite"/> off an existing profile (e.g. one calibrated on this
     /// machine by <c>renderfarm plan --calibrate</c>) is kept.
     /// </summary>
-    public static void WriteTinyMemoryProfile(string directory, bool overwrite)
+    /// <param name="directory">The model folder.</param>
+    /// <param name="overwrite">Replace a profile already there.</param>
+    /// <param name="family">Whose profile: the SD 1.x tiny model's (default) or tiny-sdxl's; none ships for tiny-sd2.</param>
+    public static void WriteTinyMemoryProfile(string directory, bool overwrite, TinyFamily family = TinyFamily.StableDiffusion1)
     {
+        if (family == TinyFamily.StableDiffusion2)
+        {
+            throw new ArgumentException("No memory profile ships for tiny-sd2: `renderfarm plan --calibrate --model DIR` measures one.", nameof(family));
+        }
+
+        var resourceName = family == TinyFamily.StableDiffusionXL ? TinySdxlMemoryProfileResource : TinyMemoryProfileResource;
         var target = Path.Combine(directory, TinyMemoryProfileFile);
         if (!overwrite && File.Exists(target))
         {
@@ -137,8 +151,8 @@ public static class TestModels
         }
 
         var temp = Path.Combine(directory, $".{TinyMemoryProfileFile}.{Guid.NewGuid():N}.tmp");
-        using (var resource = typeof(TestModels).Assembly.GetManifestResourceStream(TinyMemoryProfileResource)
-            ?? throw new InvalidOperationException($"The resource {TinyMemoryProfileResource} is missing from {typeof(TestModels).Assembly.GetName().Name}."))
+        using (var resource = typeof(TestModels).Assembly.GetManifestResourceStream(resourceName)
+            ?? throw new InvalidOperationException($"The resource {resourceName} is missing from {typeof(TestModels).Assembly.GetName().Name}."))
         using (var file = File.Create(temp))
         {
             resource.CopyTo(file);
@@ -159,11 +173,19 @@ public static class TestModels
     }
 
     private const string TinyMemoryProfileResource = "RenderFarm.ModelGenerator.Tiny.renderfarm-memory.json";
+    private const string TinySdxlMemoryProfileResource = "RenderFarm.ModelGenerator.Tiny.renderfarm-memory-sdxl.json";
 
     // The SD 1.x variant's manifest is unchanged from before families existed, so existing copies stay current.
-    private static string TinyManifest(TinyModelOptions options) => options.Family == TinyFamily.StableDiffusion2
-        ? PipelineFiles.Manifest(options.Float16 ? "renderfarm-tiny-sd2-fp16" : "renderfarm-tiny-sd2", "tiny-sd2", w => w.WriteBoolean("float16", options.Float16))
-        : PipelineFiles.Manifest(options.Float16 ? "renderfarm-tiny-fp16" : "renderfarm-tiny", "tiny", w => w.WriteBoolean("float16", options.Float16));
+    private static string TinyManifest(TinyModelOptions options)
+    {
+        var kind = options.Family switch
+        {
+            TinyFamily.StableDiffusion2 => "tiny-sd2",
+            TinyFamily.StableDiffusionXL => "tiny-sdxl",
+            _ => "tiny",
+        };
+        return PipelineFiles.Manifest(options.Float16 ? $"renderfarm-{kind}-fp16" : $"renderfarm-{kind}", kind, w => w.WriteBoolean("float16", options.Float16));
+    }
 
     private static string OracleManifest(OracleModelOptions options)
     {

@@ -19,4 +19,11 @@ public enum TinyFamily
     /// v-prediction (<c>prediction_type: v_prediction</c> in the scheduler config), 768² by default.
     /// </summary>
     StableDiffusion2,
+
+    /// <summary>
+    /// SDXL base: two text encoders (CLIP ViT-L and OpenCLIP ViT-bigG with a projected pooled output) whose
+    /// penultimate hidden states are concatenated, a UNet with added conditioning (<c>text_embeds</c>, <c>time_ids</c>),
+    /// EulerDiscrete's scheduler config, VAE scaling 0.13025, 1024² by default.
+    /// </summary>
+    StableDiffusionXL,
 }

@@ -36,10 +36,10 @@ internal static class ModelsCommand
     {
         var kind = new Option<string>("--kind")
         {
-            Description = "tiny (random-weight SD architecture), tiny-sd2 (the same in SD 2.x's layout: wider OpenCLIP-style text encoder, v-prediction, 768² by default), oracle (exact math for tests) or tiny-safety (tiny with a safety checker that flags images whose centre is redder than CLIP's mean red); tiny-upscaler writes a super-resolution model with a closed-form output instead (see --scale).",
+            Description = "tiny (random-weight SD architecture), tiny-sd2 (the same in SD 2.x's layout: wider OpenCLIP-style text encoder, v-prediction, 768² by default), tiny-sdxl (SDXL's layout: two text encoders, pooled text embeddings and size conditioning, 1024² by default), oracle (exact math for tests) or tiny-safety (tiny with a safety checker that flags images whose centre is redder than CLIP's mean red); tiny-upscaler writes a super-resolution model with a closed-form output instead (see --scale).",
             DefaultValueFactory = _ => "tiny",
         };
-        kind.AcceptOnlyFromAmong("tiny", "tiny-sd2", "oracle", "tiny-safety", "tiny-upscaler");
+        kind.AcceptOnlyFromAmong("tiny", "tiny-sd2", "tiny-sdxl", "oracle", "tiny-safety", "tiny-upscaler");
         var scale = new Option<int>("--scale") { Description = "tiny-upscaler only: its scale factor, 2 or 4.", DefaultValueFactory = _ => 2 };
         scale.AcceptOnlyFromAmong("2", "4");
         var output = new Argument<string>("directory") { Description = "Folder to write the model into." };
@@ -59,6 +59,11 @@ internal static class ModelsCommand
             else if (result.GetValue(kind) == "tiny-upscaler")
             {
                 TestModels.WriteTinyUpscaler(directory, new TinyUpscalerOptions(result.GetValue(scale)));
+            }
+            else if (result.GetValue(kind) == "tiny-sdxl")
+            {
+                TestModels.WriteTiny(directory, new TinyModelOptions(Family: TinyFamily.StableDiffusionXL));
+                TestModels.WriteTinyMemoryProfile(directory, overwrite: false, TinyFamily.StableDiffusionXL);
             }
             else if (result.GetValue(kind) == "tiny-safety")
             {

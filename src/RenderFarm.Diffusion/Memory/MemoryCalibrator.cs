@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using RenderFarm.Diffusion.Models;
+using RenderFarm.Diffusion.Pipelines;
 
 namespace RenderFarm.Diffusion.Memory;
 
@@ -159,19 +160,41 @@ public static class MemoryCalibrator
                 component = encoder.Component;
                 component.Load();
                 var rows = Enumerable.Range(0, probe.Rows).Select(_ => Enumerable.Repeat(320, 77).ToArray()).ToArray();
-                run = () => encoder.Encode(rows);
+                if (model.IsXl)
+                {
+                    // SDXL's two encoders run in one stage and are loaded together: the profile's text encoder is both.
+                    var encoder2 = new TextEncoder(model.TextEncoder2Path, execution);
+                    encoder2.Component.Load();
+                    owned = encoder2.Component;
+                    string penultimate1 = encoder.PenultimateHiddenStates, penultimate2 = encoder2.PenultimateHiddenStates;
+                    run = () =>
+                    {
+                        encoder.Encode(rows, penultimate1);
+                        encoder2.Encode(rows, penultimate2, TextEncoder.TextEmbeds);
+                    };
+                }
+                else
+                {
+                    run = () => encoder.Encode(rows);
+                }
+
                 break;
             }
 
             case CalibratedComponent.Unet:
             {
-                var unet = new Unet(model.UnetPath, execution);
+                var unet = new Unet(model.UnetPath, execution, addedConditioning: model.IsXl);
                 component = unet.Component;
                 component.Load();
                 var dims = component.Input(Unet.EncoderHiddenStates).Dimensions;
                 var width = dims[2] > 0 ? dims[2] : 768;
                 var tokens = dims[1] > 0 ? dims[1] : 77;
-                var binding = unet.Bind(probe.Rows, probe.LatentHeight, probe.LatentWidth, new float[probe.Rows * tokens * width], width);
+                var pooledWidth = model.IsXl && component.Input(Unet.TextEmbeds).Dimensions[1] is var p and > 0 ? p : 1280;
+                var conditioning = model.IsXl
+                    ? new PromptConditioning(new float[probe.Rows * tokens * width], width, new float[probe.Rows * pooledWidth], pooledWidth,
+                        new float[probe.Rows * PromptConditioning.TimeIdCount])
+                    : new PromptConditioning(new float[probe.Rows * tokens * width], width);
+                var binding = unet.Bind(probe.Rows, probe.LatentHeight, probe.LatentWidth, conditioning);
                 owned = binding;
                 Fill(binding.Input.Data);
                 var runOptions = new Microsoft.ML.OnnxRuntime.RunOptions();

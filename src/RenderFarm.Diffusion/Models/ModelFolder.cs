@@ -9,13 +9,27 @@ namespace RenderFarm.Diffusion.Models;
 /// </summary>
 public sealed class ModelFolder
 {
-    private ModelFolder(string root, string name, SchedulerConfig scheduler, float latentScalingFactor)
+    private ModelFolder(string root, string name, SchedulerConfig scheduler, float latentScalingFactor, ModelFamily family, bool forceZerosForEmptyPrompt)
     {
         Root = root;
         Name = name;
         Scheduler = scheduler;
         LatentScalingFactor = latentScalingFactor;
+        Family = family;
+        ForceZerosForEmptyPrompt = forceZerosForEmptyPrompt;
     }
+
+    /// <summary>The layout the folder holds, detected from its files (see <see cref="ModelFamily"/>).</summary>
+    public ModelFamily Family { get; }
+
+    public bool IsXl => Family == ModelFamily.StableDiffusionXL;
+
+    /// <summary>
+    /// SDXL: an image without a negative prompt is guided away from zeros rather than from the encoded empty prompt,
+    /// as diffusers' StableDiffusionXLPipeline does when its <c>force_zeros_for_empty_prompt</c> is true (its default,
+    /// and SDXL base's model_index.json). Always false for SD 1.x/2.x.
+    /// </summary>
+    public bool ForceZerosForEmptyPrompt { get; }
 
     public string Root { get; }
     /// <summary>
@@ -24,21 +38,24 @@ public sealed class ModelFolder
     /// </summary>
     public string Name { get; }
     public SchedulerConfig Scheduler { get; }
-    /// <summary>VAE latent scaling (0.18215 for SD 1.x/2.x); from <c>vae_decoder/config.json</c> when the export has one.</summary>
+    /// <summary>VAE latent scaling (0.18215 for SD 1.x/2.x, 0.13025 for SDXL); from <c>vae_decoder/config.json</c> when the export has one.</summary>
     public float LatentScalingFactor { get; }
 
     /// <summary>
-    /// The side of the square images the model was trained at, used where a render names no size: 768 for a
-    /// v-prediction model (SD 2.x 768-v, whose export says <c>prediction_type: v_prediction</c>), 512 otherwise
+    /// The side of the square images the model was trained at, used where a render names no size: 1024 for SDXL, 768
+    /// for a v-prediction model (SD 2.x 768-v, whose export says <c>prediction_type: v_prediction</c>), 512 otherwise
     /// (SD 1.x and SD 2.x base, both ε-prediction). A model far from its training size repeats or crops its subject.
     /// </summary>
-    public int DefaultImageSide => Scheduler.PredictionType == "v_prediction" ? 768 : 512;
+    public int DefaultImageSide => IsXl ? 1024 : Scheduler.PredictionType == "v_prediction" ? 768 : 512;
 
     public string TextEncoderPath => Path.Combine(Root, "text_encoder", "model.onnx");
     public string UnetPath => Path.Combine(Root, "unet", "model.onnx");
     public string VaeDecoderPath => Path.Combine(Root, "vae_decoder", "model.onnx");
     public string VaeEncoderPath => Path.Combine(Root, "vae_encoder", "model.onnx");
     public string TokenizerDirectory => Path.Combine(Root, "tokenizer");
+    /// <summary>SDXL's second text encoder (OpenCLIP bigG with projection); absent in SD 1.x/2.x folders.</summary>
+    public string TextEncoder2Path => Path.Combine(Root, "text_encoder_2", "model.onnx");
+    public string Tokenizer2Directory => Path.Combine(Root, "tokenizer_2");
     public bool HasVaeEncoder => File.Exists(VaeEncoderPath);
 
     private const string LayoutHint =
@@ -70,7 +87,44 @@ public sealed class ModelFolder
             throw new ModelFormatException($"Model folder '{root}' is missing {string.Join(", ", missing)}. {LayoutHint}");
         }
 
-        return new ModelFolder(root, ReadName(root), ReadScheduler(root), ReadScalingFactor(root));
+        var (family, forceZeros) = ReadFamily(root);
+        return new ModelFolder(root, ReadName(root), ReadScheduler(root), ReadScalingFactor(root), family, forceZeros);
+    }
+
+    /// <summary>
+    /// SDXL when the folder has a second text encoder or its model_index.json names an SDXL pipeline; then both
+    /// encoders and tokenizers must be there. SDXL's refiner (text_encoder_2 only, no first encoder) is refused by
+    /// the required-files check: it is an img2img second stage, not a model that renders from a prompt alone.
+    /// </summary>
+    private static (ModelFamily Family, bool ForceZeros) ReadFamily(string root)
+    {
+        using var index = ParseJson(Path.Combine(root, "model_index.json"));
+        var className = index.RootElement.ValueKind == JsonValueKind.Object && index.RootElement.TryGetProperty("_class_name", out var c)
+            && c.ValueKind == JsonValueKind.String ? c.GetString() ?? "" : "";
+        var xl = File.Exists(Path.Combine(root, "text_encoder_2", "model.onnx"))
+            || className.Contains("StableDiffusionXL", StringComparison.Ordinal);
+        if (!xl)
+        {
+            return (ModelFamily.StableDiffusion, false);
+        }
+
+        string[] required =
+        [
+            Path.Combine("text_encoder_2", "model.onnx"),
+            Path.Combine("tokenizer_2", "vocab.json"),
+            Path.Combine("tokenizer_2", "merges.txt"),
+        ];
+        var missing = required.Where(r => !File.Exists(Path.Combine(root, r))).ToList();
+        if (missing.Count > 0)
+        {
+            throw new ModelFormatException(
+                $"Model folder '{root}' is an SDXL model (model_index.json says {className}) but is missing {string.Join(", ", missing)}. " +
+                "SDXL needs text_encoder_2/model.onnx and tokenizer_2/ besides SD's files (see models/README.md).");
+        }
+
+        // diffusers' StableDiffusionXLPipeline registers force_zeros_for_empty_prompt=True unless the config says otherwise.
+        var forceZeros = !(index.RootElement.TryGetProperty("force_zeros_for_empty_prompt", out var f) && f.ValueKind == JsonValueKind.False);
+        return (ModelFamily.StableDiffusionXL, forceZeros);
     }
 
     private static string ReadName(string root) => Path.GetFileName(root.TrimEnd(Path.DirectorySeparatorChar));
@@ -119,4 +173,17 @@ public sealed class ModelFolder
             throw new ModelFormatException($"'{path}' is not valid JSON: {ex.Message}. Restore it from the model's export.", ex);
         }
     }
+}
+
+/// <summary>The model layouts the engine renders.</summary>
+public enum ModelFamily
+{
+    /// <summary>SD 1.x and 2.x: one CLIP/OpenCLIP text encoder whose last hidden state conditions the UNet.</summary>
+    StableDiffusion,
+
+    /// <summary>
+    /// SDXL: two text encoders (their penultimate hidden states concatenated; the second's projected pooled output as
+    /// <c>text_embeds</c>) and the UNet's size conditioning <c>time_ids</c>.
+    /// </summary>
+    StableDiffusionXL,
 }

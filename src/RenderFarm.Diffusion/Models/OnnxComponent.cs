@@ -157,7 +157,7 @@ public sealed class OnnxComponent : IDisposable
                     $"{string.Join(", ", requirement.ElementTypes)}.");
             }
 
-            if (meta.Dimensions.Length != requirement.Rank)
+            if (meta.Dimensions.Length != requirement.Rank && !(requirement.AcceptsScalar && meta.Dimensions.Length == 0))
             {
                 throw new ModelFormatException(
                     $"'{Path}' {kind} '{requirement.Name}' has rank {meta.Dimensions.Length}; expected rank {requirement.Rank}.");
@@ -169,6 +169,9 @@ public sealed class OnnxComponent : IDisposable
 /// <summary>A tensor a component must declare: its name, accepted element types and rank.</summary>
 public sealed record TensorRequirement(string Name, IReadOnlyList<TensorElementType> ElementTypes, int Rank)
 {
+    /// <summary>A rank-0 tensor is accepted too (current Optimum exports declare the UNet's timestep as a scalar).</summary>
+    public bool AcceptsScalar { get; init; }
+
     public static IReadOnlyList<TensorElementType> FloatingPoint { get; } = [TensorElementType.Float, TensorElementType.Float16];
     public static TensorRequirement Floating(string name, int rank) => new(name, FloatingPoint, rank);
 }

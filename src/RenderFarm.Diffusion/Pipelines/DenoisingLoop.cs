@@ -28,7 +28,7 @@ internal sealed class DenoisingLoop : IDisposable
     private readonly InpaintState? _inpaint;
 
     public DenoisingLoop(Unet unet, IScheduler scheduler, float[] latents, int latentHeight, int latentWidth,
-        float[] hiddenStates, int hiddenWidth, double guidanceScale, TorchCpuGenerator[] generators, InpaintState? inpaint,
+        PromptConditioning conditioning, double guidanceScale, TorchCpuGenerator[] generators, InpaintState? inpaint,
         MemoryStrategy? memory = null)
     {
         _scheduler = scheduler;
@@ -41,7 +41,7 @@ internal sealed class DenoisingLoop : IDisposable
         _guided = new float[latents.Length];
         _stepNoise = new float[latents.Length];
         var modelBatch = _useGuidance ? 2 * generators.Length : generators.Length;
-        _unet = new UnetRunner(unet, memory ?? MemoryStrategy.Resident, modelBatch, latentHeight, latentWidth, hiddenStates, hiddenWidth);
+        _unet = new UnetRunner(unet, memory ?? MemoryStrategy.Resident, modelBatch, latentHeight, latentWidth, conditioning);
     }
 
     public float[] Latents => _latents;

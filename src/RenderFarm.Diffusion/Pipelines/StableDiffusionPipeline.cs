@@ -12,7 +12,8 @@ using RenderFarm.Diffusion.Tokenizers;
 namespace RenderFarm.Diffusion.Pipelines;
 
 /// <summary>
-/// txt2img, img2img and inpainting with classifier-free guidance on one model folder. How a render uses memory is its
+/// txt2img, img2img and inpainting with classifier-free guidance on one model folder, SD 1.x/2.x or SDXL
+/// (<see cref="ModelFolder.Family"/>). How a render uses memory is its
 /// <see cref="MemoryStrategy"/>: resident (components load on first use and stay) unless the request names another,
 /// or the pipeline has a memory budget (<see cref="ExecutionOptions.MemoryBudgetBytes"/>), in which case the
 /// <see cref="MemoryPlanner"/> picks one from the model's <see cref="MemoryProfile"/> and a render that cannot fit is
@@ -23,6 +24,7 @@ public sealed class StableDiffusionPipeline : IDisposable
     private const int LatentChannels = 4;
     private const int VaeScale = 8;
     private readonly Lazy<ClipTokenizer> _tokenizer;
+    private readonly Lazy<ClipTokenizer>? _tokenizer2;
 
     private readonly ExecutionOptions _componentOptions;
 
@@ -41,10 +43,12 @@ public sealed class StableDiffusionPipeline : IDisposable
             ? Execution with { ArenaLimitBytes = Math.Max(budget - (MemoryProfile?.BaseBytes ?? 0), 1) }
             : Execution;
         TextEncoder = new TextEncoder(model.TextEncoderPath, execution);
-        Unet = new Unet(model.UnetPath, execution);
+        TextEncoder2 = model.IsXl ? new TextEncoder(model.TextEncoder2Path, execution) : null;
+        Unet = new Unet(model.UnetPath, execution, addedConditioning: model.IsXl);
         VaeDecoder = new VaeDecoder(model.VaeDecoderPath, execution);
         VaeEncoder = new VaeEncoder(model.VaeEncoderPath, execution);
         _tokenizer = new Lazy<ClipTokenizer>(() => ClipTokenizer.FromFolder(model.TokenizerDirectory));
+        _tokenizer2 = model.IsXl ? new Lazy<ClipTokenizer>(() => ClipTokenizer.FromFolder(model.Tokenizer2Directory)) : null;
         SafetyChecker = File.Exists(SafetyChecker.PathIn(model.Root)) ? new SafetyChecker(SafetyChecker.PathIn(model.Root), execution) : null;
     }
 
@@ -53,19 +57,29 @@ public sealed class StableDiffusionPipeline : IDisposable
     /// <summary>The model's memory model (null when it has not been calibrated and none was given).</summary>
     public MemoryProfile? MemoryProfile { get; }
     public TextEncoder TextEncoder { get; }
+    /// <summary>SDXL's second text encoder (<c>text_encoder_2</c>); null for SD 1.x/2.x.</summary>
+    public TextEncoder? TextEncoder2 { get; }
     public Unet Unet { get; }
     public VaeDecoder VaeDecoder { get; }
     public VaeEncoder VaeEncoder { get; }
     public ClipTokenizer Tokenizer => _tokenizer.Value;
+    /// <summary>SDXL's second tokenizer (<c>tokenizer_2</c>: OpenCLIP's, padding with "!"); null for SD 1.x/2.x.</summary>
+    public ClipTokenizer? Tokenizer2 => _tokenizer2?.Value;
     /// <summary>The model folder's <c>safety_checker/model.onnx</c>; null when it has none.</summary>
     public SafetyChecker? SafetyChecker { get; }
 
     public static StableDiffusionPipeline Open(string modelDirectory, ExecutionOptions? options = null, MemoryProfile? memoryProfile = null) =>
         new(ModelFolder.Open(modelDirectory), options, memoryProfile);
 
-    private OnnxComponent[] Components => SafetyChecker is null
-        ? [TextEncoder.Component, Unet.Component, VaeDecoder.Component, VaeEncoder.Component]
-        : [TextEncoder.Component, Unet.Component, VaeDecoder.Component, VaeEncoder.Component, SafetyChecker.Component];
+    private OnnxComponent[] Components =>
+    [
+        .. TextEncoders,
+        Unet.Component, VaeDecoder.Component, VaeEncoder.Component,
+        .. SafetyChecker is null ? Array.Empty<OnnxComponent>() : [SafetyChecker.Component],
+    ];
+
+    /// <summary>The components of the text-encode stage: SDXL's two encoders run, and are loaded, together.</summary>
+    private OnnxComponent[] TextEncoders => TextEncoder2 is null ? [TextEncoder.Component] : [TextEncoder.Component, TextEncoder2.Component];
 
     /// <summary>The mode a request runs the checker in: as asked, else <see cref="SafetyMode.Flag"/> when the model has a checker.</summary>
     public SafetyMode SafetyModeFor(GenerationRequest request)
@@ -140,25 +154,32 @@ public sealed class StableDiffusionPipeline : IDisposable
     private static bool IsAllocationFailure(OnnxRuntimeException ex) =>
         ex.Message.Contains("allocate", StringComparison.OrdinalIgnoreCase) || ex.Message.Contains("BFCArena", StringComparison.Ordinal);
 
-    /// <summary>Under sequential offload only <paramref name="component"/> may be loaded while it runs.</summary>
-    private void Enter(OnnxComponent component, MemoryStrategy memory)
+    /// <summary>Under sequential offload only <paramref name="components"/> (one stage's) may be loaded while they run.</summary>
+    private void Enter(MemoryStrategy memory, params OnnxComponent[] components)
     {
         if (memory.Has(MemoryStrategies.Sequential))
         {
-            foreach (var other in Components.Where(c => c != component))
+            foreach (var other in Components.Where(c => !components.Contains(c)))
             {
                 other.Unload();
             }
         }
     }
 
-    private static void Leave(OnnxComponent component, MemoryStrategy memory)
+    private void Enter(OnnxComponent component, MemoryStrategy memory) => Enter(memory, component);
+
+    private static void Leave(MemoryStrategy memory, params OnnxComponent[] components)
     {
         if (memory.Has(MemoryStrategies.Sequential))
         {
-            component.Unload();
+            foreach (var component in components)
+            {
+                component.Unload();
+            }
         }
     }
+
+    private static void Leave(OnnxComponent component, MemoryStrategy memory) => Leave(memory, component);
 
     private float[] Decode(ReadOnlySpan<float> latent, int latentHeight, int latentWidth, MemoryStrategy memory, CancellationToken cancellationToken) =>
         memory.Has(MemoryStrategies.TiledVae) && memory.VaeTile.Count(latentHeight, latentWidth) > 1
@@ -186,14 +207,15 @@ public sealed class StableDiffusionPipeline : IDisposable
         var scheduler = SchedulerFactory.Create(request.Sampler, Model.Scheduler, request.Eta);
         scheduler.SetTimesteps(request.Steps);
 
-        float[] hidden;
-        int hiddenWidth;
+        PromptConditioning conditioning;
         IReadOnlyList<PromptTruncation> truncations;
         using (EngineActivity.Stage("text encode", request))
         {
-            Enter(TextEncoder.Component, memory);
-            (hidden, hiddenWidth, truncations) = EncodePrompts(request.Images, useGuidance);
-            Leave(TextEncoder.Component, memory);
+            Enter(memory, TextEncoders);
+            (conditioning, truncations) = Model.IsXl
+                ? EncodePromptsXl(request.Images, useGuidance, request.Width, request.Height)
+                : EncodePrompts(request.Images, useGuidance);
+            Leave(memory, TextEncoders);
         }
 
         cancellationToken.ThrowIfCancellationRequested();
@@ -248,7 +270,7 @@ public sealed class StableDiffusionPipeline : IDisposable
         denoise?.SetTag("renderfarm.steps", request.Steps);
         denoise?.SetTag("renderfarm.sampler", request.Sampler);
         Enter(Unet.Component, memory);
-        var loop = new DenoisingLoop(Unet, scheduler, latents, latentHeight, latentWidth, hidden, hiddenWidth, request.GuidanceScale, generators, inpaint, memory);
+        var loop = new DenoisingLoop(Unet, scheduler, latents, latentHeight, latentWidth, conditioning, request.GuidanceScale, generators, inpaint, memory);
         try
         {
             RunSteps(loop, request, scheduler, startIndex, latents, imageLength, latentHeight, latentWidth, progress, cancellationToken);
@@ -364,7 +386,7 @@ public sealed class StableDiffusionPipeline : IDisposable
         DenoisingStrength = request.Mode == GenerationMode.TextToImage ? null : request.Strength,
     };
 
-    private (float[] Hidden, int Width, IReadOnlyList<PromptTruncation> Truncations) EncodePrompts(IReadOnlyList<ImageSpec> images, bool useGuidance)
+    private (PromptConditioning Conditioning, IReadOnlyList<PromptTruncation> Truncations) EncodePrompts(IReadOnlyList<ImageSpec> images, bool useGuidance)
     {
         var rows = new List<int[]>(images.Count * 2);
         var truncations = new List<PromptTruncation>();
@@ -393,7 +415,79 @@ public sealed class StableDiffusionPipeline : IDisposable
         }
 
         var (hidden, width) = TextEncoder.Encode(rows);
-        return (hidden, width, truncations);
+        return (new PromptConditioning(hidden, width), truncations);
+    }
+
+    /// <summary>
+    /// SDXL's conditioning, as diffusers' StableDiffusionXLPipeline.encode_prompt builds it: each prompt through both
+    /// tokenizers and encoders; the hidden states are each encoder's penultimate layer, concatenated along the feature
+    /// axis (encoder 1's features first); the pooled <c>text_embeds</c> are encoder 2's projected output. An image
+    /// without a negative prompt gets zeros for both when the model forces zeros for empty prompts (diffusers does so
+    /// when <c>negative_prompt</c> is None; a request cannot tell None from "", so an empty one counts as absent).
+    /// <c>time_ids</c> are (height, width, 0, 0, height, width) for every row: diffusers' defaults, original and target
+    /// size the render's, no crop, the same for the unconditional rows.
+    /// </summary>
+    internal (PromptConditioning Conditioning, IReadOnlyList<PromptTruncation> Truncations) EncodePromptsXl(
+        IReadOnlyList<ImageSpec> images, bool useGuidance, int width, int height)
+    {
+        var texts = new List<(int Index, string Text, bool Negative)>(images.Count * 2);
+        if (useGuidance)
+        {
+            texts.AddRange(images.Select((image, i) => (i, image.NegativePrompt, true)));
+        }
+
+        texts.AddRange(images.Select((image, i) => (i, image.Prompt, false)));
+        var truncations = new List<PromptTruncation>();
+        var rows1 = new List<int[]>(texts.Count);
+        var rows2 = new List<int[]>(texts.Count);
+        foreach (var (index, text, negative) in texts)
+        {
+            var first = Tokenizer.Encode(text);
+            if (first.Truncated)
+            {
+                truncations.Add(new PromptTruncation(index, negative, first.DroppedText));
+            }
+
+            rows1.Add(first.Ids);
+            rows2.Add(Tokenizer2!.Encode(text).Ids);
+        }
+
+        var encoder2 = TextEncoder2!;
+        var (hidden1, shape1) = TextEncoder.Encode(rows1, TextEncoder.PenultimateHiddenStates)[0];
+        var outputs2 = encoder2.Encode(rows2, encoder2.PenultimateHiddenStates, TextEncoder.TextEmbeds);
+        var (hidden2, shape2) = outputs2[0];
+        var (pooled, pooledShape) = outputs2[1];
+        if (shape1[1] != shape2[1])
+        {
+            throw new ModelFormatException($"SDXL's text encoders disagree on the sequence length ({shape1[1]} and {shape2[1]} tokens).");
+        }
+
+        int tokens = checked((int)shape1[1]), width1 = checked((int)shape1[2]), width2 = checked((int)shape2[2]);
+        int pooledWidth = checked((int)pooledShape[1]), hiddenWidth = width1 + width2;
+        var hidden = new float[texts.Count * tokens * hiddenWidth];
+        for (var row = 0; row < texts.Count; row++)
+        {
+            for (var t = 0; t < tokens; t++)
+            {
+                var target = hidden.AsSpan(((row * tokens) + t) * hiddenWidth, hiddenWidth);
+                hidden1.AsSpan(((row * tokens) + t) * width1, width1).CopyTo(target);
+                hidden2.AsSpan(((row * tokens) + t) * width2, width2).CopyTo(target[width1..]);
+            }
+        }
+
+        var timeIds = new float[texts.Count * PromptConditioning.TimeIdCount];
+        var sizeIds = PromptConditioning.SizeConditioning(height, width, 0, 0, height, width);
+        for (var row = 0; row < texts.Count; row++)
+        {
+            sizeIds.CopyTo(timeIds, row * PromptConditioning.TimeIdCount);
+            if (texts[row].Negative && texts[row].Text.Length == 0 && Model.ForceZerosForEmptyPrompt)
+            {
+                hidden.AsSpan(row * tokens * hiddenWidth, tokens * hiddenWidth).Clear();
+                pooled.AsSpan(row * pooledWidth, pooledWidth).Clear();
+            }
+        }
+
+        return (new PromptConditioning(hidden, hiddenWidth, pooled, pooledWidth, timeIds), truncations);
     }
 
     /// <summary>One value per latent cell, repeated for each channel and image: 1 where any pixel of its 8×8 block is to be repainted.</summary>
@@ -511,6 +605,7 @@ public sealed class StableDiffusionPipeline : IDisposable
     public void Dispose()
     {
         TextEncoder.Component.Dispose();
+        TextEncoder2?.Component.Dispose();
         Unet.Component.Dispose();
         VaeDecoder.Component.Dispose();
         VaeEncoder.Component.Dispose();

@@ -30,7 +30,7 @@ internal sealed class UnetRunner : IDisposable
     private readonly float[]? _inverseWeightSum;
     private readonly bool _direct;
 
-    public UnetRunner(Unet unet, MemoryStrategy strategy, int rows, int latentHeight, int latentWidth, float[] hiddenStates, int hiddenWidth)
+    public UnetRunner(Unet unet, MemoryStrategy strategy, int rows, int latentHeight, int latentWidth, PromptConditioning conditioning)
     {
         _height = latentHeight;
         _width = latentWidth;
@@ -47,16 +47,15 @@ internal sealed class UnetRunner : IDisposable
         var groupCount = (rows + rowsPerCall - 1) / rowsPerCall;
         _groups = new UnetBinding[groupCount];
         _groupFirstRow = new int[groupCount];
-        var tokenRowLength = hiddenStates.Length / rows;
         try
         {
             for (var g = 0; g < groupCount; g++)
             {
                 var first = g * rowsPerCall;
                 var count = Math.Min(rowsPerCall, rows - first);
-                var hidden = groupCount == 1 ? hiddenStates : hiddenStates.AsSpan(first * tokenRowLength, count * tokenRowLength).ToArray();
                 _groupFirstRow[g] = first;
-                _groups[g] = unet.Bind(count, _windowHeight, _windowWidth, hidden, hiddenWidth);
+                // SDXL's size conditioning stays the whole image's in every window: MultiDiffusion denoises one image.
+                _groups[g] = unet.Bind(count, _windowHeight, _windowWidth, conditioning.Slice(first, count, rows));
             }
         }
         catch

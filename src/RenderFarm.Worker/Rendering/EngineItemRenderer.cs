@@ -82,6 +82,7 @@ public sealed partial class EngineItemRenderer : IItemRenderer
         await Task.Run(() =>
         {
             pipeline.TextEncoder.Component.Load();
+            pipeline.TextEncoder2?.Component.Load();
             pipeline.Unet.Component.Load();
             pipeline.VaeDecoder.Component.Load();
         }, cancellationToken);

@@ -70,8 +70,8 @@ public sealed class StrategyEquivalenceTests(OracleModels models)
             hidden[i] = MathF.Sin(i * 0.001f);
         }
 
-        using var whole = new UnetRunner(pipeline.Unet, MemoryStrategy.Resident, rows, h, w, hidden, width);
-        using var tiled = new UnetRunner(pipeline.Unet, Strategy("batch-split,latent-tiling"), rows, h, w, hidden, width);
+        using var whole = new UnetRunner(pipeline.Unet, MemoryStrategy.Resident, rows, h, w, new PromptConditioning(hidden, width));
+        using var tiled = new UnetRunner(pipeline.Unet, Strategy("batch-split,latent-tiling"), rows, h, w, new PromptConditioning(hidden, width));
         for (var i = 0; i < whole.Input.Length; i++)
         {
             whole.Input[i] = tiled.Input[i] = MathF.Cos(i * 0.37f);

@@ -31,7 +31,7 @@ public sealed class DenoisingLoopAllocationTests(OracleModels models)
             var generator = new TorchCpuGenerator(1);
             var latents = new float[4 * 8 * 8];
             generator.FillNormal(latents);
-            using var loop = new DenoisingLoop(pipeline.Unet, scheduler, latents, 8, 8, hidden, width, guidance, [generator], inpaint: null);
+            using var loop = new DenoisingLoop(pipeline.Unet, scheduler, latents, 8, 8, new PromptConditioning(hidden, width), guidance, [generator], inpaint: null);
 
             // The first steps may allocate once (ORT's first run, the sampler's history buffers).
             loop.RunStep(0);
