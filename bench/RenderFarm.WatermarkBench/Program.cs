@@ -5,32 +5,40 @@ using RenderFarm.Diffusion.Pipelines;
 using RenderFarm.Diffusion.Watermarking;
 using RenderFarm.ModelGenerator;
 
-// Watermark robustness and cost (docs/watermark.md, docs/benchmarks.md).
+// Watermark robustness and cost, and the safety checker's cost (docs/watermark.md, docs/benchmarks.md).
 // Usage: dotnet run -c Release --project bench/RenderFarm.WatermarkBench [-- IMAGES [OUTDIR]]
 //   IMAGES: renders of the tiny model per kind (default 4); OUTDIR: where marked PNGs are written for the Python
 //   cross-check (bench/watermark/reference_check.py read).
 var count = args.Length > 0 ? int.Parse(args[0], CultureInfo.InvariantCulture) : 4;
 var outDirectory = args.Length > 1 ? args[1] : null;
 var payload = DwtDctWatermark.StableDiffusionPayload.ToArray();
-var model = Path.Combine(Path.GetTempPath(), "watermark-bench-tiny");
+// The tiny model with the tiny safety checker: renders run with the checker off, and the checker is timed on its own.
+var model = Path.Combine(Path.GetTempPath(), "watermark-bench-tiny-safety");
 if (!Directory.Exists(model))
 {
-    TestModels.WriteTiny(model);
+    TestModels.WriteTinyWithSafetyChecker(model);
 }
 
 using var pipeline = StableDiffusionPipeline.Open(model);
+var checker = pipeline.SafetyChecker ?? throw new InvalidOperationException($"{model} has no safety checker.");
+// The first check loads the checker's session; a farm worker keeps it loaded, so that load is not counted.
+checker.Check([Smooth(512, 512, 0)]);
+var checkTimes = new List<double>();
 var images = new List<(string Kind, RgbImage Image)>();
 var renderTimes = new List<double>();
 var embedTimes = new List<double>();
 for (var i = 0; i < count; i++)
 {
-    var request = new GenerationRequest { Images = GenerationRequest.Seeds("a lighthouse", "", (ulong)(100 + i), 1), Width = 512, Height = 512, Steps = 20 };
+    var request = new GenerationRequest { Images = GenerationRequest.Seeds("a lighthouse", "", (ulong)(100 + i), 1), Width = 512, Height = 512, Steps = 20, Safety = RenderFarm.Diffusion.Safety.SafetyMode.Off };
     var clock = Stopwatch.StartNew();
     var rendered = pipeline.Generate(request, null, CancellationToken.None).Images[0].Image;
     renderTimes.Add(clock.Elapsed.TotalMilliseconds);
     clock.Restart();
     DwtDctWatermark.Embed(rendered, payload);
     embedTimes.Add(clock.Elapsed.TotalMilliseconds);
+    clock.Restart();
+    checker.Check([rendered]);
+    checkTimes.Add(clock.Elapsed.TotalMilliseconds);
     images.Add(("tiny-model render", rendered));
     images.Add(("smooth", Smooth(512, 512, i)));
 }
@@ -96,7 +104,9 @@ var clean = images.Count(x => DwtDctWatermark.Decode(x.Image) is not null);
 Console.WriteLine(FormattableString.Invariant($"\nunmarked images where a mark was found: {clean}/{images.Count}"));
 var render = Median(renderTimes);
 var embed = Median(embedTimes);
+var check = Median(checkTimes);
 Console.WriteLine(FormattableString.Invariant($"512x512: render (tiny model, 20 steps) median {render:F1} ms; embed median {embed:F2} ms; decode mean {decodeMs:F2} ms; embed/render {embed / render:F4}"));
+Console.WriteLine(FormattableString.Invariant($"512x512: safety check (tiny checker, session loaded) median {check:F2} ms; check/render {check / render:F4}"));
 Console.WriteLine($"load average: {File.ReadAllText("/proc/loadavg").Trim()}");
 
 static double Median(List<double> values)
