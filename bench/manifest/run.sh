@@ -6,8 +6,11 @@
 #   dotnet build src/RenderFarm.Coordinator -c Release && bench/manifest/run.sh [PROMPTS...]
 #
 # Each argument P submits a sweep of P prompts × 1000 seeds (default: 100 1000, i.e. 100,000 and 1,000,000 items),
-# then reads the manifest as JSONL and as Parquet, sampling the coordinator's RSS every 0.2 s while each streams.
-# Prints one line per step; results are in docs/benchmarks.md ("Dataset manifest").
+# then reads the manifest as JSONL and as Parquet, sampling the coordinator's RSS every 0.2 s while the submission
+# runs and while each manifest streams. Prints one line per step; results are in docs/benchmarks.md ("Dataset manifest").
+#
+# RENDERFARM_BENCH_DATABASE=postgres runs the coordinator on a fresh database of the PostgreSQL that
+# deploy/local/services started (port RENDERFARM_PG_PORT, default 55432), dropped at the end, instead of SQLite.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
@@ -16,14 +19,24 @@ WORK="$(mktemp -d /tmp/rf-manifest-bench.XXXXXX)"
 URL="http://127.0.0.1:$PORT"
 SIZES=("$@"); [ ${#SIZES[@]} -gt 0 ] || SIZES=(100 1000)
 
-export Database__Provider=Sqlite Database__SqlitePath="$WORK/renderfarm.db" Bus__Transport=InMemory \
-  Storage__Provider=Local Storage__LocalRoot="$WORK/artifacts" Logging__LogLevel__Default=Warning \
-  Coordinator__Auth__RequireApiKeys=false
+export Bus__Transport=InMemory Storage__Provider=Local Storage__LocalRoot="$WORK/artifacts" \
+  Logging__LogLevel__Default=Warning Coordinator__Auth__RequireApiKeys=false
+DATABASE="${RENDERFARM_BENCH_DATABASE:-sqlite}"
+PG=(psql -h 127.0.0.1 -p "${RENDERFARM_PG_PORT:-55432}" -U postgres -d postgres -qAt)
+PGDB="rf_manifest_bench_$$"
+if [ "$DATABASE" = postgres ]; then
+  "${PG[@]}" -c "CREATE DATABASE $PGDB"
+  export Database__Provider=Postgres \
+    ConnectionStrings__RenderFarm="Host=127.0.0.1;Port=${RENDERFARM_PG_PORT:-55432};Username=postgres;Database=$PGDB"
+else
+  export Database__Provider=Sqlite Database__SqlitePath="$WORK/renderfarm.db"
+fi
 dotnet "$REPO/src/RenderFarm.Coordinator/bin/Release/net10.0/RenderFarm.Coordinator.dll" --urls "$URL" > "$WORK/coordinator.log" 2>&1 &
 PID=$!
 # SIGTERM, not SIGINT: a script's background jobs ignore SIGINT. errexit holds inside the trap too, so the
 # coordinator's exit status must not stop the clean-up.
-trap 'kill -TERM $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$WORK"' EXIT
+trap 'kill -TERM $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf "$WORK"
+  [ "$DATABASE" != postgres ] || "${PG[@]}" -c "DROP DATABASE IF EXISTS $PGDB" || true' EXIT
 for _ in $(seq 1 120); do curl -sf "$URL/alive" > /dev/null && break; sleep 1; done
 
 rss() { awk '/VmRSS/{print $2}' "/proc/$PID/status"; }
@@ -46,9 +59,9 @@ json.dump({'width': 64, 'height': 64, 'steps': 2, 'guidanceScale': 7.5, 'sampler
            'sweep': {'prompts': [f'a test prompt number {i} with some words' for i in range($prompts)],
                      'seeds': list(range(1, 1001))}}, sys.stdout)" > "$WORK/job.json"
   t0=$(now)
-  id=$(curl -sf -X POST -H 'Content-Type: application/json' --data @"$WORK/job.json" "$URL/v1/jobs" \
-    | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
-  echo "items=$items submitted_s=$(echo "$(now) - $t0" | bc) rss_kib=$(rss)"
+  peak=$(peak_while sh -c "curl -sf -X POST -H 'Content-Type: application/json' --data @'$WORK/job.json' '$URL/v1/jobs' > '$WORK/accepted.json'")
+  id=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/accepted.json")
+  echo "database=$DATABASE items=$items submitted_s=$(echo "$(now) - $t0" | bc) peak_rss_while_submitting_kib=$peak rss_kib=$(rss) load=$(cut -d' ' -f1-3 /proc/loadavg)"
   sleep 3
   echo "items=$items idle_rss_kib=$(rss)"
   for format in jsonl parquet; do
