@@ -171,6 +171,12 @@ public sealed class ItemRow
     public string? ArtifactKey { get; set; }
 
     /// <summary>
+    /// Seconds from the start of the render to the stored image, as the worker that rendered it reported
+    /// (<c>ItemRendered.Elapsed</c>); null until it succeeds. WebDataset samples carry it in their JSON.
+    /// </summary>
+    public double? RenderSeconds { get; set; }
+
+    /// <summary>
     /// SHA-256 of the stored PNG (lowercase hex) as its worker reported it with the image; null until the item
     /// succeeds, and for images of workers that did not report one.
     /// </summary>

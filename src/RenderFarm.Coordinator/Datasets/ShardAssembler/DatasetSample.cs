@@ -2,8 +2,8 @@ namespace RenderFarm.Coordinator.Datasets.ShardAssembler;
 
 /// <summary>
 /// A sample's <c>{key}.json</c> in a shard: every generation parameter, the model's name and content hash, the PNG's
-/// SHA-256, the worker that rendered it and how long that took (<c>renderSeconds</c>: from the item's start to its
-/// recorded completion, on the coordinator's clock, its part's upload included).
+/// SHA-256, the worker that rendered it and how long that took (<c>renderSeconds</c>: from the start of its render to
+/// its image in memory, as the worker reported it; null from workers that report none).
 /// </summary>
 public sealed record DatasetSample(
     string Key,

@@ -146,7 +146,7 @@ internal sealed partial class ShardAssembler(
     private sealed record ShardItem(
         Guid Id, long Index, string Prompt, string NegativePrompt, long Seed, int Steps, double GuidanceScale, string Sampler, string Mode,
         double? Strength, string Model, string? ModelHash, int Width, int Height, string? Sha256, string? WorkerId, ItemState State,
-        string? ArtifactKey, DateTime? StartedAt, DateTime? FinishedAt);
+        string? ArtifactKey, DateTime? StartedAt, DateTime? FinishedAt, double? RenderSeconds);
 
     private async Task<(int Samples, int PartsDeleted)?> AssembleAsync(
         CoordinatorDbContext db, IArtifactStore store, Guid jobId, int shard, int shardSize, long totalItems, CancellationToken cancellationToken)
@@ -156,7 +156,7 @@ internal sealed partial class ShardAssembler(
             .Where(i => i.JobId == jobId && i.Index >= from && i.Index < to)
             .OrderBy(i => i.Index)
             .Select(i => new ShardItem(i.Id, i.Index, i.Prompt, i.NegativePrompt, i.Seed, i.Steps, i.GuidanceScale, i.Sampler, i.Mode,
-                i.Strength, i.Model, i.ModelHash, i.Width, i.Height, i.Sha256, i.WorkerId, i.State, i.ArtifactKey, i.StartedAt, i.FinishedAt))
+                i.Strength, i.Model, i.ModelHash, i.Width, i.Height, i.Sha256, i.WorkerId, i.State, i.ArtifactKey, i.StartedAt, i.FinishedAt, i.RenderSeconds))
             .ToListAsync(cancellationToken);
         if (items.Any(i => !ItemStateMachine.IsFinal(i.State)))
         {
@@ -267,7 +267,7 @@ internal sealed partial class ShardAssembler(
         var sample = new DatasetSample(
             DatasetKeys.Of(item.Index), item.Index, shard, item.Prompt, item.NegativePrompt, item.Seed, item.Steps, item.GuidanceScale,
             item.Sampler, item.Mode, item.Strength, item.Model, item.ModelHash, item.Width, item.Height, item.Sha256, item.WorkerId,
-            item.StartedAt is { } start && item.FinishedAt is { } end ? (end - start).TotalSeconds : null,
+            item.RenderSeconds,
             ManifestStatus.Of(item.State));
         // WebDataset groups consecutive members by their key: a sample's three members go together.
         await DatasetTar.WriteMemberAsync(writer, DatasetShards.MemberName(item.Index, DatasetShards.Png), png, modified, cancellationToken);
@@ -278,7 +278,10 @@ internal sealed partial class ShardAssembler(
     private static ShardStats Stats(int shard, IReadOnlyList<ShardItem> items)
     {
         var successes = items.Count(i => i.State == ItemState.Succeeded && i.ArtifactKey is not null);
-        var starts = items.Where(i => i.StartedAt is not null).Select(i => i.StartedAt!.Value).ToList();
+        // An item's start as the coordinator saw it, or (its start report lost or late) its end less its render time.
+        var starts = items
+            .Select(i => i.StartedAt ?? (i.FinishedAt is { } f && i.RenderSeconds is { } r ? f - TimeSpan.FromSeconds(r) : null))
+            .Where(t => t is not null).Select(t => t!.Value).ToList();
         var ends = items.Where(i => i.FinishedAt is not null).Select(i => i.FinishedAt!.Value).ToList();
         DateTimeOffset? start = starts.Count > 0 ? new DateTimeOffset(starts.Min(), TimeSpan.Zero) : null;
         DateTimeOffset? end = ends.Count > 0 ? new DateTimeOffset(ends.Max(), TimeSpan.Zero) : null;
