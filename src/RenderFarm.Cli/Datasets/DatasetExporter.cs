@@ -244,7 +244,17 @@ internal sealed class DatasetExporter(RenderFarmClient client, Guid jobId, strin
     /// </summary>
     private async Task DownloadShardsAsync(Action advance, CancellationToken cancellationToken)
     {
-        var list = await client.GetShardsAsync(jobId, cancellationToken);
+        DatasetShardList list;
+        try
+        {
+            list = await client.GetShardsAsync(jobId, cancellationToken);
+        }
+        catch (RenderFarmApiException ex) when (ex.Status == 404)
+        {
+            // The job exists (the export looked it up first): it has the files output.
+            throw new InvalidDataException($"job {jobId} was not submitted with output.format webdataset, so it has no shards. Export it as files or imagefolder.", ex);
+        }
+
         var published = list.Shards.ToDictionary(s => s.Shard);
         await Parallel.ForEachAsync(
             ReadShardsAsync(cancellationToken),
@@ -403,7 +413,7 @@ internal sealed class DatasetExporter(RenderFarmClient client, Guid jobId, strin
 
     /// <summary>
     /// <c>metadata.jsonl</c>: one line per image on disk, <c>file_name</c> (relative to the folder, as ImageFolder
-    /// reads it) first and then the manifest's columns. Items without an image are left out: ImageFolder needs every
+    /// reads it) first and then the manifest's columns (<c>shard</c> only for a WebDataset job). Items without an image are left out: ImageFolder needs every
     /// line's file to exist; the manifests keep them, with their status and error. The manifest's null strings
     /// (no duplicate, no error) are written as "": ImageFolder takes each column's type from the file's first 10 MB,
     /// and a column that is null throughout them but a string later fails to load.
@@ -424,7 +434,14 @@ internal sealed class DatasetExporter(RenderFarmClient client, Guid jobId, strin
                 var line = new JsonObject { ["file_name"] = RelativeImagePath(entry.Key) };
                 foreach (var (name, value) in JsonSerializer.SerializeToNode(entry, Json)!.AsObject())
                 {
-                    // Only string columns are nullable in a manifest entry.
+                    // The shard is null on every line of a job with the files output (and set on every line of a
+                    // WebDataset job): left out rather than turned into a string column.
+                    if (value is null && name == "shard")
+                    {
+                        continue;
+                    }
+
+                    // The other nullable columns are strings.
                     line[name] = value?.DeepClone() ?? JsonValue.Create("");
                 }
 

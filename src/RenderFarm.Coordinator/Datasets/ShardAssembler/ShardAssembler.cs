@@ -120,11 +120,24 @@ internal sealed partial class ShardAssembler(
         int shards = 0, samples = 0, deleted = 0;
         foreach (var shard in ready)
         {
-            if (await AssembleAsync(db, store, jobId, shard, shardSize, totalItems, cancellationToken) is { } assembled)
+            (int Samples, int PartsDeleted)? assembled;
+            try
+            {
+                assembled = await AssembleAsync(db, store, jobId, shard, shardSize, totalItems, cancellationToken);
+            }
+            catch (Exception ex) when (ex is InvalidDataException or ArtifactNotFoundException)
+            {
+                // A damaged or missing part holds back its own shard only; the others go on.
+                LogShardFailed(ex, shard, jobId);
+                db.ChangeTracker.Clear();
+                continue;
+            }
+
+            if (assembled is { } done)
             {
                 shards++;
-                samples += assembled.Samples;
-                deleted += assembled.PartsDeleted;
+                samples += done.Samples;
+                deleted += done.PartsDeleted;
                 published.Add(shard);
                 stale.Remove(shard);
             }
@@ -291,6 +304,9 @@ internal sealed partial class ShardAssembler(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Published {Shards} dataset shard(s) with {Samples} sample(s), removed {Parts} part(s); {Datasets} dataset(s) complete")]
     private partial void LogPublished(int shards, int samples, int parts, int datasets);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Shard {Shard} of job {JobId} was not published; the next pass tries it again")]
+    private partial void LogShardFailed(Exception exception, int shard, Guid jobId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "A shard assembly pass failed; the next pass starts the shards over")]
     private partial void LogPassFailed(Exception exception);
