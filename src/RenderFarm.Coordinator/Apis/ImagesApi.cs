@@ -44,7 +44,16 @@ internal static class ImagesApi
         if (image.ArtifactKey.EndsWith(".tar", StringComparison.Ordinal))
         {
             // A WebDataset job's image is a member of its shard (or, until the shard is published, of a worker's part).
-            return await GetDatasetMemberAsync(jobId, index, image.ArtifactKey, store, cancellationToken);
+            var member = await GetDatasetMemberAsync(jobId, index, image.ArtifactKey, store, cancellationToken);
+            if (member.Result is ProblemHttpResult
+                && await monitoring.GetImageAsync(jobId, index, cancellationToken) is { } moved
+                && moved.ArtifactKey != image.ArtifactKey)
+            {
+                // Its shard was published (and its part deleted) between the two reads: read it from where it is now.
+                member = await GetDatasetMemberAsync(jobId, index, moved.ArtifactKey, store, cancellationToken);
+            }
+
+            return member;
         }
 
         if (await store.GetDownloadUrlAsync(image.ArtifactKey, options.Value.DownloadUrlLifetime, cancellationToken) is { } url)
