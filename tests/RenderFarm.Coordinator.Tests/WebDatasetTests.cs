@@ -155,6 +155,22 @@ public abstract class WebDatasetTests<TFixture>(TFixture fixture)
         jsonl.Select(e => e.Shard).ShouldBe([0, 0, 0, 0, 1, 1]);
     }
 
+    [Fact]
+    public async Task Deleting_a_webdataset_job_removes_its_shards_stats_and_leftover_parts()
+    {
+        var (id, items) = await SubmitAsync(4);
+        await RenderAsync(id, items, "worker-a");
+        // A second delivery's parts, which no item names, are left beside the shard.
+        await RenderAsync(id, items, "worker-b");
+        await WaitForCompleteAsync(id);
+        (await KeysAsync($"datasets/{id}/")).Count.ShouldBe(2 + 2);
+
+        using var deleted = await Client.DeleteAsync($"/v1/jobs/{id}");
+
+        deleted.StatusCode.ShouldBe(HttpStatusCode.NoContent, await deleted.Content.ReadAsStringAsync());
+        (await KeysAsync($"datasets/{id}/")).ShouldBeEmpty();
+    }
+
     [Theory]
     [InlineData("""{"format": "zip"}""", "output.format")]
     [InlineData("""{"format": "webdataset", "shardSize": 0}""", "output.shardSize")]
