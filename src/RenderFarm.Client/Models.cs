@@ -100,6 +100,7 @@ public enum ItemState
 /// <param name="Safety">The model's safety checker: off, flag, blur or block (default: flag when the model has one); not for hires.</param>
 /// <param name="Watermark">Invisible-watermark text (1 to 32 UTF-8 bytes) in place of the farm's; images of at least 256x256; not for hires.</param>
 /// <param name="Upscaler">Hires: name of a super-resolution model in the farm's store that upscales the base (default: Mitchell resampling).</param>
+/// <param name="Output">How the images are stored: files (default) or WebDataset shards.</param>
 public sealed record SubmitJobRequest(
     string? Prompt = null,
     string? NegativePrompt = null,
@@ -123,7 +124,25 @@ public sealed record SubmitJobRequest(
     int? BaseHeight = null,
     string? Safety = null,
     string? Watermark = null,
-    string? Upscaler = null);
+    string? Upscaler = null,
+    JobOutput? Output = null);
+
+/// <summary>A job's output: <see cref="Files"/> (one PNG per image) or <see cref="WebDataset"/> tar shards of <paramref name="ShardSize"/> samples (default 1000).</summary>
+public sealed record JobOutput(string Format, int? ShardSize = null)
+{
+    public const string Files = "files";
+    public const string WebDataset = "webdataset";
+}
+
+/// <summary>A WebDataset job's shards (<c>GET /v1/jobs/{id}/shards</c>).</summary>
+/// <param name="ShardSize">Items per shard.</param>
+/// <param name="ShardCount">Shards in all, published or not.</param>
+/// <param name="Complete">Every shard is published and the job is finished.</param>
+/// <param name="Shards">The published shards in order.</param>
+public sealed record DatasetShardList(int ShardSize, int ShardCount, bool Complete, IReadOnlyList<DatasetShard> Shards);
+
+/// <summary>One published shard: <paramref name="Name"/> is its file name (<c>{shard:D6}.tar</c>); <paramref name="Sha256"/> the tar's hash.</summary>
+public sealed record DatasetShard(int Shard, string Name, int Count, int Successes, int Failures, long Bytes, string Sha256, DateTimeOffset? Start, DateTimeOffset? End, string Url);
 
 /// <summary>Sweep axes of a job; each one given replaces its single-valued field (<c>Sizes</c> replaces width and height; txt2img only).</summary>
 public sealed record SweepRequest(
@@ -347,6 +366,7 @@ public static class ManifestStatuses
 /// <param name="Sha256">The stored PNG's SHA-256 (lowercase hex); null until it succeeds, or when its worker reported none.</param>
 /// <param name="Status">One of <see cref="ManifestStatuses"/>.</param>
 /// <param name="Error">The last failure reason of an item that has no image.</param>
+/// <param name="Shard">The WebDataset shard holding the sample (<c>{shard:D6}.tar</c>); null for jobs with the files output.</param>
 /// <param name="Url">The farm's path to the PNG once it succeeded.</param>
 /// <param name="DuplicateOf">The key of the job's first item with the same SHA-256, when this one is a later copy.</param>
 /// <param name="Safety">The model's safety checker's outcome for the image (<c>passed</c>, <c>flagged</c>, <c>blurred</c>); null when none ran.</param>
@@ -366,6 +386,7 @@ public sealed record ManifestEntry(
     string? Sha256,
     string Status,
     string? Error,
+    int? Shard,
     string? Url,
     string? DuplicateOf,
     string? Safety = null)

@@ -215,6 +215,19 @@ public sealed class RenderFarmClient
         await SaveAsync(source, path, cancellationToken);
     }
 
+    /// <summary>A WebDataset job's published shards; 404 (<see cref="RenderFarmApiException"/>) for an unknown job or one with the files output.</summary>
+    public async Task<DatasetShardList> GetShardsAsync(Guid jobId, CancellationToken cancellationToken = default)
+    {
+        using var response = await _http.GetAsync($"v1/jobs/{jobId}/shards", cancellationToken);
+        return await ReadAsync<DatasetShardList>(response, cancellationToken);
+    }
+
+    /// <summary>Opens a published shard's tar (following the coordinator's redirect to the store); the caller disposes the stream.</summary>
+    public async Task<Stream> DownloadShardAsync(Guid jobId, int shard, CancellationToken cancellationToken = default)
+    {
+        return await OpenStreamAsync(string.Create(CultureInfo.InvariantCulture, $"v1/jobs/{jobId}/shards/{shard}"), cancellationToken);
+    }
+
     /// <summary>
     /// Opens a job's dataset manifest (<c>GET /v1/jobs/{id}/manifest</c>) in <paramref name="format"/>: one record per
     /// item in index order. The caller disposes the stream; an unknown job throws <see cref="RenderFarmApiException"/> (404).

@@ -47,6 +47,11 @@ public sealed record RenderWorkUnit(
 /// <param name="MaskKey">Artifact key of the mask; set for inpaint only.</param>
 /// <param name="OutputKey">Artifact key the worker uploads the PNG to.</param>
 /// <param name="Hires">Where the item sits in a hires job (base, tile or stitch); null for every other item.</param>
+/// <param name="Pack">
+/// Set for items of a job with WebDataset output: the worker does not upload the PNG alone to
+/// <paramref name="OutputKey"/> but packs it with the unit's other images of the same part prefix into one tar part
+/// (see <see cref="DatasetPart"/>); null for every other item and from older coordinators.
+/// </param>
 public sealed record RenderItem(
     Guid ItemId,
     int Attempt,
@@ -65,7 +70,18 @@ public sealed record RenderItem(
     string? InitImageKey,
     string? MaskKey,
     string OutputKey,
-    HiresPart? Hires = null);
+    HiresPart? Hires = null,
+    DatasetPart? Pack = null);
+
+/// <summary>
+/// Where a WebDataset job's image goes: a worker writes the images of one work unit that share
+/// <paramref name="PartPrefix"/> as one tar object <c>{PartPrefix}{unique name}.tar</c> (one store write for many
+/// images), each as member <paramref name="MemberName"/>, and reports that tar as the item's artifact key. The
+/// coordinator later assembles the parts of a shard into the shard itself.
+/// </summary>
+/// <param name="PartPrefix">Key prefix of the parts of the item's shard, ending in '/'.</param>
+/// <param name="MemberName">The PNG's name inside the tar (<c>{sample key}.png</c>), the same in the part and in the shard.</param>
+public sealed record DatasetPart(string PartPrefix, string MemberName);
 
 /// <summary>
 /// An item's part in a hires job. A hires job is items like any other, so leases, retries, cancel and placement

@@ -80,7 +80,7 @@ public sealed record ItemPreviewed(
 /// <param name="Attempt">The attempt that rendered it; with ItemId, the idempotency key.</param>
 /// <param name="ArtifactKey">Where the PNG is.</param>
 /// <param name="WorkerId">Who rendered it.</param>
-/// <param name="Elapsed">Time from start to upload.</param>
+/// <param name="Elapsed">Time from the start of the render to the upload (for an image packed into a WebDataset part, to the image in memory: the part is uploaded once for the unit).</param>
 /// <param name="Sha256">
 /// SHA-256 of the stored PNG's bytes, lowercase hex, so datasets can be verified and deduplicated without reading the
 /// image back. Null from workers that predate it (the field was added later and is optional on the wire).

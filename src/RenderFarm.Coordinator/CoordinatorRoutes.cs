@@ -30,6 +30,10 @@ public static class CoordinatorRoutes
         string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"{Jobs}/{jobId}/items/{index}/preview{(step is { } s ? $"?step={s}" : "")}");
 
+    /// <summary>A published WebDataset shard of a job (its tar).</summary>
+    public static string ShardUrl(Guid jobId, int shard) =>
+        string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Jobs}/{jobId}/shards/{shard}");
+
     public static string ImageUrl(Guid jobId, long index) =>
         string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{Images}/{jobId}/{index}");
 }

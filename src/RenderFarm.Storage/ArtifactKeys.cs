@@ -15,6 +15,33 @@ public static class ArtifactKeys
         return string.Create(CultureInfo.InvariantCulture, $"jobs/{jobId:D}/{index:D6}.png");
     }
 
+    /// <summary>The folder of one job's WebDataset shards: <c>datasets/{jobId}/</c>.</summary>
+    public static string DatasetPrefix(Guid jobId) => string.Create(CultureInfo.InvariantCulture, $"datasets/{jobId:D}/");
+
+    /// <summary>One WebDataset shard of a job: <c>datasets/{jobId}/{shard:D6}.tar</c>.</summary>
+    public static string DatasetShard(Guid jobId, int shard)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(shard);
+        return string.Create(CultureInfo.InvariantCulture, $"datasets/{jobId:D}/{shard:D6}.tar");
+    }
+
+    /// <summary>A shard's statistics (img2dataset's <c>{shard}_stats.json</c>): <c>datasets/{jobId}/{shard:D6}_stats.json</c>.</summary>
+    public static string DatasetShardStats(Guid jobId, int shard)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(shard);
+        return string.Create(CultureInfo.InvariantCulture, $"datasets/{jobId:D}/{shard:D6}_stats.json");
+    }
+
+    /// <summary>
+    /// The folder of the tar parts workers write for one shard before it is assembled:
+    /// <c>datasets/{jobId}/parts/{shard:D6}/</c>.
+    /// </summary>
+    public static string DatasetPartPrefix(Guid jobId, int shard)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(shard);
+        return string.Create(CultureInfo.InvariantCulture, $"datasets/{jobId:D}/parts/{shard:D6}/");
+    }
+
     /// <summary>The folder of one model's files: <c>models/{name}/</c>.</summary>
     public static string ModelPrefix(string modelName)
     {

@@ -123,6 +123,99 @@ public sealed class ExportCommandTests(EmbeddedFarmFixture farm) : IClassFixture
     }
 
     [Fact]
+    public async Task Export_as_webdataset_verifies_every_shard_and_a_second_run_fetches_only_the_deleted_and_damaged_ones()
+    {
+        var client = farm.Serve.CreateClient();
+        // Six items in shards of two: 000000.tar, 000001.tar, 000002.tar.
+        var (submitted, _) = await client.SubmitJobAsync(Sweep with { Count = 3, Output = new JobOutput(JobOutput.WebDataset, ShardSize: 2) });
+        var job = await EmbeddedFarmTests.WaitFinalAsync(client, submitted.Id);
+        job.State.ShouldBe(JobState.Succeeded);
+        var shards = await WaitForShardsAsync(client, job.Id);
+        shards.ShardCount.ShouldBe(3);
+        var folder = NewFolder();
+
+        var first = await Cli.RunAsync("export", job.Id.ToString(), "-o", folder, "--format", "webdataset", "--farm", FarmUrl);
+
+        first.ExitCode.ShouldBe(0, first.Error);
+        first.Output.ShouldContain("exported 6 of 6 image(s)");
+        first.Output.ShouldContain("6 downloaded (0 replacing damaged files), 0 already there and verified");
+        var manifest = await ReadManifestAsync(folder);
+        manifest.Select(e => e.Shard).ShouldBe([0, 0, 1, 1, 2, 2]);
+        string Tar(int shard) => Path.Combine(folder, $"{shard:D6}.tar");
+        var samples = new List<string>();
+        for (var shard = 0; shard < 3; shard++)
+        {
+            await using var tar = File.OpenRead(Tar(shard));
+            await foreach (var (name, content) in RenderFarm.Storage.Datasets.DatasetTar.ReadMembersAsync(tar, _ => true, CancellationToken.None))
+            {
+                var key = Path.GetFileNameWithoutExtension(name);
+                var entry = manifest.Single(e => e.Key == key);
+                entry.Shard.ShouldBe(shard);
+                if (name.EndsWith(".png", StringComparison.Ordinal))
+                {
+                    samples.Add(key);
+                    Convert.ToHexStringLower(SHA256.HashData(content)).ShouldBe(entry.Sha256);
+                    entry.Sha256.ShouldBe(job.Images.Single(i => i.Index == entry.Index).Sha256);
+                }
+                else if (name.EndsWith(".txt", StringComparison.Ordinal))
+                {
+                    System.Text.Encoding.UTF8.GetString(content).ShouldBe(entry.Prompt);
+                }
+                else
+                {
+                    var json = JsonDocument.Parse(content).RootElement;
+                    (json.GetProperty("sha256").GetString(), json.GetProperty("seed").GetInt64(), json.GetProperty("modelHash").GetString()).ShouldBe((entry.Sha256, entry.Seed, entry.ModelHash));
+                    json.GetProperty("worker").GetString().ShouldNotBeNullOrEmpty();
+                    json.GetProperty("renderSeconds").GetDouble().ShouldBeGreaterThan(0);
+                }
+            }
+        }
+
+        samples.ShouldBe(manifest.Select(e => e.Key), ignoreOrder: true);
+        var untouched = File.GetLastWriteTimeUtc(Tar(0));
+        File.Delete(Tar(1));
+        var damaged = await File.ReadAllBytesAsync(Tar(2));
+        damaged[1024] ^= 0xFF;
+        await File.WriteAllBytesAsync(Tar(2), damaged);
+        await Task.Delay(50);
+
+        var second = await Cli.RunAsync("export", job.Id.ToString(), "-o", folder, "--format", "webdataset", "--farm", FarmUrl);
+
+        second.ExitCode.ShouldBe(0, second.Error);
+        second.Output.ShouldContain("exported 6 of 6 image(s)");
+        second.Output.ShouldContain("4 downloaded (2 replacing damaged files), 2 already there and verified");
+        File.GetLastWriteTimeUtc(Tar(0)).ShouldBe(untouched);
+        Directory.GetFiles(folder, "*.part").ShouldBeEmpty();
+    }
+
+    [Fact]
+    public async Task Export_as_webdataset_of_a_files_job_exits_2_naming_the_output()
+    {
+        var job = await SubmitAndWaitAsync(farm.Serve.CreateClient());
+
+        var (exitCode, _, error) = await Cli.RunAsync("export", job.Id.ToString(), "-o", NewFolder(), "--format", "webdataset", "--farm", FarmUrl);
+
+        exitCode.ShouldBe(2);
+        error.ShouldContain("output.format webdataset");
+    }
+
+    private static async Task<DatasetShardList> WaitForShardsAsync(RenderFarmClient client, Guid jobId)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (true)
+        {
+            var shards = await client.GetShardsAsync(jobId);
+            if (shards.Complete)
+            {
+                return shards;
+            }
+
+            DateTime.UtcNow.ShouldBeLessThan(deadline, $"shards of {jobId} not complete: {shards}");
+            await Task.Delay(200);
+        }
+    }
+
+    [Fact]
     public async Task An_unknown_job_exits_2_an_unreachable_farm_exits_1_and_bad_arguments_exit_2()
     {
         var folder = NewFolder();
@@ -131,7 +224,7 @@ public sealed class ExportCommandTests(EmbeddedFarmFixture farm) : IClassFixture
         var unknown = await Cli.RunAsync("export", id, "-o", folder, "--farm", FarmUrl);
         var unreachable = await Cli.RunAsync("export", id, "-o", folder, "--farm", "http://127.0.0.1:9");
         var zeroParallel = await Cli.RunAsync("export", id, "-o", folder, "--parallel", "0", "--farm", FarmUrl);
-        var badFormat = await Cli.RunAsync("export", id, "-o", folder, "--format", "webdataset", "--farm", FarmUrl);
+        var badFormat = await Cli.RunAsync("export", id, "-o", folder, "--format", "tfrecord", "--farm", FarmUrl);
         var noOutput = await Cli.RunAsync("export", id, "--farm", FarmUrl);
         var badId = await Cli.RunAsync("export", "job-7", "-o", folder, "--farm", FarmUrl);
 
@@ -142,7 +235,7 @@ public sealed class ExportCommandTests(EmbeddedFarmFixture farm) : IClassFixture
         zeroParallel.ExitCode.ShouldBe(2);
         zeroParallel.Error.ShouldContain("--parallel must be between 1 and 64");
         badFormat.ExitCode.ShouldBe(2);
-        badFormat.Error.ShouldContain("webdataset");
+        badFormat.Error.ShouldContain("tfrecord");
         noOutput.ExitCode.ShouldBe(2);
         noOutput.Error.ShouldContain("--output");
         badId.ExitCode.ShouldBe(2);

@@ -231,8 +231,8 @@ public abstract class DatasetManifestTests<TFixture>(TFixture fixture)
         problem.GetProperty("errors").GetProperty("format")[0].GetString().ShouldBe("format 'csv' is not a manifest format; use one of: jsonl, parquet.");
     }
 
-    private static readonly string[] Columns =
-        ["key", "index", "prompt", "negativePrompt", "seed", "steps", "guidanceScale", "sampler", "model", "modelHash", "width", "height", "sha256", "status", "error", "url", "duplicateOf", "safety"];
+    internal static readonly string[] Columns =
+        ["key", "index", "prompt", "negativePrompt", "seed", "steps", "guidanceScale", "sampler", "model", "modelHash", "width", "height", "sha256", "status", "error", "shard", "url", "duplicateOf", "safety"];
 
     private static (string?, string?, string?, string?, string?) Summary(JsonObject line) => (
         line["status"]?.GetValue<string>(), line["sha256"]?.GetValue<string>(), line["error"]?.GetValue<string>(),
@@ -276,11 +276,12 @@ public abstract class DatasetManifestTests<TFixture>(TFixture fixture)
         [ParquetRequired]
         public string Status { get; set; } = "";
         public string? Error { get; set; }
+        public int? Shard { get; set; }
         public string? Url { get; set; }
         public string? DuplicateOf { get; set; }
         public string? Safety { get; set; }
 
-        public ManifestEntry ToEntry() => new(Key, Index, Prompt, NegativePrompt, Seed, Steps, GuidanceScale, Sampler, Model, ModelHash, Width, Height, Sha256, Status, Error, Url, DuplicateOf, Safety);
+        public ManifestEntry ToEntry() => new(Key, Index, Prompt, NegativePrompt, Seed, Steps, GuidanceScale, Sampler, Model, ModelHash, Width, Height, Sha256, Status, Error, Shard, Url, DuplicateOf, Safety);
     }
 }
 

@@ -6,8 +6,8 @@ using Spectre.Console;
 namespace RenderFarm.Cli.Commands;
 
 /// <summary>
-/// <c>renderfarm export ID -o DIR [--format files|imagefolder] [--parallel N]</c>: a job as a dataset folder, every
-/// image checked against the manifest's SHA-256; run again, it fetches only what is missing or damaged.
+/// <c>renderfarm export ID -o DIR [--format files|imagefolder|webdataset] [--parallel N]</c>: a job as a dataset folder,
+/// every image checked against the manifest's SHA-256; run again, it fetches only what is missing or damaged.
 /// </summary>
 internal static class ExportCommand
 {
@@ -25,7 +25,7 @@ internal static class ExportCommand
         var output = new Option<string>("--output", "-o") { Description = "The dataset folder (created when missing; an earlier export there is resumed).", Required = true };
         var format = new Option<string>("--format")
         {
-            Description = "files: DIR/{key}.png with {key}.json (manifest entry) and {key}.txt (prompt); imagefolder: DIR/images/{key}.png and DIR/metadata.jsonl for Hugging Face datasets' ImageFolder.",
+            Description = "files: DIR/{key}.png with {key}.json (manifest entry) and {key}.txt (prompt); imagefolder: DIR/images/{key}.png and DIR/metadata.jsonl for Hugging Face datasets' ImageFolder; webdataset (jobs submitted with output webdataset): the farm's shards DIR/{shard:D6}.tar, every member's SHA-256 checked.",
             DefaultValueFactory = _ => DatasetLayouts.Files,
         };
         format.AcceptOnlyFromAmong(DatasetLayouts.All);
@@ -44,7 +44,7 @@ internal static class ExportCommand
         var farm = FarmConnection.CreateOption();
         var command = new Command(
             "export",
-            "Export a job as a dataset: DIR/manifest.jsonl and DIR/manifest.parquet (every item: parameters, status, error, SHA-256, duplicateOf) and each finished image, downloaded in parallel and verified against its SHA-256. Run again to resume: only missing or damaged images are fetched.")
+            "Export a job as a dataset: DIR/manifest.jsonl and DIR/manifest.parquet (every item: parameters, status, error, SHA-256, duplicateOf) and each finished image, downloaded in parallel and verified against its SHA-256. Run again to resume: only missing or damaged images (with --format webdataset: shards) are fetched.")
         {
             id, output, format, parallel, farm,
         };
@@ -90,7 +90,16 @@ internal static class ExportCommand
                     return result.Fail(ExitCodes.Failure, $"saving the manifest failed: {ex.Message}");
                 }
 
-                await WithProgressAsync(result, manifest.Images, advance => exporter.DownloadImagesAsync(advance, cancellationToken));
+                try
+                {
+                    await WithProgressAsync(result, manifest.Images, advance => exporter.DownloadImagesAsync(advance, cancellationToken));
+                }
+                catch (InvalidDataException ex)
+                {
+                    // A job with the files output exported as webdataset.
+                    return result.Fail(ExitCodes.InvalidInput, ex.Message);
+                }
+
                 var done = await exporter.FinishAsync(manifest.Items, manifest.Images, manifest.Duplicates, cancellationToken);
                 return Report(result, job, folder, layout, done);
             }, cancellationToken);

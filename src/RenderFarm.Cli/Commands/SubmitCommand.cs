@@ -45,6 +45,8 @@ internal static class SubmitCommand
         var sweepSteps = new Option<string?>("--sweep-steps") { Description = "Sweep over step counts, e.g. 10,20." };
         var sweepSamplers = new Option<string?>("--sweep-samplers") { Description = "Sweep over samplers, e.g. euler_a,ddim." };
         var sweepSizes = new Option<string?>("--sweep-sizes") { Description = "Sweep over image sizes (txt2img), e.g. 512x512,768x512; replaces --width and --height." };
+        var outputFormat = new Option<string?>("--output-format") { Description = "files (default: one PNG per image) or webdataset (tar shards datasets/{job}/{shard}.tar of --shard-size samples; export with --format webdataset)." };
+        var shardSize = new Option<int?>("--shard-size") { Description = "Samples per WebDataset shard, 1 to 100000 (default 1000); with --output-format webdataset." };
         var idempotencyKey = new Option<string?>("--idempotency-key") { Description = "Submitting again with the same key returns the same job (safe retries from scripts)." };
         var wait = new Option<bool>("--wait") { Description = "Follow the job until it finishes; exit 0 only when it succeeded." };
         var farm = FarmConnection.CreateOption();
@@ -52,7 +54,7 @@ internal static class SubmitCommand
         var command = new Command("submit", "Submit a render job to the farm and print its id.")
         {
             prompt, file, negative, width, height, steps, sampler, guidance, seed, count, model, mode, init, mask, strength, priority, safety, watermark,
-            tile, overlap, baseWidth, baseHeight, upscaler, sweepPrompts, sweepSeeds, sweepGuidance, sweepSteps, sweepSamplers, sweepSizes, idempotencyKey, wait, farm,
+            tile, overlap, baseWidth, baseHeight, upscaler, sweepPrompts, sweepSeeds, sweepGuidance, sweepSteps, sweepSamplers, sweepSizes, outputFormat, shardSize, idempotencyKey, wait, farm,
         };
 
         command.SetAction((result, cancellationToken) =>
@@ -116,7 +118,11 @@ internal static class SubmitCommand
                     BaseHeight: result.GetValue(baseHeight),
                     Safety: result.GetValue(safety),
                     Watermark: result.GetValue(watermark),
-                    Upscaler: result.GetValue(upscaler));
+                    Upscaler: result.GetValue(upscaler),
+                    // The farm validates both (a 400 naming output.format or output.shardSize).
+                    Output: result.GetValue(outputFormat) is null && result.GetValue(shardSize) is null
+                        ? null
+                        : new JobOutput(result.GetValue(outputFormat) ?? JobOutput.Files, result.GetValue(shardSize)));
             }
         });
         return command;

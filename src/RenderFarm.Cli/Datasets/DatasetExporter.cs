@@ -4,6 +4,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using RenderFarm.Client;
+using RenderFarm.Storage.Datasets;
 
 namespace RenderFarm.Cli.Datasets;
 
@@ -16,7 +17,13 @@ internal static class DatasetLayouts
     /// <summary>Hugging Face ImageFolder: <c>DIR/images/{key}.png</c> and <c>DIR/metadata.jsonl</c> with <c>file_name</c> plus the manifest's columns.</summary>
     public const string ImageFolder = "imagefolder";
 
-    public static readonly string[] All = [Files, ImageFolder];
+    /// <summary>
+    /// WebDataset: the job's shards as the farm published them, <c>DIR/{shard:D6}.tar</c>, each sample's <c>{key}.png</c>,
+    /// <c>{key}.json</c> and <c>{key}.txt</c>; only for jobs submitted with <c>output.format = webdataset</c>.
+    /// </summary>
+    public const string WebDataset = "webdataset";
+
+    public static readonly string[] All = [Files, ImageFolder, WebDataset];
 }
 
 /// <summary>What an export did.</summary>
@@ -103,6 +110,12 @@ internal sealed class DatasetExporter(RenderFarmClient client, Guid jobId, strin
     public async Task DownloadImagesAsync(Action advance, CancellationToken cancellationToken)
     {
         ArgumentNullException.ThrowIfNull(advance);
+        if (layout == DatasetLayouts.WebDataset)
+        {
+            await DownloadShardsAsync(advance, cancellationToken);
+            return;
+        }
+
         await Parallel.ForEachAsync(
             ReadManifestAsync(cancellationToken),
             new ParallelOptions { MaxDegreeOfParallelism = parallel, CancellationToken = cancellationToken },
@@ -131,7 +144,7 @@ internal sealed class DatasetExporter(RenderFarmClient client, Guid jobId, strin
             [.. failed.OrderBy(f => f.Key).Select(f => (f.Key, f.Value))]);
     }
 
-    /// <summary>Where an image goes, relative to the dataset folder.</summary>
+    /// <summary>Where an image goes, relative to the dataset folder (the files and imagefolder layouts).</summary>
     public string RelativeImagePath(string key) => layout == DatasetLayouts.ImageFolder ? $"{ImagesFolder}/{key}.png" : $"{key}.png";
 
     private async Task ExportImageAsync(ManifestEntry entry, CancellationToken cancellationToken)
@@ -223,6 +236,163 @@ internal sealed class DatasetExporter(RenderFarmClient client, Guid jobId, strin
         return null;
     }
 
+    /// <summary>
+    /// The WebDataset layout: every published shard whose tar on disk does not hold exactly the manifest's samples
+    /// (each <c>{key}.png</c> with its SHA-256) is downloaded beside its name, checked the same way, and moved into
+    /// place; a shard on disk that checks out is kept. The manifest is read in index order and shards are index
+    /// ranges, so one shard's entries are held at a time per download.
+    /// </summary>
+    private async Task DownloadShardsAsync(Action advance, CancellationToken cancellationToken)
+    {
+        DatasetShardList list;
+        try
+        {
+            list = await client.GetShardsAsync(jobId, cancellationToken);
+        }
+        catch (RenderFarmApiException ex) when (ex.Status == 404)
+        {
+            // The job exists (the export looked it up first): it has the files output.
+            throw new InvalidDataException($"job {jobId} was not submitted with output.format webdataset, so it has no shards. Export it as files or imagefolder.", ex);
+        }
+
+        var published = list.Shards.ToDictionary(s => s.Shard);
+        await Parallel.ForEachAsync(
+            ReadShardsAsync(cancellationToken),
+            new ParallelOptions { MaxDegreeOfParallelism = parallel, CancellationToken = cancellationToken },
+            async (shard, token) =>
+            {
+                var images = shard.Entries.Where(e => e.HasImage).ToList();
+                var first = shard.Entries[0].Index;
+                if (!published.TryGetValue(shard.Number, out var info))
+                {
+                    if (images.Count > 0)
+                    {
+                        _failures.Enqueue((first, $"shard {shard.Number} (items {first}..{shard.Entries[^1].Index}) is not published yet: it is once every item in it is final. Export again later."));
+                    }
+
+                    return;
+                }
+
+                try
+                {
+                    await ExportShardAsync(info, images, token);
+                }
+                catch (RenderFarmApiException ex)
+                {
+                    _failures.Enqueue((first, $"shard {shard.Number}: {ex.Title} ({ex.Status}){(ex.Detail is { } d ? ": " + d : "")}"));
+                }
+                catch (IOException ex)
+                {
+                    _failures.Enqueue((first, $"shard {shard.Number}: {ex.Message}"));
+                }
+
+                foreach (var _ in images)
+                {
+                    advance();
+                }
+            });
+    }
+
+    private async Task ExportShardAsync(DatasetShard info, List<ManifestEntry> images, CancellationToken cancellationToken)
+    {
+        // Names become file names: only the farm's own shape is taken, so no listing can write outside the folder.
+        if (info.Name != $"{info.Shard:D6}.tar")
+        {
+            throw new IOException($"the farm names shard {info.Shard} '{info.Name}', not a shard file name");
+        }
+
+        var path = Path.Combine(folder, info.Name);
+        var replacing = false;
+        if (File.Exists(path))
+        {
+            if (await CheckShardAsync(path, images, cancellationToken) is null)
+            {
+                Interlocked.Add(ref _verified, images.Count);
+                return;
+            }
+
+            replacing = true;
+        }
+
+        var partial = path + ".part";
+        await using (var source = await client.DownloadShardAsync(jobId, info.Shard, cancellationToken))
+        await using (var target = new FileStream(partial, FileMode.Create, FileAccess.Write, FileShare.None, 81920, useAsync: true))
+        {
+            await source.CopyToAsync(target, cancellationToken);
+        }
+
+        if (await CheckShardAsync(partial, images, cancellationToken) is { } problem)
+        {
+            File.Delete(partial);
+            throw new IOException($"the downloaded shard does not match the manifest ({problem}); nothing was kept");
+        }
+
+        File.Move(partial, path, overwrite: true);
+        Interlocked.Add(ref _downloaded, images.Count);
+        Interlocked.Add(ref _unverified, images.Count(e => e.Sha256 is null));
+        if (replacing)
+        {
+            Interlocked.Add(ref _replaced, images.Count);
+        }
+    }
+
+    /// <summary>Null when the tar at <paramref name="path"/> holds each of <paramref name="images"/> once with its SHA-256 and no other image; else what is wrong.</summary>
+    private static async Task<string?> CheckShardAsync(string path, List<ManifestEntry> images, CancellationToken cancellationToken)
+    {
+        var expected = images.ToDictionary(e => e.Key + ".png", e => e.Sha256, StringComparer.Ordinal);
+        try
+        {
+            await using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, useAsync: true);
+            await foreach (var (name, png) in DatasetTar.ReadMembersAsync(file, n => n.EndsWith(".png", StringComparison.Ordinal), cancellationToken))
+            {
+                if (!expected.Remove(name, out var sha256))
+                {
+                    return $"{name} is not a sample of this shard in the manifest, or appears twice";
+                }
+
+                var actual = Convert.ToHexStringLower(SHA256.HashData(png));
+                if (sha256 is not null && actual != sha256)
+                {
+                    return $"{name} has SHA-256 {actual}, the manifest says {sha256}";
+                }
+            }
+        }
+        catch (Exception ex) when (ex is InvalidDataException or FormatException or EndOfStreamException)
+        {
+            return $"not a whole tar: {ex.Message}";
+        }
+
+        return expected.Count == 0 ? null : $"{expected.Count} sample(s) missing, e.g. {expected.Keys.First()}";
+    }
+
+    /// <summary>The manifest's entries grouped by shard, in order (shards are consecutive index ranges).</summary>
+    private async IAsyncEnumerable<(int Number, List<ManifestEntry> Entries)> ReadShardsAsync([System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        List<ManifestEntry>? current = null;
+        var number = -1;
+        await foreach (var entry in ReadManifestAsync(cancellationToken))
+        {
+            if (entry.Shard is not { } shard)
+            {
+                throw new InvalidDataException($"the manifest's item {entry.Index} has no shard: job {jobId} was not submitted with output.format webdataset. Export it as files or imagefolder.");
+            }
+
+            if (shard != number && current is not null)
+            {
+                yield return (number, current);
+                current = null;
+            }
+
+            number = shard;
+            (current ??= []).Add(entry);
+        }
+
+        if (current is not null)
+        {
+            yield return (number, current);
+        }
+    }
+
     private static async Task<string> HashFileAsync(string path, CancellationToken cancellationToken)
     {
         await using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 81920, useAsync: true);
@@ -243,7 +413,7 @@ internal sealed class DatasetExporter(RenderFarmClient client, Guid jobId, strin
 
     /// <summary>
     /// <c>metadata.jsonl</c>: one line per image on disk, <c>file_name</c> (relative to the folder, as ImageFolder
-    /// reads it) first and then the manifest's columns. Items without an image are left out: ImageFolder needs every
+    /// reads it) first and then the manifest's columns (<c>shard</c> only for a WebDataset job). Items without an image are left out: ImageFolder needs every
     /// line's file to exist; the manifests keep them, with their status and error. The manifest's null strings
     /// (no duplicate, no error) are written as "": ImageFolder takes each column's type from the file's first 10 MB,
     /// and a column that is null throughout them but a string later fails to load.
@@ -264,7 +434,14 @@ internal sealed class DatasetExporter(RenderFarmClient client, Guid jobId, strin
                 var line = new JsonObject { ["file_name"] = RelativeImagePath(entry.Key) };
                 foreach (var (name, value) in JsonSerializer.SerializeToNode(entry, Json)!.AsObject())
                 {
-                    // Only string columns are nullable in a manifest entry.
+                    // The shard is null on every line of a job with the files output (and set on every line of a
+                    // WebDataset job): left out rather than turned into a string column.
+                    if (value is null && name == "shard")
+                    {
+                        continue;
+                    }
+
+                    // The other nullable columns are strings.
                     line[name] = value?.DeepClone() ?? JsonValue.Create("");
                 }
 

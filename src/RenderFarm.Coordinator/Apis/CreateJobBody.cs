@@ -27,6 +27,7 @@ namespace RenderFarm.Coordinator.Apis;
 /// <param name="Safety">What the model's safety checker does with a flagged image: <c>off</c> (not run), <c>flag</c> (kept, recorded), <c>blur</c> or <c>block</c> (not stored; the item fails with the checker's reason). Default: <c>flag</c> when the model folder has a checker. Not for hires jobs. A mode other than <c>off</c> on a model without a checker fails its items.</param>
 /// <param name="Watermark">Text (1 to 32 UTF-8 bytes) to embed as an invisible dwtDct watermark in every image, in place of the farm's own (Worker:Watermark); images of at least 256x256 only. Not for hires jobs.</param>
 /// <param name="Upscaler">Hires: name of a super-resolution model in the farm's model store (or configured on the workers) that upscales the base under each tile; Mitchell resampling when left out.</param>
+/// <param name="Output">How the images are stored: <c>{"format": "files"}</c> (default) or <c>{"format": "webdataset", "shardSize": N}</c>.</param>
 public sealed record CreateJobBody(
     string? Prompt = null,
     string? NegativePrompt = null,
@@ -50,7 +51,14 @@ public sealed record CreateJobBody(
     int? BaseHeight = null,
     string? Safety = null,
     string? Watermark = null,
-    string? Upscaler = null);
+    string? Upscaler = null,
+    OutputBody? Output = null);
+
+/// <summary>
+/// <c>output</c>: <c>format</c> <c>files</c> (default: one PNG object per image) or <c>webdataset</c> (tar shards
+/// <c>datasets/{jobId}/{shard:D6}.tar</c>); <c>shardSize</c> samples per shard, 1..100000, default 1000 (webdataset only).
+/// </summary>
+public sealed record OutputBody(string? Format = null, int? ShardSize = null);
 
 /// <summary>Sweep axes; each one given replaces its single-valued field (<c>sizes</c> replaces width and height; txt2img only).</summary>
 public sealed record SweepBody(

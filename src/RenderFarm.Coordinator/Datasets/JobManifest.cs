@@ -29,6 +29,7 @@ internal sealed class JobManifest(CoordinatorDbContext db)
         [EnumeratorCancellation] CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(pageSize, 1);
+        var shardSize = await db.Jobs.AsNoTracking().Where(j => j.Id == jobId).Select(j => j.ShardSize).FirstOrDefaultAsync(cancellationToken);
         var after = -1L;
         while (true)
         {
@@ -52,6 +53,7 @@ internal sealed class JobManifest(CoordinatorDbContext db)
                 DatasetKeys.Of(r.Index), r.Index, r.Prompt, r.NegativePrompt, r.Seed, r.Steps, r.GuidanceScale, r.Sampler, r.Model,
                 r.ModelHash, r.Width, r.Height, r.Sha256, ManifestStatus.Of(r.State),
                 r.State == ItemState.Succeeded ? null : r.Error,
+                shardSize is { } size ? DatasetShards.Of(r.Index, size) : null,
                 r.State == ItemState.Succeeded && r.Stored ? CoordinatorRoutes.ImageUrl(jobId, r.Index) : null,
                 r.Sha256 is { } hash && firsts.TryGetValue(hash, out var first) && first < r.Index ? DatasetKeys.Of(first) : null,
                 r.Safety))];

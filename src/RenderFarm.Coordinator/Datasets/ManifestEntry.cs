@@ -22,6 +22,7 @@ namespace RenderFarm.Coordinator.Datasets;
 /// <param name="Sha256">The stored PNG's SHA-256 (lowercase hex) as its worker reported it; null until it succeeds (and for workers that report none).</param>
 /// <param name="Status">The item's state in lowercase (<see cref="ManifestStatus"/>).</param>
 /// <param name="Error">The last failure reason; null for succeeded items and items that never failed.</param>
+/// <param name="Shard">The WebDataset shard the sample is in (<c>datasets/{jobId}/{shard:D6}.tar</c>, member <c>{key}.png</c>); null for jobs with the files output.</param>
 /// <param name="Url">The farm's path to the PNG once it succeeded; null before.</param>
 /// <param name="DuplicateOf">The key of the job's first item (lowest index) with the same SHA-256, when this one is not that item.</param>
 /// <param name="Safety">The model's safety checker's outcome for the stored image (<c>passed</c>, <c>flagged</c>, <c>blurred</c>); null when none ran. A blocked image is a failed item whose error says so.</param>
@@ -41,6 +42,7 @@ public sealed record ManifestEntry(
     string? Sha256,
     string Status,
     string? Error,
+    int? Shard,
     string? Url,
     string? DuplicateOf,
     string? Safety);

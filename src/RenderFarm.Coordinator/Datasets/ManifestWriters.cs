@@ -99,12 +99,13 @@ internal sealed class ParquetManifestWriter(Stream output) : IManifestWriter
     private static readonly DataField<string> Sha256 = new("sha256", nullable: true);
     private static readonly DataField<string> Status = new("status", nullable: false);
     private static readonly DataField<string> Error = new("error", nullable: true);
+    private static readonly DataField<int?> Shard = new("shard");
     private static readonly DataField<string> Url = new("url", nullable: true);
     private static readonly DataField<string> DuplicateOf = new("duplicateOf", nullable: true);
     private static readonly DataField<string> Safety = new("safety", nullable: true);
 
     private static readonly ParquetSchema Schema = new(
-        Key, Index, Prompt, NegativePrompt, Seed, Steps, GuidanceScale, Sampler, Model, ModelHash, Width, Height, Sha256, Status, Error, Url, DuplicateOf, Safety);
+        Key, Index, Prompt, NegativePrompt, Seed, Steps, GuidanceScale, Sampler, Model, ModelHash, Width, Height, Sha256, Status, Error, Shard, Url, DuplicateOf, Safety);
 
     private readonly FileStream _spool = new(
         Path.Combine(Path.GetTempPath(), $"renderfarm-manifest-{Guid.NewGuid():N}.parquet"),
@@ -132,6 +133,7 @@ internal sealed class ParquetManifestWriter(Stream output) : IManifestWriter
         await group.WriteAsync(Sha256, page.Select(e => e.Sha256).ToArray());
         await group.WriteAsync(Status, page.Select(e => e.Status).ToArray());
         await group.WriteAsync(Error, page.Select(e => e.Error).ToArray());
+        await group.WriteAsync<int>(Shard, page.Select(e => e.Shard).ToArray(), cancellationToken: cancellationToken);
         await group.WriteAsync(Url, page.Select(e => e.Url).ToArray());
         await group.WriteAsync(DuplicateOf, page.Select(e => e.DuplicateOf).ToArray());
         await group.WriteAsync(Safety, page.Select(e => e.Safety).ToArray());

@@ -441,6 +441,7 @@ internal sealed partial class OutboxDispatcher(
         {
             var ordered = job.OrderBy(r => r.FirstIndex).ToList();
             var mark = marks.GetValueOrDefault(job.Key);
+            var shardSize = await db.Jobs.AsNoTracking().Where(j => j.Id == job.Key).Select(j => j.ShardSize).FirstOrDefaultAsync(cancellationToken);
             var items = new Dictionary<long, ItemRow>();
             foreach (var (from, to) in MergeRanges(ordered))
             {
@@ -462,7 +463,7 @@ internal sealed partial class OutboxDispatcher(
                     // Items no longer queued (canceled, or already started from an earlier send) are left out.
                     if (items.TryGetValue(index, out var item))
                     {
-                        unitItems.Add(ItemMessages.ToRenderItem(item));
+                        unitItems.Add(ItemMessages.ToRenderItem(item, shardSize));
                     }
                 }
 

@@ -19,6 +19,7 @@ using RenderFarm.Coordinator.Persistence;
 using RenderFarm.Coordinator.Placement;
 using RenderFarm.Coordinator.Previews;
 using RenderFarm.Coordinator.Retention;
+using RenderFarm.Coordinator.Datasets.ShardAssembler;
 using RenderFarm.Coordinator.Progress;
 using RenderFarm.Coordinator.RequestLimits;
 using RenderFarm.Coordinator.Telemetry;
@@ -69,6 +70,7 @@ public static class CoordinatorExtensions
         AddOptions<PreviewOptions, PreviewOptionsValidator>(services, PreviewOptions.SectionName);
         AddOptions<MetricsOptions, BackgroundOptionsValidator>(services, MetricsOptions.SectionName);
         AddOptions<RetentionOptions, RetentionOptionsValidator>(services, RetentionOptions.SectionName);
+        AddOptions<ShardAssemblerOptions, ShardAssemblerOptionsValidator>(services, ShardAssemblerOptions.SectionName);
         services.AddOptions<DatabaseOptions>()
             .BindConfiguration(DatabaseOptions.SectionName)
             .PostConfigure(o => o.ConnectionString ??= configuration.GetConnectionString(DatabaseOptions.ConnectionStringName)
@@ -137,6 +139,8 @@ public static class CoordinatorExtensions
         services.AddHostedService<OutboxDispatcher>();
         services.AddHostedService<LeaseRescuer>();
         services.AddHostedService<RetentionService>();
+        services.AddSingleton<ShardAssembler>();
+        services.AddHostedService(sp => sp.GetRequiredService<ShardAssembler>());
         services.AddHostedService<ProgressFlusher>();
         services.AddHostedService<FarmSnapshotService>();
 

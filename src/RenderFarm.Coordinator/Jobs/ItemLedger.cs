@@ -171,6 +171,7 @@ internal sealed class ItemLedger(
                         .SetProperty(i => i.Sha256, sha256)
                         .SetProperty(i => i.ModelHash, modelHash)
                         .SetProperty(i => i.Safety, SafetyOutcome(message.Safety))
+                        .SetProperty(i => i.RenderSeconds, message.Elapsed.TotalSeconds)
                         .SetProperty(i => i.WorkerId, message.WorkerId)
                         .SetProperty(i => i.FinishedAt, now)
                         .SetProperty(i => i.RetryAt, (DateTime?)null)

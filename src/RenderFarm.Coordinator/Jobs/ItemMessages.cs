@@ -1,5 +1,6 @@
 using System.Text.Json;
 using RenderFarm.Contracts;
+using RenderFarm.Coordinator.Datasets;
 using RenderFarm.Coordinator.Persistence;
 using RenderFarm.Domain.Items;
 using RenderFarm.Storage;
@@ -9,11 +10,15 @@ namespace RenderFarm.Coordinator.Jobs;
 /// <summary>Translations between item rows, the domain's item specs and the bus's render items.</summary>
 internal static class ItemMessages
 {
-    public static RenderItem ToRenderItem(ItemRow item) => new(
+    /// <summary>The bus's item; <paramref name="shardSize"/> is its job's (<see cref="JobRow.ShardSize"/>): set, the image is packed into a dataset part.</summary>
+    public static RenderItem ToRenderItem(ItemRow item, int? shardSize = null) => new(
         item.Id, item.Attempt, item.Index, item.Seed, item.Prompt, item.NegativePrompt,
         item.Width, item.Height, item.Steps, item.GuidanceScale, item.Sampler, item.Model, item.Mode,
         item.Strength, item.InitImageKey, item.MaskKey, ImageKey(item.JobId, item.Index),
-        item.Hires is null ? null : JsonSerializer.Deserialize<HiresPart>(item.Hires, HiresJobs.PartJson));
+        item.Hires is null ? null : JsonSerializer.Deserialize<HiresPart>(item.Hires, HiresJobs.PartJson),
+        shardSize is { } size
+            ? new DatasetPart(ArtifactKeys.DatasetPartPrefix(item.JobId, DatasetShards.Of(item.Index, size)), DatasetShards.MemberName(item.Index, DatasetShards.Png))
+            : null);
 
     public static ItemRow ToRow(Guid jobId, ItemSpec spec) => new()
     {

@@ -134,6 +134,8 @@ internal sealed class JobRetry(
         await db.Jobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s
             .SetProperty(j => j.State, state)
             .SetProperty(j => j.FinishedAt, (DateTime?)null)
+            // A WebDataset's shards of the retried items are assembled again once those items are final.
+            .SetProperty(j => j.DatasetPublishedAt, (DateTime?)null)
             .SetProperty(j => j.CancelReason, (string?)null), cancellationToken);
         await tx.CommitAsync(cancellationToken);
 

@@ -245,6 +245,7 @@ internal sealed class JobSubmission(
             Watermark = request.Watermark,
             TotalItems = expansion.Count,
             QueuedItems = expansion.Count,
+            ShardSize = request.Output?.ShardSize,
         });
         if (idempotencyKey is not null)
         {
@@ -461,6 +462,7 @@ internal sealed class JobSubmission(
             Safety = body.Safety,
             Watermark = body.Watermark,
             Upscaler = body.Upscaler,
+            Output = ToOutput(body, errors),
             Sweep = sweep is null ? null : new SweepRequest
             {
                 Prompts = sweep.Prompts,
@@ -513,6 +515,44 @@ internal sealed class JobSubmission(
         {
             yield return ("watermark", $"watermark: {sizeProblem}");
         }
+    }
+
+    private static OutputRequest? ToOutput(CreateJobBody body, Dictionary<string, List<string>> errors)
+    {
+        if (body.Output is not { } output)
+        {
+            return null;
+        }
+
+        var format = (output.Format ?? OutputRequest.Files).ToLowerInvariant();
+        if (!OutputRequest.Formats.Contains(format))
+        {
+            Add(errors, "output.format", $"output.format '{output.Format}' is not an output format; use one of: {string.Join(", ", OutputRequest.Formats)}.");
+            return null;
+        }
+
+        if (format == OutputRequest.Files)
+        {
+            if (output.ShardSize is not null)
+            {
+                Add(errors, "output.shardSize", "output.shardSize applies to the webdataset format only; leave it out for files.");
+            }
+
+            return null;
+        }
+
+        if (body.Mode == RenderModes.Hires)
+        {
+            Add(errors, "output.format", "output.format webdataset is for sweeps (txt2img, img2img, inpaint); a hires job makes one image, stored as a file.");
+        }
+
+        var shardSize = output.ShardSize ?? OutputRequest.DefaultShardSize;
+        if (shardSize is < 1 or > OutputRequest.MaxShardSize)
+        {
+            Add(errors, "output.shardSize", $"output.shardSize must be between 1 and {OutputRequest.MaxShardSize} samples per shard (default {OutputRequest.DefaultShardSize}).");
+        }
+
+        return new OutputRequest(OutputRequest.WebDataset, shardSize);
     }
 
     private static void Add(Dictionary<string, List<string>> errors, string field, string message)

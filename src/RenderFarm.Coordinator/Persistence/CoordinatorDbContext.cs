@@ -31,6 +31,8 @@ public abstract class CoordinatorDbContext : DbContext
 
     public DbSet<ApiKeyRow> ApiKeys => Set<ApiKeyRow>();
 
+    public DbSet<DatasetShardRow> DatasetShards => Set<DatasetShardRow>();
+
     protected override void OnModelCreating(ModelBuilder modelBuilder)
     {
         ArgumentNullException.ThrowIfNull(modelBuilder);
@@ -92,6 +94,14 @@ public abstract class CoordinatorDbContext : DbContext
             key.HasKey(k => k.Key);
             key.Property(k => k.Key).HasMaxLength(IdempotencyKeyRow.MaxKeyLength);
             key.HasOne<JobRow>().WithMany().HasForeignKey(k => k.JobId).OnDelete(DeleteBehavior.Cascade);
+        });
+
+        modelBuilder.Entity<DatasetShardRow>(shard =>
+        {
+            shard.ToTable("dataset_shards");
+            shard.HasKey(s => new { s.JobId, s.Shard });
+            shard.Property(s => s.Sha256).HasMaxLength(ItemRow.Sha256Length);
+            shard.HasOne<JobRow>().WithMany().HasForeignKey(s => s.JobId).OnDelete(DeleteBehavior.Cascade);
         });
 
         modelBuilder.Entity<ApiKeyRow>(key =>

@@ -64,6 +64,53 @@ public sealed class JobRow
     public long FailedItems { get; set; }
 
     public long CanceledItems { get; set; }
+
+    /// <summary>
+    /// Items per WebDataset shard when the job asked for <c>output.format = webdataset</c>; null for the files output
+    /// (one PNG object per item). Item i belongs to shard i / ShardSize.
+    /// </summary>
+    public int? ShardSize { get; set; }
+
+    /// <summary>
+    /// When the shard assembler found every shard of a WebDataset job published with the job finished; null before,
+    /// for other jobs, and again after a retry (its items will need their shards rebuilt).
+    /// </summary>
+    public DateTime? DatasetPublishedAt { get; set; }
+}
+
+/// <summary>
+/// A published WebDataset shard: its tar is whole in the store (<c>datasets/{jobId}/{shard:D6}.tar</c>) with its
+/// <c>_stats.json</c> beside it. Written by the shard assembler after the shard's one upload; replaced when a retry
+/// makes it assemble the shard again. Deleted with its job.
+/// </summary>
+public sealed class DatasetShardRow
+{
+    public Guid JobId { get; set; }
+
+    public int Shard { get; set; }
+
+    /// <summary>Items in the shard's index range.</summary>
+    public int Count { get; set; }
+
+    /// <summary>Samples in the tar (succeeded items).</summary>
+    public int Successes { get; set; }
+
+    /// <summary>Items that ended failed or canceled, so have no sample.</summary>
+    public int Failures { get; set; }
+
+    /// <summary>The tar's size in bytes.</summary>
+    public long Bytes { get; set; }
+
+    /// <summary>The tar's SHA-256, lowercase hex.</summary>
+    public required string Sha256 { get; set; }
+
+    /// <summary>When the first of its items started (its rendering's start); null when none ever ran.</summary>
+    public DateTime? StartedAt { get; set; }
+
+    /// <summary>When the last of its items finished.</summary>
+    public DateTime? FinishedAt { get; set; }
+
+    public DateTime PublishedAt { get; set; }
 }
 
 /// <summary>One image of a job, with every parameter that determines its bytes and where its attempt stands.</summary>
@@ -122,6 +169,12 @@ public sealed class ItemRow
     public DateTime? FinishedAt { get; set; }
 
     public string? ArtifactKey { get; set; }
+
+    /// <summary>
+    /// Seconds from the start of the render to the stored image, as the worker that rendered it reported
+    /// (<c>ItemRendered.Elapsed</c>); null until it succeeds. WebDataset samples carry it in their JSON.
+    /// </summary>
+    public double? RenderSeconds { get; set; }
 
     /// <summary>
     /// SHA-256 of the stored PNG (lowercase hex) as its worker reported it with the image; null until the item

@@ -40,9 +40,13 @@ internal sealed class JobDeletion(CoordinatorDbContext db, IDatabaseDialect dial
 
         var objects = 0;
         var keys = new List<string>();
-        await foreach (var artifact in store.ListAsync(ArtifactKeys.JobPrefix(jobId), cancellationToken))
+        // A WebDataset job's shards, stats and leftover parts (a late duplicate delivery's) live under its dataset folder.
+        foreach (var prefix in new[] { ArtifactKeys.JobPrefix(jobId), ArtifactKeys.DatasetPrefix(jobId) })
         {
-            keys.Add(artifact.Key);
+            await foreach (var artifact in store.ListAsync(prefix, cancellationToken))
+            {
+                keys.Add(artifact.Key);
+            }
         }
 
         foreach (var key in keys)
@@ -79,6 +83,7 @@ internal sealed class JobDeletion(CoordinatorDbContext db, IDatabaseDialect dial
         }
 
         await db.Outbox.Where(o => o.JobId == jobId).ExecuteDeleteAsync(cancellationToken);
+        await db.DatasetShards.Where(s => s.JobId == jobId).ExecuteDeleteAsync(cancellationToken);
         await db.IdempotencyKeys.Where(k => k.JobId == jobId).ExecuteDeleteAsync(cancellationToken);
         await db.Items.Where(i => i.JobId == jobId).ExecuteDeleteAsync(cancellationToken);
         await db.Jobs.Where(j => j.Id == jobId).ExecuteDeleteAsync(cancellationToken);

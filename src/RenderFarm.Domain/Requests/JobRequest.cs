@@ -70,6 +70,27 @@ public sealed record JobRequest
     /// workers like <see cref="Model"/>) that upscales the base under each tile; null means Mitchell resampling.
     /// </summary>
     public string? Upscaler { get; init; }
+
+    /// <summary>How the job's images are stored; null means <see cref="OutputRequest.Files"/>.</summary>
+    public OutputRequest? Output { get; init; }
+}
+
+/// <summary>
+/// A job's output: <c>files</c> (one PNG object per image) or <c>webdataset</c> (tar shards of
+/// <see cref="ShardSize"/> samples, each a PNG with its JSON metadata and prompt).
+/// </summary>
+/// <param name="Format">One of <see cref="Files"/> or <see cref="WebDataset"/>.</param>
+/// <param name="ShardSize">Samples per shard (WebDataset only).</param>
+public sealed record OutputRequest(string Format, int ShardSize)
+{
+    public const string Files = "files";
+    public const string WebDataset = "webdataset";
+    public const int DefaultShardSize = 1000;
+
+    /// <summary>Largest shard: a shard is assembled in one upload, so its size bounds the assembler's spool file.</summary>
+    public const int MaxShardSize = 100_000;
+
+    public static readonly IReadOnlyList<string> Formats = [Files, WebDataset];
 }
 
 /// <summary>

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Formats.Tar;
 using MassTransit;
 using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Options;
@@ -6,6 +7,7 @@ using RenderFarm.Contracts;
 using RenderFarm.Diffusion.Memory;
 using RenderFarm.Diffusion.Models;
 using RenderFarm.Storage;
+using RenderFarm.Storage.Datasets;
 using RenderFarm.Telemetry;
 using RenderFarm.Worker.Cancellation;
 using RenderFarm.Worker.Heartbeats;
@@ -20,7 +22,8 @@ namespace RenderFarm.Worker.Consumers;
 /// <summary>
 /// Renders a <see cref="RenderWorkUnit"/> on a free slot. Per item: <see cref="ItemStarted"/>, rate-limited
 /// <see cref="ItemProgressed"/> and (when on) <see cref="ItemPreviewed"/>, the PNG uploaded to the item's output key, and only then
-/// <see cref="ItemRendered"/>; a fault becomes <see cref="ItemFailed"/> (retryable or not) while the unit's other
+/// <see cref="ItemRendered"/> (items of a WebDataset job are packed per unit into tar parts instead: see
+/// <see cref="UploadPartsAsync"/>); a fault becomes <see cref="ItemFailed"/> (retryable or not) while the unit's other
 /// items go on. A canceled job's items end silently. Past the shutdown grace the consume token is canceled and
 /// the exception is left to MassTransit, which does not acknowledge the unit, so the broker redelivers it.
 /// </summary>
@@ -37,6 +40,7 @@ public sealed partial class RenderWorkUnitConsumer(
     ILogger<RenderWorkUnitConsumer> logger) : IConsumer<RenderWorkUnit>
 {
     private const string PngContentType = "image/png";
+    private const string TarContentType = "application/x-tar";
 
     /// <summary>How long the final Draining heartbeat may take when the consume token is already canceled.</summary>
     private static readonly TimeSpan FinalHeartbeatTimeout = TimeSpan.FromSeconds(5);
@@ -61,6 +65,7 @@ public sealed partial class RenderWorkUnitConsumer(
         // which queued items to place again.
         var held = unit.Items.Select(i => i.ItemId).ToArray();
         slot.Begin(held);
+        var packed = new List<PackedImage>();
         try
         {
             foreach (var items in RenderBatch.Plan(unit.Items, _policy.MaxBatchSize))
@@ -71,7 +76,12 @@ public sealed partial class RenderWorkUnitConsumer(
                     break;
                 }
 
-                await RenderBatchAsync(context, slot, unit, items, job.Token);
+                await RenderBatchAsync(context, slot, unit, items, packed, job.Token);
+            }
+
+            if (packed.Count > 0 && !job.Token.IsCancellationRequested)
+            {
+                await UploadPartsAsync(context, slot, unit, packed);
             }
         }
         finally
@@ -84,7 +94,62 @@ public sealed partial class RenderWorkUnitConsumer(
         }
     }
 
-    private async Task RenderBatchAsync(ConsumeContext context, WorkerSlot slot, RenderWorkUnit unit, IReadOnlyList<RenderItem> items, CancellationToken jobCanceled)
+    /// <summary>A rendered image of a WebDataset job, held until the unit's tar parts are uploaded.</summary>
+    private sealed record PackedImage(RenderItem Item, byte[] Png, string Sha256, string? ModelHash, string? Safety, TimeSpan Elapsed);
+
+    /// <summary>
+    /// Uploads the unit's WebDataset images as one tar part per shard (one store write for the unit's images rather
+    /// than one each) under a name no other delivery of the unit uses, and only then reports each image. A worker
+    /// killed before this loses only unreported renders, which the coordinator places again; a second delivery
+    /// writes its own part, and the ledger keeps whichever report came first.
+    /// </summary>
+    private async Task UploadPartsAsync(ConsumeContext context, WorkerSlot slot, RenderWorkUnit unit, List<PackedImage> packed)
+    {
+        var consumeToken = context.CancellationToken;
+        foreach (var part in packed.GroupBy(p => p.Item.Pack!.PartPrefix, StringComparer.Ordinal))
+        {
+            var key = $"{part.Key}{unit.WorkUnitId:N}-{Guid.NewGuid():N}.tar";
+            try
+            {
+                await storeOutage.ExecuteAsync(async token =>
+                {
+                    using var tar = new MemoryStream();
+                    await using (var writer = new TarWriter(tar, TarEntryFormat.Ustar, leaveOpen: true))
+                    {
+                        foreach (var image in part)
+                        {
+                            await DatasetTar.WriteMemberAsync(writer, image.Item.Pack!.MemberName, image.Png, time.GetUtcNow(), token);
+                        }
+                    }
+
+                    tar.Position = 0;
+                    await store.PutAsync(key, tar, TarContentType, token);
+                }, consumeToken);
+            }
+            catch (Exception ex) when (!consumeToken.IsCancellationRequested)
+            {
+                LogUploadFailed(ex, part.First().Item.ItemId, key);
+                foreach (var image in part)
+                {
+                    await context.Publish(
+                        new ItemFailed(image.Item.ItemId, unit.JobId, image.Item.Attempt, slot.WorkerId, $"Uploading the dataset part '{key}' failed: {ex.Message}", Retryable: true),
+                        consumeToken);
+                }
+
+                continue;
+            }
+
+            foreach (var image in part)
+            {
+                Rendered(slot, image.Item, image.Elapsed);
+                await context.Publish(
+                    new ItemRendered(image.Item.ItemId, unit.JobId, image.Item.Attempt, key, slot.WorkerId, image.Elapsed, image.Sha256, image.ModelHash, image.Safety),
+                    consumeToken);
+            }
+        }
+    }
+
+    private async Task RenderBatchAsync(ConsumeContext context, WorkerSlot slot, RenderWorkUnit unit, IReadOnlyList<RenderItem> items, List<PackedImage> packed, CancellationToken jobCanceled)
     {
         var jobId = unit.JobId;
         var consumeToken = context.CancellationToken;
@@ -158,6 +223,14 @@ public sealed partial class RenderWorkUnitConsumer(
                     await context.Publish(
                         new ItemFailed(item.ItemId, jobId, item.Attempt, slot.WorkerId, "Blocked by the model's safety checker (safety: block); the image was not stored.", Retryable: false),
                         consumeToken);
+                    continue;
+                }
+
+                if (item.Pack is not null)
+                {
+                    // Reported once its tar part is stored (UploadPartsAsync); a failure of a later batch leaves it be.
+                    reported.Add(item.ItemId);
+                    packed.Add(new PackedImage(item, image.Png, PngHash.Sha256Hex(image.Png), image.ModelHash, image.Safety, time.GetElapsedTime(started)));
                     continue;
                 }
 

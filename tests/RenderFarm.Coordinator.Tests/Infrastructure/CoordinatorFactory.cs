@@ -46,6 +46,7 @@ public sealed class CoordinatorFactory(IReadOnlyDictionary<string, string?> sett
             // the behaviour tests see every unit at once, as before; SchedulingTests run with the default window.
             ["Coordinator:Dispatcher:UnitsPerWorker"] = "100000",
             ["Coordinator:Progress:FlushInterval"] = "00:00:00.200",
+            ["Coordinator:Datasets:Interval"] = "00:00:00.200",
             ["Logging:LogLevel:Default"] = "Warning",
             // The behaviour tests run an open farm, as before keys existed; AuthTests turn keys on.
             ["Coordinator:Auth:RequireApiKeys"] = "false",

@@ -61,7 +61,7 @@ public class ContractTests
     {
         var context = new NullabilityInfoContext();
         // Later additions are optional on the wire (older senders leave them out) as well as by meaning.
-        string[] optional = ["Reason", "PreviewKey", "Strength", "InitImageKey", "MaskKey", "Hires", "InstalledModels", "RenderQueue", "DispatchedAt", "Sha256", "StoreUnreachableSince", "ModelHash", "Safety", "Watermark"];
+        string[] optional = ["Reason", "PreviewKey", "Strength", "InitImageKey", "MaskKey", "Hires", "InstalledModels", "RenderQueue", "DispatchedAt", "Sha256", "StoreUnreachableSince", "ModelHash", "Safety", "Watermark", "Pack"];
         foreach (var type in MessageTypes.Append(typeof(RenderItem)))
         {
             foreach (var property in type.GetProperties())

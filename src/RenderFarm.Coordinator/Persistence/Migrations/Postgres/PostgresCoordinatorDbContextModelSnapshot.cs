@@ -60,6 +60,55 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                     b.ToTable("api_keys", (string)null);
                 });
 
+            modelBuilder.Entity("RenderFarm.Coordinator.Persistence.DatasetShardRow", b =>
+                {
+                    b.Property<Guid>("JobId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("job_id");
+
+                    b.Property<int>("Shard")
+                        .HasColumnType("integer")
+                        .HasColumnName("shard");
+
+                    b.Property<long>("Bytes")
+                        .HasColumnType("bigint")
+                        .HasColumnName("bytes");
+
+                    b.Property<int>("Count")
+                        .HasColumnType("integer")
+                        .HasColumnName("count");
+
+                    b.Property<int>("Failures")
+                        .HasColumnType("integer")
+                        .HasColumnName("failures");
+
+                    b.Property<DateTime?>("FinishedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("finished_at");
+
+                    b.Property<DateTime>("PublishedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("published_at");
+
+                    b.Property<string>("Sha256")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("sha256");
+
+                    b.Property<DateTime?>("StartedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("started_at");
+
+                    b.Property<int>("Successes")
+                        .HasColumnType("integer")
+                        .HasColumnName("successes");
+
+                    b.HasKey("JobId", "Shard");
+
+                    b.ToTable("dataset_shards", (string)null);
+                });
+
             modelBuilder.Entity("RenderFarm.Coordinator.Persistence.IdempotencyKeyRow", b =>
                 {
                     b.Property<string>("Key")
@@ -175,6 +224,10 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                         .HasColumnType("text")
                         .HasColumnName("prompt");
 
+                    b.Property<double?>("RenderSeconds")
+                        .HasColumnType("double precision")
+                        .HasColumnName("render_seconds");
+
                     b.Property<DateTime?>("RetryAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("retry_at");
@@ -271,6 +324,10 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
 
+                    b.Property<DateTime?>("DatasetPublishedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("dataset_published_at");
+
                     b.Property<long>("FailedItems")
                         .HasColumnType("bigint")
                         .HasColumnName("failed_items");
@@ -318,6 +375,10 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                         .HasMaxLength(16)
                         .HasColumnType("character varying(16)")
                         .HasColumnName("safety");
+
+                    b.Property<int?>("ShardSize")
+                        .HasColumnType("integer")
+                        .HasColumnName("shard_size");
 
                     b.Property<int>("State")
                         .HasColumnType("integer")
@@ -498,6 +559,15 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Postgres
                     b.HasIndex("LastHeartbeatAt");
 
                     b.ToTable("workers", (string)null);
+                });
+
+            modelBuilder.Entity("RenderFarm.Coordinator.Persistence.DatasetShardRow", b =>
+                {
+                    b.HasOne("RenderFarm.Coordinator.Persistence.JobRow", null)
+                        .WithMany()
+                        .HasForeignKey("JobId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
                 });
 
             modelBuilder.Entity("RenderFarm.Coordinator.Persistence.IdempotencyKeyRow", b =>

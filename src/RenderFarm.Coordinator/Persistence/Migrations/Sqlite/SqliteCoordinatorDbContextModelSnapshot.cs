@@ -54,6 +54,55 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
                     b.ToTable("api_keys", (string)null);
                 });
 
+            modelBuilder.Entity("RenderFarm.Coordinator.Persistence.DatasetShardRow", b =>
+                {
+                    b.Property<Guid>("JobId")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("job_id");
+
+                    b.Property<int>("Shard")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("shard");
+
+                    b.Property<long>("Bytes")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("bytes");
+
+                    b.Property<int>("Count")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("count");
+
+                    b.Property<int>("Failures")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("failures");
+
+                    b.Property<DateTime?>("FinishedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("finished_at");
+
+                    b.Property<DateTime>("PublishedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("published_at");
+
+                    b.Property<string>("Sha256")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("sha256");
+
+                    b.Property<DateTime?>("StartedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("started_at");
+
+                    b.Property<int>("Successes")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("successes");
+
+                    b.HasKey("JobId", "Shard");
+
+                    b.ToTable("dataset_shards", (string)null);
+                });
+
             modelBuilder.Entity("RenderFarm.Coordinator.Persistence.IdempotencyKeyRow", b =>
                 {
                     b.Property<string>("Key")
@@ -169,6 +218,10 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("prompt");
 
+                    b.Property<double?>("RenderSeconds")
+                        .HasColumnType("REAL")
+                        .HasColumnName("render_seconds");
+
                     b.Property<DateTime?>("RetryAt")
                         .HasColumnType("TEXT")
                         .HasColumnName("retry_at");
@@ -265,6 +318,10 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("created_at");
 
+                    b.Property<DateTime?>("DatasetPublishedAt")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("dataset_published_at");
+
                     b.Property<long>("FailedItems")
                         .HasColumnType("INTEGER")
                         .HasColumnName("failed_items");
@@ -312,6 +369,10 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
                         .HasMaxLength(16)
                         .HasColumnType("TEXT")
                         .HasColumnName("safety");
+
+                    b.Property<int?>("ShardSize")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("shard_size");
 
                     b.Property<int>("State")
                         .HasColumnType("INTEGER")
@@ -490,6 +551,15 @@ namespace RenderFarm.Coordinator.Persistence.Migrations.Sqlite
                     b.HasIndex("LastHeartbeatAt");
 
                     b.ToTable("workers", (string)null);
+                });
+
+            modelBuilder.Entity("RenderFarm.Coordinator.Persistence.DatasetShardRow", b =>
+                {
+                    b.HasOne("RenderFarm.Coordinator.Persistence.JobRow", null)
+                        .WithMany()
+                        .HasForeignKey("JobId")
+                        .OnDelete(DeleteBehavior.Cascade)
+                        .IsRequired();
                 });
 
             modelBuilder.Entity("RenderFarm.Coordinator.Persistence.IdempotencyKeyRow", b =>
