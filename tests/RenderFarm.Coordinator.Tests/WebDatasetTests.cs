@@ -78,6 +78,7 @@ public abstract class WebDatasetTests<TFixture>(TFixture fixture)
                 (json.GetProperty("sha256").GetString(), json.GetProperty("modelHash").GetString(), json.GetProperty("worker").GetString())
                     .ShouldBe((entry.Sha256, new string('c', 64), "worker-a"));
                 json.GetProperty("renderSeconds").GetDouble().ShouldBeGreaterThanOrEqualTo(0);
+                (json.GetProperty("safety").GetString(), entry.Safety).ShouldBe(("passed", "passed"));
             }
 
             var stats = JsonDocument.Parse(await ReadAllAsync(ArtifactKeys.DatasetShardStats(id, shard))).RootElement;
@@ -241,7 +242,7 @@ public abstract class WebDatasetTests<TFixture>(TFixture fixture)
                 await Store.PutAsync(key, tar, "application/x-tar", CancellationToken.None);
                 foreach (var item in part)
                 {
-                    await Probe.Bus.Publish(new ItemRendered(item.ItemId, jobId, item.Attempt, key, worker, TimeSpan.FromSeconds(1), Sha256(pngs[item.Index]), new string('c', 64)));
+                    await Probe.Bus.Publish(new ItemRendered(item.ItemId, jobId, item.Attempt, key, worker, TimeSpan.FromSeconds(1), Sha256(pngs[item.Index]), new string('c', 64), Safety: "passed"));
                 }
             }
         }

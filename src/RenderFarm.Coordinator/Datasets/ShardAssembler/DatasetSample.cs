@@ -3,7 +3,8 @@ namespace RenderFarm.Coordinator.Datasets.ShardAssembler;
 /// <summary>
 /// A sample's <c>{key}.json</c> in a shard: every generation parameter, the model's name and content hash, the PNG's
 /// SHA-256, the worker that rendered it and how long that took (<c>renderSeconds</c>: from the start of its render to
-/// its image in memory, as the worker reported it; null from workers that report none).
+/// its image in memory, as the worker reported it; null from workers that report none) and the safety checker's
+/// outcome (<c>safety</c>: passed, flagged or blurred; null when no checker ran).
 /// </summary>
 public sealed record DatasetSample(
     string Key,
@@ -24,7 +25,8 @@ public sealed record DatasetSample(
     string? Sha256,
     string? Worker,
     double? RenderSeconds,
-    string Status);
+    string Status,
+    string? Safety);
 
 /// <summary>
 /// A shard's <c>{shard}_stats.json</c>, as img2dataset's: how many items its range holds, how many became samples

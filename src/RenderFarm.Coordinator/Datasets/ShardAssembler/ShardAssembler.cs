@@ -159,7 +159,7 @@ internal sealed partial class ShardAssembler(
     private sealed record ShardItem(
         Guid Id, long Index, string Prompt, string NegativePrompt, long Seed, int Steps, double GuidanceScale, string Sampler, string Mode,
         double? Strength, string Model, string? ModelHash, int Width, int Height, string? Sha256, string? WorkerId, ItemState State,
-        string? ArtifactKey, DateTime? StartedAt, DateTime? FinishedAt, double? RenderSeconds);
+        string? ArtifactKey, DateTime? StartedAt, DateTime? FinishedAt, double? RenderSeconds, string? Safety);
 
     private async Task<(int Samples, int PartsDeleted)?> AssembleAsync(
         CoordinatorDbContext db, IArtifactStore store, Guid jobId, int shard, int shardSize, long totalItems, CancellationToken cancellationToken)
@@ -169,7 +169,7 @@ internal sealed partial class ShardAssembler(
             .Where(i => i.JobId == jobId && i.Index >= from && i.Index < to)
             .OrderBy(i => i.Index)
             .Select(i => new ShardItem(i.Id, i.Index, i.Prompt, i.NegativePrompt, i.Seed, i.Steps, i.GuidanceScale, i.Sampler, i.Mode,
-                i.Strength, i.Model, i.ModelHash, i.Width, i.Height, i.Sha256, i.WorkerId, i.State, i.ArtifactKey, i.StartedAt, i.FinishedAt, i.RenderSeconds))
+                i.Strength, i.Model, i.ModelHash, i.Width, i.Height, i.Sha256, i.WorkerId, i.State, i.ArtifactKey, i.StartedAt, i.FinishedAt, i.RenderSeconds, i.Safety))
             .ToListAsync(cancellationToken);
         if (items.Any(i => !ItemStateMachine.IsFinal(i.State)))
         {
@@ -281,7 +281,8 @@ internal sealed partial class ShardAssembler(
             DatasetKeys.Of(item.Index), item.Index, shard, item.Prompt, item.NegativePrompt, item.Seed, item.Steps, item.GuidanceScale,
             item.Sampler, item.Mode, item.Strength, item.Model, item.ModelHash, item.Width, item.Height, item.Sha256, item.WorkerId,
             item.RenderSeconds,
-            ManifestStatus.Of(item.State));
+            ManifestStatus.Of(item.State),
+            item.Safety);
         // WebDataset groups consecutive members by their key: a sample's three members go together.
         await DatasetTar.WriteMemberAsync(writer, DatasetShards.MemberName(item.Index, DatasetShards.Png), png, modified, cancellationToken);
         await DatasetTar.WriteMemberAsync(writer, DatasetShards.MemberName(item.Index, DatasetShards.Json), JsonSerializer.SerializeToUtf8Bytes(sample, Json), modified, cancellationToken);
