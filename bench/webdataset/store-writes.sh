@@ -2,7 +2,9 @@
 # Objects written to the artifact store per 1,000 images, files output against WebDataset output, on the embedded
 # farm (renderfarm serve: SQLite, in-memory bus, local-folder store, in-process workers rendering the tiny model).
 # Counts come from the farm's own metric renderfarm_storage_request_duration_seconds_count{operation="put"} (every
-# store write of the coordinator and of the workers in the process), read before and after each job.
+# store write of the coordinator and of the workers in the process), read before and after each job. Then each job is
+# exported (`renderfarm export`, files for the files job and webdataset for the other, --parallel 8, every image's
+# SHA-256 checked) into an empty folder, timed: export images/s from the farm's store over HTTP on this machine.
 #   bench/webdataset/store-writes.sh [ITEMS=1000] [SHARD_SIZE=1000] [WORKERS=2]
 # Build first: dotnet build src/RenderFarm.Cli -c Release
 set -euo pipefail
@@ -33,10 +35,15 @@ run() {
   fi
   end=$(date +%s.%N)
   after=$(puts)
-  echo "| ${output:-files} | $ITEMS | $((after - before)) | $(awk -v w=$((after - before)) -v n="$ITEMS" 'BEGIN { printf "%.1f", w * 1000 / n }') | $(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", e - s }') |"
+  local format=files; [[ "$output" == *webdataset* ]] && format=webdataset
+  local export_start export_end
+  export_start=$(date +%s.%N)
+  $CLI export "$id" -o "$DATA/export-$format" --format "$format" --parallel 8 --farm "$FARM" >/dev/null
+  export_end=$(date +%s.%N)
+  echo "| ${output:-files} | $ITEMS | $((after - before)) | $(awk -v w=$((after - before)) -v n="$ITEMS" 'BEGIN { printf "%.1f", w * 1000 / n }') | $(awk -v s="$start" -v e="$end" 'BEGIN { printf "%.1f", e - s }') | $format | $(awk -v s="$export_start" -v e="$export_end" 'BEGIN { printf "%.1f", e - s }') | $(awk -v s="$export_start" -v e="$export_end" -v n="$ITEMS" 'BEGIN { printf "%.0f", n / (e - s) }') | $(cut -d' ' -f1-3 /proc/loadavg) |"
 }
 
-echo "| output | images | store writes | writes per 1,000 images | seconds |"
-echo "|---|---|---|---|---|"
+echo "| output | images | store writes | writes per 1,000 images | seconds | export format | export seconds | export images/s | load 1/5/15 min |"
+echo "|---|---|---|---|---|---|---|---|---|"
 run ""
 run "--output-format webdataset --shard-size $SHARD"

@@ -1,5 +1,7 @@
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata;
 using Microsoft.EntityFrameworkCore.Storage;
+using Microsoft.EntityFrameworkCore.Storage.ValueConversion;
 using Npgsql;
 using Npgsql.EntityFrameworkCore.PostgreSQL;
 using NpgsqlTypes;
@@ -224,23 +226,103 @@ internal sealed class PostgresDialect : IDatabaseDialect
 }
 
 /// <summary>
-/// SQLite: EF's batched multi-row inserts, and plain selects, because an embedded farm has one coordinator and
-/// SQLite transactions (begun IMMEDIATE) already serialise every writer.
+/// SQLite: one prepared insert re-bound per row for bulk writes, and plain selects, because an embedded farm has one
+/// coordinator and SQLite transactions (begun IMMEDIATE) already serialise every writer.
 /// </summary>
 internal sealed class SqliteDialect : IDatabaseDialect
 {
-    public async Task WriteItemsAsync(CoordinatorDbContext db, IReadOnlyList<ItemRow> items, CancellationToken cancellationToken)
-    {
-        db.Items.AddRange(items);
-        await db.SaveChangesAsync(cancellationToken);
-        db.ChangeTracker.Clear();
-    }
+    // The columns a submission sets, as PostgreSQL's COPY writes them; every other column keeps its default.
+    private static readonly string[] ItemColumns =
+    [
+        nameof(ItemRow.Id), nameof(ItemRow.JobId), nameof(ItemRow.Index), nameof(ItemRow.Seed), nameof(ItemRow.Prompt),
+        nameof(ItemRow.NegativePrompt), nameof(ItemRow.Width), nameof(ItemRow.Height), nameof(ItemRow.Steps),
+        nameof(ItemRow.GuidanceScale), nameof(ItemRow.Sampler), nameof(ItemRow.Model), nameof(ItemRow.Mode),
+        nameof(ItemRow.Strength), nameof(ItemRow.InitImageKey), nameof(ItemRow.MaskKey), nameof(ItemRow.State),
+        nameof(ItemRow.Attempt), nameof(ItemRow.StepsDone),
+    ];
 
-    public async Task WriteOutboxAsync(CoordinatorDbContext db, IReadOnlyList<OutboxRow> rows, CancellationToken cancellationToken)
+    private static readonly string[] OutboxColumns =
+    [
+        nameof(OutboxRow.Kind), nameof(OutboxRow.JobId), nameof(OutboxRow.FirstIndex), nameof(OutboxRow.ItemCount),
+        nameof(OutboxRow.Payload), nameof(OutboxRow.CreatedAt), nameof(OutboxRow.AvailableAt),
+    ];
+
+    public Task WriteItemsAsync(CoordinatorDbContext db, IReadOnlyList<ItemRow> items, CancellationToken cancellationToken) =>
+        InsertAsync(db, items, ItemColumns, cancellationToken);
+
+    public Task WriteOutboxAsync(CoordinatorDbContext db, IReadOnlyList<OutboxRow> rows, CancellationToken cancellationToken) =>
+        InsertAsync(db, rows, OutboxColumns, cancellationToken);
+
+    /// <summary>
+    /// Inserts <paramref name="rows"/> with one prepared statement, re-bound per row, in the caller's transaction, or in
+    /// one of its own when the caller has none (all rows or none, as SaveChanges wrote them).
+    /// </summary>
+    /// <remarks>
+    /// EF Core inserts through its change tracker (a tracked entity and a parameter set per row, batched into
+    /// multi-row statements): a million-item sweep took 77 to 107 s to submit that way on SQLite, against 21 s with
+    /// PostgreSQL's COPY. SQLite's own advice for bulk inserts is this loop, which no served library runs for an EF
+    /// model. EF's model still decides how each value is written (column names, type mappings and their converters),
+    /// so what this writes is what EF reads back.
+    /// </remarks>
+    private static async Task InsertAsync<TRow>(CoordinatorDbContext db, IReadOnlyList<TRow> rows, string[] propertyNames, CancellationToken cancellationToken)
+        where TRow : class
     {
-        db.Outbox.AddRange(rows);
-        await db.SaveChangesAsync(cancellationToken);
-        db.ChangeTracker.Clear();
+        if (rows.Count == 0)
+        {
+            return;
+        }
+
+        var entity = db.Model.FindEntityType(typeof(TRow)) ?? throw new InvalidOperationException($"{typeof(TRow).Name} is not in the model.");
+        var table = StoreObjectIdentifier.Table(entity.GetTableName()!, entity.GetSchema());
+        var properties = propertyNames.Select(name => entity.FindProperty(name) ?? throw new InvalidOperationException($"{typeof(TRow).Name}.{name} is not mapped.")).ToArray();
+
+        await db.Database.OpenConnectionAsync(cancellationToken);
+        var own = db.Database.CurrentTransaction is null ? await db.Database.BeginTransactionAsync(cancellationToken) : null;
+        try
+        {
+            await using var command = db.Database.GetDbConnection().CreateCommand();
+            command.Transaction = db.Database.CurrentTransaction?.GetDbTransaction();
+            var columns = new List<(Func<TRow, object?> Value, ValueConverter? Converter, System.Data.Common.DbParameter Parameter)>(properties.Length);
+            for (var i = 0; i < properties.Length; i++)
+            {
+                var property = properties[i];
+                var mapping = property.GetRelationalTypeMapping();
+                // Created by the mapping, so it carries the mapping's store type (e.g. a Guid bound as TEXT, as EF writes it).
+                var parameter = mapping.CreateParameter(command, $"@p{i}", null, property.IsNullable);
+                command.Parameters.Add(parameter);
+                var getter = property.GetGetter();
+                columns.Add((row => getter.GetClrValue(row), mapping.Converter, parameter));
+            }
+
+            command.CommandText =
+                $"INSERT INTO \"{table.Name}\" ({string.Join(", ", properties.Select(p => $"\"{p.GetColumnName(table)}\""))}) "
+                + $"VALUES ({string.Join(", ", Enumerable.Range(0, properties.Length).Select(i => $"@p{i}"))})";
+            await command.PrepareAsync(cancellationToken);
+            foreach (var row in rows)
+            {
+                foreach (var (value, converter, parameter) in columns)
+                {
+                    var clr = value(row);
+                    parameter.Value = (clr is null ? null : converter is null ? clr : converter.ConvertToProvider(clr)) ?? DBNull.Value;
+                }
+
+                await command.ExecuteNonQueryAsync(cancellationToken);
+            }
+
+            if (own is not null)
+            {
+                await own.CommitAsync(cancellationToken);
+            }
+        }
+        finally
+        {
+            if (own is not null)
+            {
+                await own.DisposeAsync();
+            }
+
+            await db.Database.CloseConnectionAsync();
+        }
     }
 
     public async Task<List<long>> ClaimOutboxRowsAsync(CoordinatorDbContext db, IReadOnlyList<long> ids, CancellationToken cancellationToken)
