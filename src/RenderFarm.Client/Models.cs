@@ -49,6 +49,12 @@ public static class RenderModes
 
     /// <summary>A large image: a base render refined in overlapping tiles spread over the workers, then stitched.</summary>
     public const string Hires = "hires";
+
+    /// <summary>A client's image enlarged by a named upscaler model in tiles spread over the workers, then stitched (no diffusion).</summary>
+    public const string Upscale = "upscale";
+
+    /// <summary>Whether a job of <paramref name="mode"/> is one large image made of tiles (hires and upscale).</summary>
+    public static bool IsTiled(string? mode) => mode is Hires or Upscale;
 }
 
 /// <summary>Where one item (e.g. a hires tile) stands.</summary>
@@ -77,7 +83,7 @@ public enum ItemState
 /// The body of <c>POST /v1/jobs</c>. Every field is optional here, as on the wire, so that the coordinator (the one
 /// place that validates) names what is missing; fields left null are not sent.
 /// </summary>
-/// <param name="Prompt">Text the image should show (optional when <c>Sweep.Prompts</c> is given).</param>
+/// <param name="Prompt">Text the image should show (optional when <c>Sweep.Prompts</c> is given, and for upscale).</param>
 /// <param name="NegativePrompt">Text the image should avoid (replaced by <c>Sweep.NegativePrompts</c> when given).</param>
 /// <param name="Width">Pixels, a multiple of 8.</param>
 /// <param name="Height">Pixels, a multiple of 8.</param>
@@ -87,8 +93,8 @@ public enum ItemState
 /// <param name="Seed">Seed of item 0; item i uses seed + i. Random when null.</param>
 /// <param name="Count">Images per sweep combination.</param>
 /// <param name="Model">Model name; the coordinator's default when null.</param>
-/// <param name="Mode"><see cref="RenderModes"/>: txt2img (default), img2img, inpaint or hires.</param>
-/// <param name="InitImage">Base64 PNG for img2img and inpaint; for hires, the base image (optional).</param>
+/// <param name="Mode"><see cref="RenderModes"/>: txt2img (default), img2img, inpaint, hires or upscale (InitImage enlarged to Width x Height by the Upscaler, no diffusion: Steps, GuidanceScale and Sampler are optional and unused, Strength is refused).</param>
+/// <param name="InitImage">Base64 PNG for img2img and inpaint; for hires, the base image (optional); for upscale, the image to enlarge (required).</param>
 /// <param name="Mask">Base64 PNG mask (white is repainted) for inpaint.</param>
 /// <param name="Strength">How much of the init image is replaced, in (0, 1] (replaced by <c>Sweep.Strengths</c> when given); for hires, the tiles' refinement strength.</param>
 /// <param name="Sweep">Axes whose cross product the job renders.</param>
@@ -99,7 +105,7 @@ public enum ItemState
 /// <param name="BaseHeight">Hires: base render height, given with <paramref name="BaseWidth"/>.</param>
 /// <param name="Safety">The model's safety checker: off, flag, blur or block (default: flag when the model has one); not for hires.</param>
 /// <param name="Watermark">Invisible-watermark text (1 to 32 UTF-8 bytes) in place of the farm's; images of at least 256x256; not for hires.</param>
-/// <param name="Upscaler">Hires: name of a super-resolution model in the farm's store that upscales the base (default: Mitchell resampling).</param>
+/// <param name="Upscaler">Hires: name of a super-resolution model in the farm's store that upscales the base (default: Mitchell resampling); upscale: the model that enlarges the image (required).</param>
 /// <param name="Output">How the images are stored: files (default) or WebDataset shards.</param>
 public sealed record SubmitJobRequest(
     string? Prompt = null,

@@ -21,6 +21,12 @@ public static class RenderModes
     /// </summary>
     public const string Hires = "hires";
 
+    /// <summary>
+    /// Super-resolution of a client's image by a named upscaler model, with no diffusion: a hires job whose base is the
+    /// image and whose tiles are only upscaled (their strength is 0), spread over the workers and stitched like hires.
+    /// </summary>
+    public const string Upscale = "upscale";
+
     /// <summary>Item mode of a hires tile: img2img of the tile's region of the upscaled base (see <see cref="HiresPart"/>).</summary>
     public const string HiresTile = "hires-tile";
 
@@ -28,5 +34,8 @@ public static class RenderModes
     public const string HiresStitch = "hires-stitch";
 
     /// <summary>Modes a client may ask for.</summary>
-    public static IReadOnlyList<string> All { get; } = [Txt2Img, Img2Img, Inpaint, Hires];
+    public static IReadOnlyList<string> All { get; } = [Txt2Img, Img2Img, Inpaint, Hires, Upscale];
+
+    /// <summary>Whether a job of <paramref name="mode"/> runs as a hires job (base, tiles, stitch): hires and upscale.</summary>
+    public static bool IsTiled(string? mode) => mode is Hires or Upscale;
 }

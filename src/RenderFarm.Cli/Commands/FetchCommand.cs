@@ -43,7 +43,7 @@ internal static class FetchCommand
                 }
 
                 var o = result.Out();
-                if (job.Mode == RenderModes.Hires && !result.GetValue(all))
+                if (RenderModes.IsTiled(job.Mode) && !result.GetValue(all))
                 {
                     return await FetchFinalAsync(client, job, folder, o, cancellationToken);
                 }

@@ -26,8 +26,8 @@ internal static class SubmitCommand
         var seed = new Option<long?>("--seed") { Description = "Seed of the first image (image i uses seed + i); random when omitted." };
         var count = new Option<int?>("--count") { Description = "Images per sweep combination (default 1)." };
         var model = new Option<string?>("--model") { Description = "Model name (default: the farm's default model)." };
-        var mode = new Option<string?>("--mode") { Description = "txt2img (default), img2img, inpaint or hires (a large image: a base render refined in tiles spread over the workers, then stitched)." };
-        var init = new Option<string?>("--init") { Description = "Init image file (PNG) for img2img and inpaint; for hires, the base image to upscale instead of rendering one." };
+        var mode = new Option<string?>("--mode") { Description = "txt2img (default), img2img, inpaint or hires (a large image: a base render refined in tiles spread over the workers, then stitched) or upscale (--init enlarged to --width x --height by --upscaler, in tiles spread over the workers; no prompt)." };
+        var init = new Option<string?>("--init") { Description = "Init image file (PNG) for img2img and inpaint; for hires, the base image to upscale instead of rendering one; for upscale, the image to enlarge." };
         var mask = new Option<string?>("--mask") { Description = "Mask image file (PNG, white is repainted) for inpaint." };
         var strength = new Option<double?>("--strength") { Description = "img2img/inpaint strength in (0, 1]; for hires, the tiles' refinement strength (default 0.35)." };
         var tile = new Option<int?>("--tile") { Description = "Hires tile side in pixels, a multiple of 8 (default 512)." };
@@ -89,7 +89,9 @@ internal static class SubmitCommand
                     throw new InvalidInputException("--sweep-sizes replaces --width and --height; give one or the other.");
                 }
                 var text = result.GetValue(prompt);
-                if (string.IsNullOrWhiteSpace(text) && sweep.Prompts is null)
+                // An upscale job enlarges an image with no diffusion: no prompt, and no denoising defaults to send.
+                var upscale = result.GetValue(mode) == RenderModes.Upscale;
+                if (string.IsNullOrWhiteSpace(text) && sweep.Prompts is null && !upscale)
                 {
                     throw new InvalidInputException("give a prompt (renderfarm submit \"a red fox\"), --sweep-prompts-file or --file.");
                 }
@@ -98,11 +100,11 @@ internal static class SubmitCommand
                 return new SubmitJobRequest(
                     Prompt: text,
                     NegativePrompt: result.GetValue(negative),
-                    Width: result.GetValue(width) ?? (sweep.Sizes is null ? DefaultSize : null),
-                    Height: result.GetValue(height) ?? (sweep.Sizes is null ? DefaultSize : null),
-                    Steps: result.GetValue(steps) ?? (sweep.Steps is null ? DefaultSteps : null),
-                    GuidanceScale: result.GetValue(guidance) ?? (sweep.GuidanceScales is null ? DefaultGuidance : null),
-                    Sampler: result.GetValue(sampler) ?? (sweep.Samplers is null ? DefaultSampler : null),
+                    Width: result.GetValue(width) ?? (sweep.Sizes is null && !upscale ? DefaultSize : null),
+                    Height: result.GetValue(height) ?? (sweep.Sizes is null && !upscale ? DefaultSize : null),
+                    Steps: result.GetValue(steps) ?? (sweep.Steps is null && !upscale ? DefaultSteps : null),
+                    GuidanceScale: result.GetValue(guidance) ?? (sweep.GuidanceScales is null && !upscale ? DefaultGuidance : null),
+                    Sampler: result.GetValue(sampler) ?? (sweep.Samplers is null && !upscale ? DefaultSampler : null),
                     Seed: result.GetValue(seed),
                     Count: result.GetValue(count),
                     Model: result.GetValue(model),

@@ -14,8 +14,8 @@ namespace RenderFarm.Coordinator.Apis;
 /// <param name="Seed">Seed of item 0; item i uses seed + i. Random when left out.</param>
 /// <param name="Count">Images per sweep combination; 1 when left out.</param>
 /// <param name="Model">Model name; the coordinator's default when left out.</param>
-/// <param name="Mode"><c>txt2img</c> (default), <c>img2img</c>, <c>inpaint</c> or <c>hires</c> (a large image: a base render refined in tiles spread over the workers).</param>
-/// <param name="InitImage">Base64 PNG (a <c>data:image/png;base64,</c> prefix is allowed) for img2img and inpaint; for hires, the base image (optional).</param>
+/// <param name="Mode"><c>txt2img</c> (default), <c>img2img</c>, <c>inpaint</c>, <c>hires</c> (a large image: a base render refined in tiles spread over the workers) or <c>upscale</c> (<c>initImage</c> enlarged to <c>width</c>×<c>height</c> by <c>upscaler</c> in tiles spread over the workers, no diffusion: <c>prompt</c>, <c>steps</c>, <c>guidanceScale</c> and <c>sampler</c> are optional and unused, <c>strength</c> is refused).</param>
+/// <param name="InitImage">Base64 PNG (a <c>data:image/png;base64,</c> prefix is allowed) for img2img and inpaint; for hires, the base image (optional); for upscale, the image to enlarge (required).</param>
 /// <param name="Mask">Base64 PNG mask (white = repaint) for inpaint.</param>
 /// <param name="Strength">How much of the init image is replaced, in (0, 1] (replaced by <c>sweep.strengths</c> when given); for hires, the tiles' refinement strength (default 0.35).</param>
 /// <param name="Sweep">Axes whose cross product the job renders.</param>
@@ -26,7 +26,7 @@ namespace RenderFarm.Coordinator.Apis;
 /// <param name="BaseHeight">Hires: height of the base render; given together with <paramref name="BaseWidth"/>.</param>
 /// <param name="Safety">What the model's safety checker does with a flagged image: <c>off</c> (not run), <c>flag</c> (kept, recorded), <c>blur</c> or <c>block</c> (not stored; the item fails with the checker's reason). Default: <c>flag</c> when the model folder has a checker. Not for hires jobs. A mode other than <c>off</c> on a model without a checker fails its items.</param>
 /// <param name="Watermark">Text (1 to 32 UTF-8 bytes) to embed as an invisible dwtDct watermark in every image, in place of the farm's own (Worker:Watermark); images of at least 256x256 only. Not for hires jobs.</param>
-/// <param name="Upscaler">Hires: name of a super-resolution model in the farm's model store (or configured on the workers) that upscales the base under each tile; Mitchell resampling when left out.</param>
+/// <param name="Upscaler">Hires: name of a super-resolution model in the farm's model store (or configured on the workers) that upscales the base under each tile; Mitchell resampling when left out. Required for upscale.</param>
 /// <param name="Output">How the images are stored: <c>{"format": "files"}</c> (default) or <c>{"format": "webdataset", "shardSize": N}</c>.</param>
 public sealed record CreateJobBody(
     string? Prompt = null,

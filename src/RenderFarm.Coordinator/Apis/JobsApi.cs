@@ -319,7 +319,7 @@ internal static class JobsApi
 
     private static async Task<JobDetails> ViewAsync(CoordinatorDbContext db, JobDetails job, CancellationToken cancellationToken,
         long tilesAfter = -1, int tilesLimit = HiresView.DefaultTilesLimit) =>
-        job.Mode == Contracts.RenderModes.Hires && await HiresView.ReadAsync(db, job.Id, tilesAfter, tilesLimit, cancellationToken) is { } hires
+        Contracts.RenderModes.IsTiled(job.Mode) && await HiresView.ReadAsync(db, job.Id, tilesAfter, tilesLimit, cancellationToken) is { } hires
             ? job with { Tiles = hires.Tiles, ResultImage = hires.ResultImage }
             : job;
 

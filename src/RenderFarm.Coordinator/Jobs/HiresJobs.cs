@@ -91,7 +91,7 @@ internal static class HiresJobs
         var job = await db.Jobs.AsNoTracking().Where(j => j.Id == jobId)
             .Select(j => new { j.Mode, j.TotalItems, j.SucceededItems })
             .FirstOrDefaultAsync(cancellationToken);
-        if (job is null || job.Mode != RenderModes.Hires)
+        if (job is null || !RenderModes.IsTiled(job.Mode))
         {
             return [];
         }
@@ -120,7 +120,7 @@ internal static class HiresJobs
     /// <returns>How many items it failed (their counters already moved).</returns>
     public static async Task<long> FailUnreachableAsync(CoordinatorDbContext db, JobRow job, DateTime now, CancellationToken cancellationToken)
     {
-        if (job.Mode != RenderModes.Hires || job.FailedItems == 0 || job.QueuedItems == 0)
+        if (!RenderModes.IsTiled(job.Mode) || job.FailedItems == 0 || job.QueuedItems == 0)
         {
             return 0;
         }

@@ -29,7 +29,7 @@ internal static class HiresView
     /// <param name="cancellationToken">Cancels the reads.</param>
     public static async Task<HiresJobView?> ReadAsync(CoordinatorDbContext db, Guid jobId, long tilesAfter, int tilesLimit, CancellationToken cancellationToken)
     {
-        var job = await db.Jobs.AsNoTracking().Where(j => j.Id == jobId && j.Mode == RenderModes.Hires)
+        var job = await db.Jobs.AsNoTracking().Where(j => j.Id == jobId && (j.Mode == RenderModes.Hires || j.Mode == RenderModes.Upscale))
             .Select(j => new { j.Request, j.TotalItems }).FirstOrDefaultAsync(cancellationToken);
         if (job is null)
         {

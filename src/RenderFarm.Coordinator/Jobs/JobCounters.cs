@@ -50,7 +50,7 @@ internal static class JobCounters
             job = await db.Jobs.AsNoTracking().Where(j => j.Id == jobId).FirstAsync(cancellationToken);
         }
 
-        var derived = JobStateMachine.Derive(CoordinatorDbContext.CountsOf(job), partialSuccess: job.Mode != RenderModes.Hires);
+        var derived = JobStateMachine.Derive(CoordinatorDbContext.CountsOf(job), partialSuccess: !RenderModes.IsTiled(job.Mode));
         // Events on different queues arrive in any order, so a job may see its only item finish before it saw
         // it start: Queued → Succeeded is then Queued → Running → Succeeded in one step.
         var allowed = JobStateMachine.CanMove(job.State, derived)

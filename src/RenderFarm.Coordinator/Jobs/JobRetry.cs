@@ -72,7 +72,7 @@ internal sealed class JobRetry(
 
         db.ChangeTracker.Clear();
         var job = await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == jobId, cancellationToken);
-        if (job.Mode == RenderModes.Hires)
+        if (RenderModes.IsTiled(job.Mode))
         {
             return new RetryOutcome.HiresUnsupported();
         }
@@ -130,7 +130,7 @@ internal sealed class JobRetry(
             Failed = job.FailedItems - failed,
             Canceled = job.CanceledItems - canceled,
         };
-        var state = JobStateMachine.Derive(counts, partialSuccess: job.Mode != RenderModes.Hires);
+        var state = JobStateMachine.Derive(counts, partialSuccess: !RenderModes.IsTiled(job.Mode));
         await db.Jobs.Where(j => j.Id == jobId).ExecuteUpdateAsync(s => s
             .SetProperty(j => j.State, state)
             .SetProperty(j => j.FinishedAt, (DateTime?)null)

@@ -195,7 +195,7 @@ internal sealed class JobSubmission(
 
         try
         {
-            if (request.Mode == RenderModes.Hires)
+            if (RenderModes.IsTiled(request.Mode))
             {
                 var baseImage = request.InitImage is { } baseKey ? new HiresBaseImage(baseKey, initSize.Width, initSize.Height) : null;
                 await WriteHiresAsync(jobId, request, baseImage, idempotencyKey, requestHash, tenant, cancellationToken);
@@ -302,7 +302,7 @@ internal sealed class JobSubmission(
             Model = expansion.Model,
             Tile = hires.Tile,
             Overlap = hires.Overlap,
-            Strength = hires.Strength,
+            Strength = request.Mode == RenderModes.Upscale ? null : hires.Strength,
             BaseWidth = baseImage is null ? hires.BaseWidth : null,
             BaseHeight = baseImage is null ? hires.BaseHeight : null,
         };
@@ -318,7 +318,7 @@ internal sealed class JobSubmission(
             Model = expansion.Model,
             Width = hires.Width,
             Height = hires.Height,
-            Mode = RenderModes.Hires,
+            Mode = request.Mode ?? RenderModes.Hires,
             Priority = request.Priority ?? GenerationDefaults.Priority,
             BaseSeed = expansion.Seed,
             Request = JsonSerializer.Serialize(accepted, RequestJson),
@@ -352,7 +352,7 @@ internal sealed class JobSubmission(
     // Checked without a lock: two submissions racing past a count quota can each pass it by one job (documented).
     private async Task<SubmissionResult.QuotaExceeded?> OverQuotaAsync(JobRequest request, string tenant, Auth.AuthOptions quotas, CancellationToken cancellationToken)
     {
-        var hires = request.Mode == RenderModes.Hires;
+        var hires = RenderModes.IsTiled(request.Mode);
         var pixels = (long)request.Width * request.Height;
         if (quotas.MaxImagePixelsPerTenant > 0 && pixels > quotas.MaxImagePixelsPerTenant)
         {
@@ -364,7 +364,7 @@ internal sealed class JobSubmission(
         if (hires && quotas.MaxConcurrentHiresJobsPerTenant > 0)
         {
             var running = await db.Jobs.AsNoTracking()
-                .CountAsync(j => j.Tenant == tenant && j.Mode == RenderModes.Hires && (j.State == JobState.Queued || j.State == JobState.Running), cancellationToken);
+                .CountAsync(j => j.Tenant == tenant && (j.Mode == RenderModes.Hires || j.Mode == RenderModes.Upscale) && (j.State == JobState.Queued || j.State == JobState.Running), cancellationToken);
             if (running >= quotas.MaxConcurrentHiresJobsPerTenant)
             {
                 return new SubmissionResult.QuotaExceeded(tenant, SubmissionResult.QuotaExceeded.ConcurrentHiresJobs, quotas.MaxConcurrentHiresJobsPerTenant, running,
@@ -434,9 +434,12 @@ internal sealed class JobSubmission(
 
         // The job's own size is its largest item's: what admission and placement must fit.
         var largest = sizes?.Where(z => z is not null).MaxBy(z => (long)z.Width * z.Height);
-        Require(body.Steps is not null || sweep?.Steps is not null, "steps", "give the number of denoising steps (e.g. 25)");
-        Require(body.GuidanceScale is not null || sweep?.GuidanceScales is not null, "guidanceScale", "give the guidance scale (e.g. 7.5)");
-        Require(body.Sampler is not null || sweep?.Samplers is not null, "sampler", $"name a sampler ({string.Join(", ", KnownSamplers.All)})");
+        // An upscale job runs no diffusion: its items still carry denoising settings (the item shape is hires'), so
+        // valid stand-ins fill what the client need not give; any it gives are checked like any job's.
+        var upscale = body.Mode == RenderModes.Upscale;
+        Require(upscale || body.Steps is not null || sweep?.Steps is not null, "steps", "give the number of denoising steps (e.g. 25)");
+        Require(upscale || body.GuidanceScale is not null || sweep?.GuidanceScales is not null, "guidanceScale", "give the guidance scale (e.g. 7.5)");
+        Require(upscale || body.Sampler is not null || sweep?.Samplers is not null, "sampler", $"name a sampler ({string.Join(", ", KnownSamplers.All)})");
 
         return new JobRequest
         {
@@ -444,9 +447,9 @@ internal sealed class JobSubmission(
             NegativePrompt = body.NegativePrompt,
             Width = largest?.Width ?? body.Width ?? 0,
             Height = largest?.Height ?? body.Height ?? 0,
-            Steps = body.Steps ?? 0,
-            GuidanceScale = body.GuidanceScale ?? 0,
-            Sampler = body.Sampler ?? string.Empty,
+            Steps = body.Steps ?? (upscale ? ValidationLimits.MinSteps : 0),
+            GuidanceScale = body.GuidanceScale ?? (upscale ? 1.0 : 0),
+            Sampler = body.Sampler ?? (upscale ? KnownSamplers.All[0] : string.Empty),
             Seed = body.Seed,
             Count = body.Count,
             Model = body.Model,
@@ -480,7 +483,7 @@ internal sealed class JobSubmission(
     /// <summary>The job's <c>safety</c> and <c>watermark</c>, checked against the engine's own rules so no worker refuses them later.</summary>
     private static IEnumerable<(string Field, string Message)> ImageMarkProblems(JobRequest request)
     {
-        var hires = request.Mode == RenderModes.Hires;
+        var hires = RenderModes.IsTiled(request.Mode);
         if (request.Safety is { } safety)
         {
             if (!SafetyModes.TryParse(safety, out _))
@@ -541,7 +544,7 @@ internal sealed class JobSubmission(
             return null;
         }
 
-        if (body.Mode == RenderModes.Hires)
+        if (RenderModes.IsTiled(body.Mode))
         {
             Add(errors, "output.format", "output.format webdataset is for sweeps (txt2img, img2img, inpaint); a hires job makes one image, stored as a file.");
         }

@@ -179,7 +179,7 @@ internal sealed partial class MonitoringApi(CoordinatorDbContext db, TimeProvide
     // A hires job's items render at its base and tile sizes, not its target size.
     private static (int Width, int Height) LargestItemSize(JobRow job)
     {
-        if (job.Mode == RenderModes.Hires && JsonSerializer.Deserialize<JobRequest>(job.Request, JobSubmission.RequestJson) is { } request)
+        if (RenderModes.IsTiled(job.Mode) && JsonSerializer.Deserialize<JobRequest>(job.Request, JobSubmission.RequestJson) is { } request)
         {
             return PlacementAdmission.ItemSizes(request).MaxBy(s => (long)s.Width * s.Height);
         }

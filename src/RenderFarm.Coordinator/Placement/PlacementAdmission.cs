@@ -54,7 +54,7 @@ internal sealed class PlacementAdmission(CoordinatorDbContext db, TimeProvider c
     public static IEnumerable<(int Width, int Height)> ItemSizes(JobRequest request)
     {
         ArgumentNullException.ThrowIfNull(request);
-        if (request.Mode != RenderModes.Hires)
+        if (!RenderModes.IsTiled(request.Mode))
         {
             yield return (request.Width, request.Height);
             yield break;

@@ -23,7 +23,7 @@ internal sealed class HiresPartsCleanup(CoordinatorDbContext db, IArtifactStore 
     {
         // The base (item 0) keeps its key until its job is cleaned, so it marks the jobs still to do.
         var pending = await db.Jobs.AsNoTracking()
-            .Where(j => j.Mode == RenderModes.Hires && j.State == JobState.Succeeded
+            .Where(j => (j.Mode == RenderModes.Hires || j.Mode == RenderModes.Upscale) && j.State == JobState.Succeeded
                 && db.Items.Any(i => i.JobId == j.Id && i.Index == 0 && i.ArtifactKey != null))
             .OrderBy(j => j.FinishedAt)
             .Select(j => new { j.Id, Stitch = j.TotalItems - 1 })

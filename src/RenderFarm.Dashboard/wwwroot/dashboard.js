@@ -343,7 +343,7 @@ function jobPage(id) {
       document.getElementById('progress').firstElementChild.dataset.done = p.done;
       document.getElementById('progress').firstElementChild.dataset.succeeded = p.succeeded;
       document.getElementById('cancel').disabled = final;
-      document.getElementById('retry').disabled = p.failed + p.canceled === 0 || job.mode === 'hires';
+      document.getElementById('retry').disabled = p.failed + p.canceled === 0 || job.mode === 'hires' || job.mode === 'upscale';
       document.getElementById('facts').innerHTML = `
         <dt>model</dt><dd>${esc(job.model)}</dd><dt>size</dt><dd>${esc(job.width)}×${esc(job.height)} · ${esc(job.mode)}</dd>
         <dt>items</dt><dd>${esc(p.total)}: ${esc(p.succeeded)} succeeded, ${esc(p.failed)} failed, ${esc(p.canceled)} canceled, ${esc(p.running)} running, ${esc(p.retrying)} retrying, ${esc(p.queued)} queued</dd>

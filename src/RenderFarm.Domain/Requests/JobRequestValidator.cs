@@ -43,7 +43,8 @@ public sealed class JobRequestValidator
         var sweep = request.Sweep;
         if (sweep?.Prompts is null)
         {
-            ValidatePrompt(errors, "prompt", request.Prompt, required: true);
+            // An upscale job only enlarges its image; a prompt there is no more than the stitched PNG's caption.
+            ValidatePrompt(errors, "prompt", request.Prompt, required: request.Mode != RenderModes.Upscale);
         }
 
         if (sweep?.NegativePrompts is null)
@@ -51,7 +52,7 @@ public sealed class JobRequestValidator
             ValidatePrompt(errors, "negativePrompt", request.NegativePrompt, required: false);
         }
 
-        var hires = request.Mode == RenderModes.Hires;
+        var hires = RenderModes.IsTiled(request.Mode);
         if (hires)
         {
             // The target is tiled, so only the hires bounds apply to it; the base render is held to the txt2img limit.
@@ -84,6 +85,11 @@ public sealed class JobRequestValidator
 
         ValidateModel(errors, request.Model);
         ValidateUpscaler(errors, request.Upscaler, hires);
+        if (request.Mode == RenderModes.Upscale)
+        {
+            ValidateUpscaleOnly(errors, request);
+        }
+
         ValidateSeed(errors, "seed", request.Seed);
         ValidateMode(errors, request);
         ValidatePriority(errors, request.Priority);
@@ -106,6 +112,28 @@ public sealed class JobRequestValidator
         }
 
         return errors;
+    }
+
+    /// <summary>
+    /// An upscale job is a hires job with the client's image as its base and no refinement, so it needs the image and
+    /// the upscaler model, and the refinement's and base render's settings have nothing to act on.
+    /// </summary>
+    private static void ValidateUpscaleOnly(List<ValidationError> errors, JobRequest request)
+    {
+        if (request.InitImage is null)
+        {
+            errors.Add(new("initImage", $"initImage is required for mode {RenderModes.Upscale}: upload the image to enlarge and pass its artifact key."));
+        }
+
+        if (request.Upscaler is null)
+        {
+            errors.Add(new("upscaler", $"upscaler is required for mode {RenderModes.Upscale}: name an upscaler model pushed to the farm (renderfarm models push DIR --name NAME)."));
+        }
+
+        if (request.Strength is not null)
+        {
+            errors.Add(new("strength", $"strength is not used by mode {RenderModes.Upscale} (its tiles are only upscaled, not refined); remove it, or use mode {RenderModes.Hires} to refine."));
+        }
     }
 
     /// <summary>The hires fields of a request in the shape <see cref="HiresRequestRules"/> takes.</summary>
@@ -347,13 +375,15 @@ public sealed class JobRequestValidator
         }
 
         var usesInitImage = mode is RenderModes.Img2Img or RenderModes.Inpaint;
-        if (mode == RenderModes.Hires)
+        if (RenderModes.IsTiled(mode))
         {
             // initImage is optional (it replaces the base render) and strength is the tiles' refinement strength,
             // which HiresRequestRules checks with the hires advice.
             if (request.InitImage is not null && string.IsNullOrWhiteSpace(request.InitImage))
             {
-                errors.Add(new("initImage", "initImage is empty; pass the base image's artifact key, or leave it out to render the base."));
+                errors.Add(new("initImage", mode == RenderModes.Upscale
+                    ? "initImage is empty; pass the artifact key of the image to enlarge."
+                    : "initImage is empty; pass the base image's artifact key, or leave it out to render the base."));
             }
         }
         else if (usesInitImage)

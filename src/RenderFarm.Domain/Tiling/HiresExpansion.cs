@@ -52,6 +52,15 @@ public sealed class HiresExpansion
 
     public int TileCount => Grid.Tiles.Count;
 
+    /// <summary>
+    /// The strength the tiles and the stitch carry: 0 for an upscale job, which the worker takes as "upscale the
+    /// region only, no img2img" (a refinement's strength is always above 0, so 0 cannot mean anything else).
+    /// </summary>
+    public double TileStrength => _request.Mode == RenderModes.Upscale ? UpscaleOnlyStrength : Hires.Strength;
+
+    /// <summary>The strength of a tile that is only upscaled (see <see cref="TileStrength"/>).</summary>
+    public const double UpscaleOnlyStrength = 0;
+
     /// <summary>Items in all: base, tiles, stitch.</summary>
     public long Count => TileCount + 2L;
 
@@ -72,9 +81,14 @@ public sealed class HiresExpansion
         ArgumentNullException.ThrowIfNull(limits);
         ArgumentNullException.ThrowIfNull(imageKey);
         ArgumentException.ThrowIfNullOrWhiteSpace(modelIfUnset);
-        if (request.Mode != RenderModes.Hires)
+        if (!RenderModes.IsTiled(request.Mode))
         {
-            throw new ArgumentException($"Mode is {request.Mode}, not {RenderModes.Hires}.", nameof(request));
+            throw new ArgumentException($"Mode is {request.Mode}, not {RenderModes.Hires} or {RenderModes.Upscale}.", nameof(request));
+        }
+
+        if (request.Mode == RenderModes.Upscale && baseImage is null)
+        {
+            throw new ArgumentException($"A {RenderModes.Upscale} job needs its image as the base.", nameof(baseImage));
         }
 
         var hires = HiresRequestRules.Resolve(JobRequestValidator.HiresSpecOf(request), limits.Hires, limits.MaxPixels);
@@ -95,7 +109,7 @@ public sealed class HiresExpansion
 
     /// <summary>The tiles, in index order: img2img of the tile's region of the upscaled base.</summary>
     public IEnumerable<HiresItem> Tiles => Grid.Tiles.Select(t => new HiresItem(
-        Spec(ItemIndexOfTile(t.Index), TileDerivation.Seed(Seed, t.Index), TileDerivation.Prompt(_request.Prompt, t.Index), t.Width, t.Height, RenderModes.HiresTile, Hires.Strength),
+        Spec(ItemIndexOfTile(t.Index), TileDerivation.Seed(Seed, t.Index), TileDerivation.Prompt(_request.Prompt, t.Index), t.Width, t.Height, RenderModes.HiresTile, TileStrength),
         Part(HiresRoles.Tile, t.Index, BaseImageKey, tileKeys: null)));
 
     /// <summary>
@@ -103,7 +117,7 @@ public sealed class HiresExpansion
     /// strength at the target size), which are what the final PNG records.
     /// </summary>
     public HiresItem Stitch => new(
-        Spec(StitchIndex, Seed, _request.Prompt, Hires.Width, Hires.Height, RenderModes.HiresStitch, Hires.Strength),
+        Spec(StitchIndex, Seed, _request.Prompt, Hires.Width, Hires.Height, RenderModes.HiresStitch, TileStrength),
         Part(HiresRoles.Stitch, tileIndex: -1, BaseImageKey, [.. Enumerable.Range(0, TileCount).Select(t => _imageKey(ItemIndexOfTile(t)))]));
 
     /// <summary>Every item in index order.</summary>

@@ -95,6 +95,13 @@ public sealed partial class EngineItemRenderer : IItemRenderer
         if (batch.First.Mode == RenderModes.HiresTile)
         {
             var tiles = HiresTileRenderer.Prepare(batch);
+            if (HiresTileRenderer.IsUpscaleOnly(batch.First))
+            {
+                // An upscale job's tile: the upscaler alone, so the diffusion model is never loaded for it.
+                var only = batch.First.Hires?.Upscaler is { } onlyName ? new ModelBaseUpscaler(await UpscalerAsync(onlyName, cancellationToken)) : null;
+                return await Task.Run(() => HiresTileRenderer.Upscale(only, tiles, progress, cancellationToken), cancellationToken);
+            }
+
             var tilePipeline = await PipelineAsync(batch.First.Model, cancellationToken);
             var upscaler = batch.First.Hires?.Upscaler is { } upscalerName ? new ModelBaseUpscaler(await UpscalerAsync(upscalerName, cancellationToken)) : null;
             var rendered = await HiresTileRenderer.RenderAsync(tilePipeline, upscaler, tiles, progress, cancellationToken);

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.IO.Pipelines;
 using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
@@ -75,6 +76,13 @@ public sealed class HiresStitchRenderer(IArtifactStore store)
     {
         var encoded = await HiresArtifacts.ReadAsync(store, baseKey, "base image", cancellationToken);
         var baseImage = HiresArtifacts.Decode(encoded, baseKey, "base image");
+        if (item.Strength is 0)
+        {
+            // An upscale job's image: no prompt, seed or denoising made it, so its text records only the enlargement.
+            return string.Create(CultureInfo.InvariantCulture,
+                $"Size: {layout.Width}x{layout.Height}, Upscaled from: {baseImage.Width}x{baseImage.Height}, Upscaler: {item.Hires?.Upscaler ?? "Mitchell resampling"}");
+        }
+
         var request = new HiresRequest
         {
             Layout = layout,

@@ -59,6 +59,37 @@ internal static class HiresTileRenderer
         return images;
     }
 
+    /// <summary>
+    /// Whether <paramref name="item"/> is an upscale job's tile: strength 0, which no refinement has (its strength is
+    /// above 0), so the coordinator uses it to mean "upscale the region, no img2img".
+    /// </summary>
+    public static bool IsUpscaleOnly(RenderItem item) => item.Mode == RenderModes.HiresTile && item.Strength is 0;
+
+    /// <summary>The prepared tiles only upscaled (an upscale job's): each the region of the upscaled base, one step each.</summary>
+    /// <param name="upscaler">The job's upscaler; null for Mitchell resampling.</param>
+    /// <param name="tiles">The prepared tiles.</param>
+    /// <param name="progress">One step per tile.</param>
+    /// <param name="cancellationToken">Stops between and within tiles.</param>
+    public static IReadOnlyList<RenderedImage> Upscale(
+        IBaseUpscaler? upscaler,
+        IReadOnlyList<(RenderItem Item, TileRefinement Refinement)> tiles,
+        IProgress<RenderStep>? progress,
+        CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(tiles);
+        upscaler ??= ResamplingBaseUpscaler.Instance;
+        var images = new List<RenderedImage>(tiles.Count);
+        foreach (var (item, refinement) in tiles)
+        {
+            // Only the region is upscaled, exactly as a hires tile's source is before its img2img (TileRefiner).
+            var region = upscaler.UpscaleRegion(refinement.BaseImage, refinement.TargetWidth, refinement.TargetHeight, refinement.Tile, cancellationToken);
+            images.Add(new RenderedImage(item.ItemId, PngCodec.Encode(region, parameters: null)));
+            progress?.Report(new RenderStep(1, 1, null));
+        }
+
+        return images;
+    }
+
     /// <summary>The refinement of <paramref name="item"/>'s tile, as <see cref="HiresPipeline.RefineTileAsync"/> builds it.</summary>
     internal static TileRefinement Refinement(RenderItem item, RgbImage baseImage)
     {

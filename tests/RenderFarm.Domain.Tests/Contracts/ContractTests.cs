@@ -105,5 +105,5 @@ public class ContractTests
 
     [Fact]
     public void Render_modes_match_the_json_values() =>
-        RenderModes.All.ShouldBe(["txt2img", "img2img", "inpaint", "hires"]);
+        RenderModes.All.ShouldBe(["txt2img", "img2img", "inpaint", "hires", "upscale"]);
 }
