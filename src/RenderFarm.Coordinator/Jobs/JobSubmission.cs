@@ -493,7 +493,7 @@ internal sealed class JobSubmission(
             else if (hires)
             {
                 // The checker would judge a base or a tile, not the stitched image a user sees.
-                yield return ("safety", "safety cannot be set on a hires job: its checker would judge the base and the tiles, not the stitched image. Leave it out.");
+                yield return ("safety", "safety cannot be set on a hires or upscale job: its checker would judge the base and the tiles, not the stitched image. Leave it out.");
             }
         }
 
@@ -504,7 +504,7 @@ internal sealed class JobSubmission(
 
         if (hires)
         {
-            yield return ("watermark", "watermark cannot be set on a hires job: a mark in the base or a tile does not survive the stitch. Leave it out.");
+            yield return ("watermark", "watermark cannot be set on a hires or upscale job: a mark in the base or a tile does not survive the stitch. Leave it out.");
             yield break;
         }
 
