@@ -40,6 +40,8 @@ trap 'kill -TERM $PID 2>/dev/null || true; wait $PID 2>/dev/null || true; rm -rf
 for _ in $(seq 1 120); do curl -sf "$URL/alive" > /dev/null && break; sleep 1; done
 
 rss() { awk '/VmRSS/{print $2}' "/proc/$PID/status"; }
+# The managed heap after the last GC (KiB, all generations), from the coordinator's own runtime metrics.
+heap() { curl -sf "$URL/metrics" | awk '/^dotnet_gc_last_collection_heap_size_bytes/ { n += $NF } END { printf "%d\n", n / 1024 }'; }
 now() { date +%s.%N; }
 
 # Runs the command in the background and prints the highest RSS (KiB) the coordinator reached meanwhile.
@@ -63,7 +65,7 @@ json.dump({'width': 64, 'height': 64, 'steps': 2, 'guidanceScale': 7.5, 'sampler
   id=$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/accepted.json")
   echo "database=$DATABASE items=$items submitted_s=$(echo "$(now) - $t0" | bc) peak_rss_while_submitting_kib=$peak rss_kib=$(rss) load=$(cut -d' ' -f1-3 /proc/loadavg)"
   sleep 3
-  echo "items=$items idle_rss_kib=$(rss)"
+  echo "items=$items idle_rss_kib=$(rss) managed_heap_after_last_gc_kib=$(heap)"
   for format in jsonl parquet; do
     t0=$(now)
     peak=$(peak_while sh -c "curl -sf '$URL/v1/jobs/$id/manifest?format=$format' | wc -c > '$WORK/bytes'")
