@@ -165,9 +165,10 @@ public sealed class EmbeddedFarmTests(EmbeddedFarmFixture farm) : IClassFixture<
         error.ShouldContain("--sweep-sizes replaces --width and --height");
     }
 
-    internal static async Task<Job> WaitFinalAsync(RenderFarmClient client, Guid id)
+    /// <summary>Polls the job until it is final; fails after <paramref name="timeout"/> (3 minutes by default).</summary>
+    internal static async Task<Job> WaitFinalAsync(RenderFarmClient client, Guid id, TimeSpan? timeout = null)
     {
-        var cancellation = Timeout(180);
+        var cancellation = Timeout((int)(timeout ?? TimeSpan.FromMinutes(3)).TotalSeconds);
         while (true)
         {
             var job = await client.GetJobAsync(id, cancellationToken: cancellation);

@@ -44,7 +44,7 @@ public sealed class HiresFarmTests(EmbeddedFarmFixture farm, ITestOutputHelper o
         var id = Guid.Parse(submit.Output.Trim());
         // About 30 s on an idle machine; a loaded CI (every project in parallel on two cores) took 3.5 min. The bound
         // only stops a hung farm.
-        var job = await WaitFinalAsync(client, id, TimeSpan.FromMinutes(8));
+        var job = await EmbeddedFarmTests.WaitFinalAsync(client, id, TimeSpan.FromMinutes(8));
         var farmSeconds = clock.Elapsed.TotalSeconds;
         var fetch = await Cli.RunAsync("fetch", id.ToString(), "-o", Path.Combine(folder, "final"), "--farm", farmUrl);
         var fetchAll = await Cli.RunAsync("fetch", id.ToString(), "--all", "-o", Path.Combine(folder, "parts"), "--farm", farmUrl);
@@ -140,21 +140,5 @@ public sealed class HiresFarmTests(EmbeddedFarmFixture farm, ITestOutputHelper o
         }
 
         return new RgbImage(grid.Width, grid.Height, pixels);
-    }
-
-    private static async Task<Job> WaitFinalAsync(RenderFarmClient client, Guid id, TimeSpan timeout)
-    {
-        using var cancellation = new CancellationTokenSource(timeout);
-        while (true)
-        {
-            var job = await client.GetJobAsync(id, cancellationToken: cancellation.Token);
-            job.ShouldNotBeNull();
-            if (job.IsFinal)
-            {
-                return job;
-            }
-
-            await Task.Delay(250, cancellation.Token);
-        }
     }
 }

@@ -43,7 +43,7 @@ public sealed class UpscaleFarmTests(EmbeddedFarmFixture farm) : IClassFixture<E
             "--width", $"{Target}", "--height", $"{Target}", "--tile", $"{Tile}", "--overlap", $"{Overlap}", "--farm", farmUrl);
         submit.ExitCode.ShouldBe(0, submit.Error);
         var id = Guid.Parse(submit.Output.Trim());
-        var job = await WaitFinalAsync(farm.Serve.CreateClient(), id, TimeSpan.FromMinutes(5));
+        var job = await EmbeddedFarmTests.WaitFinalAsync(farm.Serve.CreateClient(), id, TimeSpan.FromMinutes(5));
 
         job.State.ShouldBe(JobState.Succeeded, string.Join("; ", job.Errors.Select(e => e.Error)));
         job.Mode.ShouldBe(RenderModes.Upscale);
@@ -72,21 +72,5 @@ public sealed class UpscaleFarmTests(EmbeddedFarmFixture farm) : IClassFixture<E
 
         submit.ExitCode.ShouldBe(2);
         submit.Error.ShouldContain("upscaler is required for mode upscale");
-    }
-
-    private static async Task<Job> WaitFinalAsync(RenderFarmClient client, Guid id, TimeSpan timeout)
-    {
-        using var cancellation = new CancellationTokenSource(timeout);
-        while (true)
-        {
-            var job = await client.GetJobAsync(id, cancellationToken: cancellation.Token);
-            job.ShouldNotBeNull();
-            if (job.IsFinal)
-            {
-                return job;
-            }
-
-            await Task.Delay(250, cancellation.Token);
-        }
     }
 }

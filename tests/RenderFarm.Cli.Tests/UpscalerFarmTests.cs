@@ -27,7 +27,7 @@ public sealed class UpscalerFarmTests(EmbeddedFarmFixture farm) : IClassFixture<
         var submit = await Cli.RunAsync(["submit", .. UpscalerCliTests.Request, "--mode", "hires", "--upscaler", Name, "--farm", farmUrl]);
         submit.ExitCode.ShouldBe(0, submit.Error);
         var id = Guid.Parse(submit.Output.Trim());
-        var job = await WaitFinalAsync(farm.Serve.CreateClient(), id, TimeSpan.FromMinutes(5));
+        var job = await EmbeddedFarmTests.WaitFinalAsync(farm.Serve.CreateClient(), id, TimeSpan.FromMinutes(5));
         job.State.ShouldBe(JobState.Succeeded, string.Join("; ", job.Errors.Select(e => e.Error)));
         var fetch = await Cli.RunAsync("fetch", id.ToString(), "-o", Path.Combine(dir, "final"), "--farm", farmUrl);
         fetch.ExitCode.ShouldBe(0, fetch.Error);
@@ -61,21 +61,5 @@ public sealed class UpscalerFarmTests(EmbeddedFarmFixture farm) : IClassFixture<
 
         submit.ExitCode.ShouldBe(2);
         submit.Error.ShouldContain("upscaler is only used by mode hires");
-    }
-
-    private static async Task<Job> WaitFinalAsync(RenderFarmClient client, Guid id, TimeSpan timeout)
-    {
-        using var cancellation = new CancellationTokenSource(timeout);
-        while (true)
-        {
-            var job = await client.GetJobAsync(id, cancellationToken: cancellation.Token);
-            job.ShouldNotBeNull();
-            if (job.IsFinal)
-            {
-                return job;
-            }
-
-            await Task.Delay(250, cancellation.Token);
-        }
     }
 }
