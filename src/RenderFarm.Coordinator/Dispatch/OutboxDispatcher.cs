@@ -433,15 +433,15 @@ internal sealed partial class OutboxDispatcher(
         }
 
         var jobIds = rows.Select(r => r.JobId).Distinct().ToList();
-        var marks = await db.Jobs.AsNoTracking()
+        // What every unit of a job carries besides its items: one read per round for all the round's jobs.
+        var jobSettings = await db.Jobs.AsNoTracking()
             .Where(j => jobIds.Contains(j.Id))
-            .Select(j => new { j.Id, j.Safety, j.Watermark })
+            .Select(j => new { j.Id, j.Safety, j.Watermark, j.ShardSize })
             .ToDictionaryAsync(j => j.Id, cancellationToken);
         foreach (var job in rows.GroupBy(r => r.JobId))
         {
             var ordered = job.OrderBy(r => r.FirstIndex).ToList();
-            var mark = marks.GetValueOrDefault(job.Key);
-            var shardSize = await db.Jobs.AsNoTracking().Where(j => j.Id == job.Key).Select(j => j.ShardSize).FirstOrDefaultAsync(cancellationToken);
+            var settings = jobSettings.GetValueOrDefault(job.Key);
             var items = new Dictionary<long, ItemRow>();
             foreach (var (from, to) in MergeRanges(ordered))
             {
@@ -463,13 +463,13 @@ internal sealed partial class OutboxDispatcher(
                     // Items no longer queued (canceled, or already started from an earlier send) are left out.
                     if (items.TryGetValue(index, out var item))
                     {
-                        unitItems.Add(ItemMessages.ToRenderItem(item, shardSize));
+                        unitItems.Add(ItemMessages.ToRenderItem(item, settings?.ShardSize));
                     }
                 }
 
                 if (unitItems.Count > 0)
                 {
-                    units[row.Id] = (row, new RenderWorkUnit(Guid.CreateVersion7(), job.Key, unitItems, dispatchedAt, mark?.Safety, mark?.Watermark));
+                    units[row.Id] = (row, new RenderWorkUnit(Guid.CreateVersion7(), job.Key, unitItems, dispatchedAt, settings?.Safety, settings?.Watermark));
                 }
             }
         }
