@@ -174,17 +174,28 @@ public sealed class PreviewsOffFarmTests : IAsyncLifetime
     {
         var client = _serve.CreateClient();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(180));
-        // Two items on one worker: the second starts well after the stream is followed, so a preview would be seen.
-        var (job, _) = await client.SubmitJobAsync(new SubmitJobRequest(Prompt: "a red fox", Width: 128, Height: 128, Steps: 60, GuidanceScale: 7.5, Sampler: "euler_a", Count: 2, Seed: 3), cancellationToken: timeout.Token);
+        // Four items of 150 steps on one worker, run one after another: the last starts seconds after the stream is
+        // followed, so its progress (and a preview, were previews on) is seen. Two items of 60 steps were both done
+        // before the stream opened on a fast CI machine.
+        var (job, _) = await client.SubmitJobAsync(new SubmitJobRequest(Prompt: "a red fox", Width: 128, Height: 128, Steps: 150, GuidanceScale: 7.5, Sampler: "euler_a", Count: 4, Seed: 3), cancellationToken: timeout.Token);
 
         var types = new List<string>();
         var runningPreviews = 0;
         await foreach (var e in client.FollowEventsAsync(job.Id, timeout.Token))
         {
             types.Add(e.Type);
-            if (e.Type == JobEventTypes.ItemProgress && await client.GetItemPreviewAsync(job.Id, 1, timeout.Token) is not null)
+            if (e.Type != JobEventTypes.ItemProgress)
             {
-                runningPreviews++;
+                continue;
+            }
+
+            // A progress event names the item by id, not index: ask for every item's preview.
+            for (var index = 0; index < 4; index++)
+            {
+                if (await client.GetItemPreviewAsync(job.Id, index, timeout.Token) is not null)
+                {
+                    runningPreviews++;
+                }
             }
         }
 
