@@ -40,28 +40,14 @@ internal sealed class SharedGroupNorm(OnnxComponent component, string inputName,
     /// <summary>Every layer's statistics over the whole of <paramref name="input"/>, each layer normalising with its own.</summary>
     public GroupNormStatistics Gather(float[] input, int channels, int height, int width)
     {
-        var session = Component.Session;
-        var layers = Layers(session);
-        using var run = new RunOptions();
-        var names = new List<string> { inputName, GroupNormRewrite.UseGivenInput };
-        var values = new List<OrtValue>
+        var layers = Layers(Component.Session);
+        var outputNames = Enumerable.Range(0, layers)
+            .SelectMany(l => new[] { GroupNormRewrite.OwnMeanOutput(l), GroupNormRewrite.OwnVarianceOutput(l) }).ToArray();
+        // The given statistics are not read with the switch off; Where broadcasts a [1,1,1] placeholder away.
+        var placeholders = new GroupNormStatistics(
+            Enumerable.Repeat(new[] { 0f }, layers).ToArray(), Enumerable.Repeat(new[] { 1f }, layers).ToArray());
+        return Run(input, channels, height, width, useGiven: false, placeholders, outputNames, outputs =>
         {
-            ComponentRunner.CreateFloatTensor(Component.Input(inputName).ElementDataType, input, [1, channels, height, width]),
-            OrtValue.CreateTensorValueFromMemory(new[] { false }, [1]),
-        };
-        try
-        {
-            for (var layer = 0; layer < layers; layer++)
-            {
-                names.Add(GroupNormRewrite.MeanInput(layer));
-                values.Add(ComponentRunner.CreateFloatTensor(Component.Input(GroupNormRewrite.MeanInput(layer)).ElementDataType, [0f], [1, 1, 1]));
-                names.Add(GroupNormRewrite.VarianceInput(layer));
-                values.Add(ComponentRunner.CreateFloatTensor(Component.Input(GroupNormRewrite.VarianceInput(layer)).ElementDataType, [1f], [1, 1, 1]));
-            }
-
-            var outputNames = Enumerable.Range(0, layers)
-                .SelectMany(l => new[] { GroupNormRewrite.OwnMeanOutput(l), GroupNormRewrite.OwnVarianceOutput(l) }).ToArray();
-            using var outputs = session.Run(run, names, values, outputNames);
             var means = new float[layers][];
             var variances = new float[layers][];
             for (var layer = 0; layer < layers; layer++)
@@ -71,15 +57,15 @@ internal sealed class SharedGroupNorm(OnnxComponent component, string inputName,
             }
 
             return new GroupNormStatistics(means, variances);
-        }
-        finally
-        {
-            values.ForEach(v => v.Dispose());
-        }
+        });
     }
 
     /// <summary>Runs one input normalised with the given statistics.</summary>
-    public float[] RunWith(float[] input, int channels, int height, int width, GroupNormStatistics statistics)
+    public float[] RunWith(float[] input, int channels, int height, int width, GroupNormStatistics statistics) =>
+        Run(input, channels, height, width, useGiven: true, statistics, [outputName], outputs => ComponentRunner.ToFloat(outputs[0]).Data);
+
+    private T Run<T>(float[] input, int channels, int height, int width, bool useGiven, GroupNormStatistics statistics,
+        string[] outputNames, Func<IReadOnlyList<OrtValue>, T> read)
     {
         var session = Component.Session;
         using var run = new RunOptions();
@@ -87,7 +73,7 @@ internal sealed class SharedGroupNorm(OnnxComponent component, string inputName,
         var values = new List<OrtValue>
         {
             ComponentRunner.CreateFloatTensor(Component.Input(inputName).ElementDataType, input, [1, channels, height, width]),
-            OrtValue.CreateTensorValueFromMemory(new[] { true }, [1]),
+            OrtValue.CreateTensorValueFromMemory(new[] { useGiven }, [1]),
         };
         try
         {
@@ -100,8 +86,8 @@ internal sealed class SharedGroupNorm(OnnxComponent component, string inputName,
                 values.Add(ComponentRunner.CreateFloatTensor(Component.Input(GroupNormRewrite.VarianceInput(layer)).ElementDataType, statistics.Variances[layer], [1, groups, 1]));
             }
 
-            using var outputs = session.Run(run, names, values, [outputName]);
-            return ComponentRunner.ToFloat(outputs[0]).Data;
+            using var outputs = session.Run(run, names, values, outputNames);
+            return read(outputs);
         }
         finally
         {
