@@ -1,4 +1,5 @@
 using System.Formats.Tar;
+using System.Globalization;
 using System.Net;
 using System.Security.Cryptography;
 using System.Text;
@@ -90,12 +91,20 @@ public abstract class WebDatasetTests<TFixture>(TFixture fixture)
         }
 
         samples.ShouldBe([.. items.Select(i => $"{i.Index:D9}")], ignoreOrder: true);
-        // The first delivery's parts were read into the shards and removed; the second's, which no item names, stay
-        // (they go with the job).
-        var parts = await KeysAsync($"datasets/{id}/parts/");
-        parts.ShouldAllBe(k => k.Contains("worker-b", StringComparison.Ordinal));
-        // An image of a WebDataset job is served out of its shard.
-        (await Client.GetByteArrayAsync($"/v1/images/{id}/5")).ShouldBe(first[5]);
+        // Parts an item names were read into the shards and removed; what stays (it goes with the job) is only parts
+        // whose every sample lost to the other delivery's report.
+        var won = manifest.ToDictionary(e => e.Index, e => e.Sha256 == Sha256(first[e.Index]) ? "worker-a" : "worker-b");
+        foreach (var part in await KeysAsync($"datasets/{id}/parts/"))
+        {
+            var worker = part.Contains("/worker-a-", StringComparison.Ordinal) ? "worker-a" : "worker-b";
+            foreach (var (name, _) in await ReadTarAsync(part))
+            {
+                won[long.Parse(Path.GetFileNameWithoutExtension(name), CultureInfo.InvariantCulture)].ShouldNotBe(worker, $"{part} holds a sample its delivery won, yet was kept");
+            }
+        }
+
+        // An image of a WebDataset job is served out of its shard: the recorded delivery's.
+        (await Client.GetByteArrayAsync($"/v1/images/{id}/5")).ShouldBe(won[5] == "worker-a" ? first[5] : second[5]);
     }
 
     [Fact]
