@@ -2,7 +2,7 @@ using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
 using Google.Protobuf;
-using RenderFarm.ModelGenerator.Onnx;
+using RenderFarm.Onnx;
 
 namespace RenderFarm.ModelGenerator;
 

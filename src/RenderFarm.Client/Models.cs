@@ -99,9 +99,9 @@ public enum ItemState
 /// <param name="Strength">How much of the init image is replaced, in (0, 1] (replaced by <c>Sweep.Strengths</c> when given); for hires, the tiles' refinement strength.</param>
 /// <param name="Sweep">Axes whose cross product the job renders.</param>
 /// <param name="Priority">-100..100 (default 0); a higher-priority job's work is sent before lower-priority work still waiting; jobs of equal priority share the farm.</param>
-/// <param name="Tile">Hires: tile side in pixels (default 512).</param>
-/// <param name="Overlap">Hires: least overlap between tiles in pixels (default 64).</param>
-/// <param name="BaseWidth">Hires: base render width (default: about 512² at the target's aspect ratio).</param>
+/// <param name="Tile">Hires: tile side in pixels (default: the model's native side, 512 for SD 1.x, 768 for SD 2.x 768-v, 1024 for SDXL, when the farm's model store holds the model; else 512).</param>
+/// <param name="Overlap">Hires: least overlap between tiles in pixels (default: an eighth of that side, 64 for 512).</param>
+/// <param name="BaseWidth">Hires: base render width (default: about that side squared at the target's aspect ratio).</param>
 /// <param name="BaseHeight">Hires: base render height, given with <paramref name="BaseWidth"/>.</param>
 /// <param name="Safety">The model's safety checker: off, flag, blur or block (default: flag when the model has one); not for hires.</param>
 /// <param name="Watermark">Invisible-watermark text (1 to 32 UTF-8 bytes) in place of the farm's; images of at least 256x256; not for hires.</param>

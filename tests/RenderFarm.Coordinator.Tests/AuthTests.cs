@@ -255,28 +255,13 @@ public abstract class AuthTests<TFixture>(TFixture fixture)
     }
 
     // A concrete URL for a route pattern: ids are fresh UUIDs, numbers 0, other values a word.
-    private static string UrlOf(RoutePattern pattern)
+    private static string UrlOf(RoutePattern pattern) => RoutePaths.Fill(pattern, parameter => parameter switch
     {
-        var path = new StringBuilder();
-        foreach (var segment in pattern.PathSegments)
-        {
-            path.Append('/');
-            foreach (var part in segment.Parts)
-            {
-                path.Append(part switch
-                {
-                    RoutePatternLiteralPart literal => literal.Content,
-                    RoutePatternSeparatorPart separator => separator.Content,
-                    RoutePatternParameterPart parameter when parameter.ParameterPolicies.Any(p => p.Content == "guid") => Guid.NewGuid().ToString(),
-                    RoutePatternParameterPart parameter when parameter.ParameterPolicies.Any(p => p.Content is "long" or "int") => "0",
-                    RoutePatternParameterPart parameter when parameter.IsOptional => "",
-                    _ => "render",
-                });
-            }
-        }
-
-        return path.Length == 0 ? "/" : path.ToString();
-    }
+        _ when RoutePaths.IsGuid(parameter) => Guid.NewGuid().ToString(),
+        _ when RoutePaths.IsInteger(parameter) => "0",
+        { IsOptional: true } => "",
+        _ => "render",
+    });
 }
 
 /// <summary>A coordinator that requires API keys, on PostgreSQL.</summary>

@@ -143,6 +143,22 @@ public sealed class PlacementPolicyTests
         Policy.Place(shape, [Worker("small", 256), Worker("smaller", 128)]).ShouldBeOfType<PlacementDecision.Shared>();
     }
 
+    [Fact]
+    public void An_upscale_tile_runs_no_unet_and_goes_first_to_a_worker_holding_its_upscaler()
+    {
+        // Strength 0 marks an upscale job's tile; its model is the job's upscaler, not a Stable Diffusion model.
+        var tile = new RenderItem(Guid.NewGuid(), 1, 1, 1, "", "", 1024, 1024, 1, 1.0, "euler", "tiny-upscaler-x2", RenderModes.HiresTile,
+            0, null, null, "out.png");
+        var refine = tile with { Strength = 0.35, Model = Model };
+
+        var shape = UnitShape.Of(tile);
+
+        shape.ShouldBe(new UnitShape("tiny-upscaler-x2", 0, 0));
+        UnitShape.Of(refine).Pixels.ShouldBe(1024 * 1024);
+        var holder = Worker("holder", 256, installed: ["tiny-upscaler-x2"]);
+        Policy.Place(shape, [Worker("small", 256), holder]).ShouldBe(new PlacementDecision.Direct(holder));
+    }
+
     [Theory]
     [InlineData(0, 0)]
     [InlineData(64 * 64, 64)]

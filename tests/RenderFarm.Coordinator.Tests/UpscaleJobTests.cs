@@ -84,6 +84,8 @@ public abstract class UpscaleJobTests<TFixture>(TFixture fixture)
 
         var stitch = items[^1];
         (stitch.Mode, stitch.Strength, Part(stitch).Upscaler).ShouldBe((RenderModes.HiresStitch, HiresExpansion.UpscaleOnlyStrength, name));
+        // Its items name the upscaler, the only model they run, so placement prefers workers that hold it.
+        items.Skip(1).ShouldAllBe(i => i.Model == name);
 
         // Every tile is sent at once; the stitch waits for them.
         var units = await Probe.UnitsAsync(id, grid.Tiles.Count);
@@ -93,6 +95,14 @@ public abstract class UpscaleJobTests<TFixture>(TFixture fixture)
         var view = await Client.GetJobAsync(id);
         view.GetProperty("mode").GetString().ShouldBe(RenderModes.Upscale);
         view.GetProperty("tiles").GetArrayLength().ShouldBe(grid.Tiles.Count);
+        // The client's image is the job's first image; no steps, guidance or sampler made it (or any image of the job).
+        var image = view.GetProperty("images").EnumerateArray().Single();
+        image.GetProperty("index").GetInt64().ShouldBe(0);
+        foreach (var field in new[] { "steps", "guidanceScale", "sampler" })
+        {
+            image.GetProperty(field).ValueKind.ShouldBe(JsonValueKind.Null, field);
+        }
+
         var stored = JsonDocument.Parse((await QueryAsync(db => db.Jobs.AsNoTracking().SingleAsync(j => j.Id == id))).Request).RootElement;
         (stored.TryGetProperty("strength", out var strength) && strength.ValueKind == JsonValueKind.Number).ShouldBeFalse("an upscale job has no refinement strength");
     }

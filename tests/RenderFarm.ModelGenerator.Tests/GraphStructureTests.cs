@@ -1,4 +1,4 @@
-using RenderFarm.ModelGenerator.Onnx;
+using RenderFarm.Onnx;
 
 namespace RenderFarm.ModelGenerator.Tests;
 

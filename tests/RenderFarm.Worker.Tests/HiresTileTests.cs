@@ -2,6 +2,8 @@ using RenderFarm.Contracts;
 using RenderFarm.Diffusion.Hires;
 using RenderFarm.Diffusion.Imaging;
 using RenderFarm.Diffusion.Pipelines;
+using RenderFarm.Diffusion.Upscaling;
+using RenderFarm.ModelGenerator;
 
 namespace RenderFarm.Worker.Tests;
 
@@ -42,6 +44,38 @@ public sealed class HiresTileTests
         PngCodec.ReadTextChunks(farmTile)[PngCodec.ParametersKeyword].ShouldContain($"Seed: {tile.Seed}");
         // img2img at strength 0.5 of 4 steps runs the last 2, reported per step.
         worker.Published.All<ItemProgressed>().Where(p => p.ItemId == tile.ItemId).ShouldContain(p => p.Step == p.TotalSteps);
+    }
+
+    [Fact]
+    public async Task An_upscale_tile_runs_its_upscaler_alone_and_never_opens_the_stable_diffusion_model_it_names()
+    {
+        const string UpscalerName = "tiny-upscaler-x2";
+        var upscalerFolder = TestModels.EnsureTinyUpscaler(Path.Combine(SharedModels.Root, UpscalerName));
+        await using var worker = await WorkerHarness.StartAsync();
+        // A 128² image enlarged to 256² (the upscaler's own scale) in 128-px tiles.
+        var job = new HiresTestJob(256, 256, 128, 32, 128, 128);
+        var baseImage = HiresImages.Picture(128, 128, 5);
+        await HiresImages.PutAsync(worker.Store, job.BaseKey, PngCodec.Encode(baseImage, parameters: null));
+        var refine = job.TileItem(4);
+        // Strength 0 is an upscale job's tile. The Stable Diffusion model it names is on no disk and in no store, so
+        // opening it (or fetching it) would fail the item.
+        var tile = refine with
+        {
+            Strength = 0,
+            Model = "absent-sd-" + Guid.NewGuid().ToString("N")[..8],
+            Hires = refine.Hires! with { Upscaler = UpscalerName },
+        };
+
+        await worker.SendAsync(TestItems.Unit(tile));
+        await worker.Published.WaitUntilAsync(p => p.All<ItemRendered>().Count == 1 || p.All<ItemFailed>().Count > 0, Patience, "the upscale tile");
+
+        worker.Published.All<ItemFailed>().ShouldBeEmpty();
+        var farmTile = PngCodec.Decode(await HiresImages.ReadAsync(worker.Store, tile.OutputKey));
+        using var upscaler = new Upscaler(UpscalerFolder.Open(upscalerFolder));
+        var bounds = job.Grid.Tiles[4];
+        var expected = new ModelBaseUpscaler(upscaler).UpscaleRegion(baseImage, 256, 256, new PixelRect(bounds.X, bounds.Y, bounds.Width, bounds.Height), CancellationToken.None);
+        (farmTile.Width, farmTile.Height).ShouldBe((bounds.Width, bounds.Height));
+        farmTile.Pixels.ShouldBe(expected.Pixels);
     }
 
     [Fact]

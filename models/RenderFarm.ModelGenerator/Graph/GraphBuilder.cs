@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
 using Google.Protobuf;
-using RenderFarm.ModelGenerator.Onnx;
+using RenderFarm.Onnx;
 
 namespace RenderFarm.ModelGenerator.Graph;
 

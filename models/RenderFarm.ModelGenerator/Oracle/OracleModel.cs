@@ -1,5 +1,5 @@
 using RenderFarm.ModelGenerator.Graph;
-using RenderFarm.ModelGenerator.Onnx;
+using RenderFarm.Onnx;
 using static RenderFarm.ModelGenerator.Oracle.OracleConstants;
 
 namespace RenderFarm.ModelGenerator.Oracle;

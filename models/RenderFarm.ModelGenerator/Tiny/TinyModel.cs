@@ -1,5 +1,5 @@
 using RenderFarm.ModelGenerator.Graph;
-using RenderFarm.ModelGenerator.Onnx;
+using RenderFarm.Onnx;
 
 namespace RenderFarm.ModelGenerator.Tiny;
 

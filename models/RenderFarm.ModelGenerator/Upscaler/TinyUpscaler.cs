@@ -1,6 +1,6 @@
 using System.Globalization;
 using RenderFarm.ModelGenerator.Graph;
-using RenderFarm.ModelGenerator.Onnx;
+using RenderFarm.Onnx;
 
 namespace RenderFarm.ModelGenerator.Upscaler;
 

@@ -34,9 +34,9 @@ internal static class HiresRender
 
     public static OptionSet CreateOptions() => new(
         new Option<bool>("--hires") { Description = "Render large: a base image at the model's native size refined in overlapping tiles (automatic above the txt2img pixel limit)." },
-        new Option<int?>("--tile") { Description = $"Hires tile side in pixels, a multiple of 8 (default {HiresLimits.DefaultTile})." },
-        new Option<int?>("--overlap") { Description = $"Hires least tile overlap in pixels, a multiple of 8 (default {HiresLimits.DefaultOverlap})." },
-        new Option<int?>("--base-width") { Description = "Hires base render width (default: ~512² at the target's aspect ratio)." },
+        new Option<int?>("--tile") { Description = "Hires tile side in pixels, a multiple of 8 (default: the model's native side, 512 for SD 1.x, 768 for v-prediction models such as SD 2.x 768-v, 1024 for SDXL)." },
+        new Option<int?>("--overlap") { Description = "Hires least tile overlap in pixels, a multiple of 8 (default: an eighth of the model's native side, 64 for SD 1.x, at most half the tile)." },
+        new Option<int?>("--base-width") { Description = "Hires base render width (default: the model's native area, e.g. ~512² for SD 1.x, at the target's aspect ratio)." },
         new Option<int?>("--base-height") { Description = "Hires base render height." },
         new Option<string?>("--upscaler")
         {
@@ -50,7 +50,9 @@ internal static class HiresRender
     public static async Task<int> RunAsync(ParseResult result, RenderCommand.Options o, CancellationToken cancellationToken)
     {
         var seed = o.Seed ?? Random.Shared.NextInt64(0, uint.MaxValue);
-        var spec = new HiresSpec(o.Width, o.Height, o.Hires.Tile, o.Hires.Overlap, o.Hires.Strength, o.Hires.BaseWidth, o.Hires.BaseHeight);
+        // The tile, overlap and base default to the model's own size (a folder that cannot be opened is reported below).
+        var spec = new HiresSpec(o.Width, o.Height, o.Hires.Tile, o.Hires.Overlap, o.Hires.Strength, o.Hires.BaseWidth, o.Hires.BaseHeight,
+            RenderCommand.DefaultSide(o.Model));
         var errors = Validate(o, spec, seed);
         if (errors.Count > 0)
         {
@@ -159,7 +161,7 @@ internal static class HiresRender
             errors.Add(new("mode", $"hires renders txt2img (the base is rendered first) or img2img (--init is the base); {o.Mode} is not supported."));
         }
 
-        var (baseWidth, baseHeight) = spec.BaseWidth is { } w && spec.BaseHeight is { } h ? (w, h) : (512, 512);
+        var (baseWidth, baseHeight) = spec.BaseWidth is { } w && spec.BaseHeight is { } h ? (w, h) : spec.Width > 0 && spec.Height > 0 ? HiresRequestRules.DefaultBaseSize(spec.Width, spec.Height, spec.ModelSide) : (spec.ModelSide, spec.ModelSide);
         errors.AddRange(new JobRequestValidator().Validate(new JobRequest
         {
             Prompt = o.Prompt,

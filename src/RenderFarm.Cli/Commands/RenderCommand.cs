@@ -209,7 +209,7 @@ internal static class RenderCommand
     }
 
     // The model's own size where the user named none; a folder that cannot be opened is reported by the render itself.
-    private static int DefaultSide(string? model)
+    internal static int DefaultSide(string? model)
     {
         try
         {

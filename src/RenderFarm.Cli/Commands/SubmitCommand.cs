@@ -30,9 +30,9 @@ internal static class SubmitCommand
         var init = new Option<string?>("--init") { Description = "Init image file (PNG) for img2img and inpaint; for hires, the base image to upscale instead of rendering one; for upscale, the image to enlarge." };
         var mask = new Option<string?>("--mask") { Description = "Mask image file (PNG, white is repainted) for inpaint." };
         var strength = new Option<double?>("--strength") { Description = "img2img/inpaint strength in (0, 1]; for hires, the tiles' refinement strength (default 0.35)." };
-        var tile = new Option<int?>("--tile") { Description = "Hires tile side in pixels, a multiple of 8 (default 512)." };
-        var overlap = new Option<int?>("--overlap") { Description = "Hires least overlap between tiles in pixels, a multiple of 8 (default 64)." };
-        var baseWidth = new Option<int?>("--base-width") { Description = "Hires base render width (default: about 512² at the target's aspect ratio)." };
+        var tile = new Option<int?>("--tile") { Description = "Hires tile side in pixels, a multiple of 8 (default: the model's native side, 512 for SD 1.x, 768 for SD 2.x 768-v, 1024 for SDXL, when the farm's model store holds the model; else, and for upscale, 512)." };
+        var overlap = new Option<int?>("--overlap") { Description = "Hires least overlap between tiles in pixels, a multiple of 8 (default: an eighth of that side, 64 for 512)." };
+        var baseWidth = new Option<int?>("--base-width") { Description = "Hires base render width (default: about that side squared, e.g. 512², at the target's aspect ratio)." };
         var baseHeight = new Option<int?>("--base-height") { Description = "Hires base render height (with --base-width)." };
         var upscaler = new Option<string?>("--upscaler") { Description = "Hires: name of a super-resolution model pushed to the farm (renderfarm models push DIR) that upscales the base under each tile (default: Mitchell resampling)." };
         var priority = new Option<int?>("--priority") { Description = "-100..100 (default 0): the farm sends a higher-priority job's work before lower-priority work still waiting (work already sent is not taken back)." };

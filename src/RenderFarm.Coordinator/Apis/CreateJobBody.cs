@@ -20,9 +20,9 @@ namespace RenderFarm.Coordinator.Apis;
 /// <param name="Strength">How much of the init image is replaced, in (0, 1] (replaced by <c>sweep.strengths</c> when given); for hires, the tiles' refinement strength (default 0.35).</param>
 /// <param name="Sweep">Axes whose cross product the job renders.</param>
 /// <param name="Priority">-100..100 (default 0); a higher-priority job's work is sent before lower-priority work still waiting; jobs of equal priority share the farm (Coordinator:Dispatcher:FairShare).</param>
-/// <param name="Tile">Hires: tile side in pixels of the final image, a multiple of 8 (default 512).</param>
-/// <param name="Overlap">Hires: least overlap between neighbouring tiles in pixels, a multiple of 8 (default 64).</param>
-/// <param name="BaseWidth">Hires: width of the base render (default: about 512² at the target's aspect ratio).</param>
+/// <param name="Tile">Hires: tile side in pixels of the final image, a multiple of 8 (default: the model's native side, read from its files in the model store: 512 for SD 1.x, 768 for a v-prediction model such as SD 2.x 768-v, 1024 for SDXL; 512 for a model the store does not hold and for upscale jobs).</param>
+/// <param name="Overlap">Hires: least overlap between neighbouring tiles in pixels, a multiple of 8 (default: an eighth of that side, 64 for 512, at most half the tile).</param>
+/// <param name="BaseWidth">Hires: width of the base render (default: about the model's native side squared, e.g. 512², at the target's aspect ratio).</param>
 /// <param name="BaseHeight">Hires: height of the base render; given together with <paramref name="BaseWidth"/>.</param>
 /// <param name="Safety">What the model's safety checker does with a flagged image: <c>off</c> (not run), <c>flag</c> (kept, recorded), <c>blur</c> or <c>block</c> (not stored; the item fails with the checker's reason). Default: <c>flag</c> when the model folder has a checker. Not for hires jobs. A mode other than <c>off</c> on a model without a checker fails its items.</param>
 /// <param name="Watermark">Text (1 to 32 UTF-8 bytes) to embed as an invisible dwtDct watermark in every image, in place of the farm's own (Worker:Watermark); images of at least 256x256 only. Not for hires jobs.</param>

@@ -97,6 +97,19 @@ internal sealed class JobSubmission(
         }
     }
 
+    /// <summary>
+    /// The native side of the model a hires job renders with, which its tile, overlap and base default to
+    /// (<see cref="ModelSides"/>). Read only when a default is needed; an upscale job, which opens no Stable Diffusion
+    /// model, keeps SD 1.x's 512, as does every other mode (the value is then unused).
+    /// </summary>
+    private async Task<int> HiresModelSideAsync(JobRequest request, CancellationToken cancellationToken)
+    {
+        var needsDefault = request.Tile is null || request.Overlap is null || (request.InitImage is null && request.BaseWidth is null);
+        return request.Mode == RenderModes.Hires && needsDefault
+            ? await new ModelSides(store, clock).ReadAsync(request.Model ?? _options.EffectiveModels[0], cancellationToken)
+            : HiresLimits.DefaultModelSide;
+    }
+
     /// <summary>Validates and writes a job for <paramref name="tenant"/> (the submitting key's).</summary>
     public async Task<SubmissionResult> SubmitAsync(CreateJobBody body, string requestHash, string? idempotencyKey, string tenant, CancellationToken cancellationToken)
     {
@@ -122,8 +135,9 @@ internal sealed class JobSubmission(
             knownModels.Add(upscaler);
         }
 
+        var modelSide = await HiresModelSideAsync(request, cancellationToken);
         var missing = errors.Keys.ToHashSet(StringComparer.Ordinal);
-        foreach (var error in new JobRequestValidator(_options.ToValidationLimits(), knownModels).Validate(request))
+        foreach (var error in new JobRequestValidator(_options.ToValidationLimits(), knownModels, modelSide).Validate(request))
         {
             // A missing field was already reported as missing; the validator's view of its stand-in value adds nothing.
             if (!missing.Contains(error.Field))
@@ -166,7 +180,7 @@ internal sealed class JobSubmission(
         }
 
         // Refused when live workers exist and none can plan the job's largest item (an empty fleet accepts: work waits).
-        if (await admission.CheckAsync(request.Model ?? _options.EffectiveModels[0], PlacementAdmission.ItemSizes(request), cancellationToken) is { } refused)
+        if (await admission.CheckAsync(request.Model ?? _options.EffectiveModels[0], PlacementAdmission.ItemSizes(request, modelSide), cancellationToken) is { } refused)
         {
             return new SubmissionResult.Invalid(refused);
         }
@@ -198,7 +212,7 @@ internal sealed class JobSubmission(
             if (RenderModes.IsTiled(request.Mode))
             {
                 var baseImage = request.InitImage is { } baseKey ? new HiresBaseImage(baseKey, initSize.Width, initSize.Height) : null;
-                await WriteHiresAsync(jobId, request, baseImage, idempotencyKey, requestHash, tenant, cancellationToken);
+                await WriteHiresAsync(jobId, request, baseImage, modelSide, idempotencyKey, requestHash, tenant, cancellationToken);
             }
             else
             {
@@ -288,11 +302,12 @@ internal sealed class JobSubmission(
     /// or the tiles when the client gave the base image). The request is stored with its hires defaults resolved, so
     /// the job's tile grid never depends on defaults of a later version.
     /// </summary>
-    private async Task WriteHiresAsync(Guid jobId, JobRequest request, HiresBaseImage? baseImage, string? idempotencyKey, string requestHash, string tenant, CancellationToken cancellationToken)
+    private async Task WriteHiresAsync(Guid jobId, JobRequest request, HiresBaseImage? baseImage, int modelSide, string? idempotencyKey, string requestHash, string tenant,
+        CancellationToken cancellationToken)
     {
         var now = clock.GetUtcNow().UtcDateTime;
         var expansion = HiresExpansion.For(request, _options.ToValidationLimits(), Random.Shared.NextInt64(0, ValidationLimits.MaxSeed + 1),
-            _options.EffectiveModels[0], index => ItemMessages.ImageKey(jobId, index), baseImage);
+            _options.EffectiveModels[0], index => ItemMessages.ImageKey(jobId, index), baseImage, modelSide);
         var hires = expansion.Hires;
         var rows = HiresJobs.Rows(jobId, expansion, now);
         var succeeded = rows.Count(r => r.State == ItemState.Succeeded);

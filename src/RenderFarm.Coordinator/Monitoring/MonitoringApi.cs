@@ -35,7 +35,11 @@ internal sealed partial class MonitoringApi(CoordinatorDbContext db, TimeProvide
             .Select(i => new JobImage(i.Index, i.Seed, "", i.WorkerId, i.Width, i.Height,
                 i.Prompt, i.NegativePrompt, i.Steps, i.GuidanceScale, i.Sampler, i.Model, i.Sha256, i.Safety))
             .ToListAsync(cancellationToken);
-        images = [.. images.Select(i => i with { Url = CoordinatorRoutes.ImageUrl(jobId, i.Index) })];
+        // An upscale job's items carry denoising stand-ins (JobSubmission.ToRequest); no step, guidance or sampler made its images.
+        var upscale = job.Mode == RenderModes.Upscale;
+        images = [.. images.Select(i => upscale
+            ? i with { Url = CoordinatorRoutes.ImageUrl(jobId, i.Index), Steps = null, GuidanceScale = null, Sampler = null }
+            : i with { Url = CoordinatorRoutes.ImageUrl(jobId, i.Index) })];
 
         var running = job.RunningItems == 0 ? [] : await db.Items.AsNoTracking()
             .Where(i => i.JobId == jobId && i.State == ItemState.Running)
@@ -176,12 +180,13 @@ internal sealed partial class MonitoringApi(CoordinatorDbContext db, TimeProvide
         return $"{waiting} running item(s) wait to store their images: worker(s) {string.Join(", ", names)} cannot reach the object store (since {since}). They upload as soon as it answers, without spending an attempt.";
     }
 
-    // A hires job's items render at its base and tile sizes, not its target size.
+    // A hires job's items render at its base and tile sizes (stored resolved, so no default applies), not its target
+    // size; an upscale job's at none (0×0: every worker can take them).
     private static (int Width, int Height) LargestItemSize(JobRow job)
     {
         if (RenderModes.IsTiled(job.Mode) && JsonSerializer.Deserialize<JobRequest>(job.Request, JobSubmission.RequestJson) is { } request)
         {
-            return PlacementAdmission.ItemSizes(request).MaxBy(s => (long)s.Width * s.Height);
+            return PlacementAdmission.ItemSizes(request).DefaultIfEmpty((Width: 0, Height: 0)).MaxBy(s => (long)s.Width * s.Height);
         }
 
         return (job.Width, job.Height);

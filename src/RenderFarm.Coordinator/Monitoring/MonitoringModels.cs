@@ -26,6 +26,9 @@ public sealed record JobSummary(
 /// <c>Url</c>: Where to fetch the PNG (this API; it streams or redirects). <c>Sha256</c>: the stored PNG's SHA-256 in
 /// lowercase hex, as its worker reported it; null for images of workers that did not report one. <c>Safety</c>: the
 /// model's safety checker's outcome (<c>passed</c>, <c>flagged</c>, <c>blurred</c>); null when no checker ran.
+/// <c>Steps</c>, <c>GuidanceScale</c>, <c>Sampler</c>: null for the images of an <c>upscale</c> job, which no denoising
+/// made (its items carry stand-ins only because they share hires' shape); <c>Model</c> is then its upscaler for the
+/// tiles and the stitch.
 /// </remarks>
 public sealed record JobImage(
     long Index,
@@ -36,9 +39,9 @@ public sealed record JobImage(
     int Height,
     string Prompt,
     string NegativePrompt,
-    int Steps,
-    double GuidanceScale,
-    string Sampler,
+    int? Steps,
+    double? GuidanceScale,
+    string? Sampler,
     string Model,
     string? Sha256,
     string? Safety);

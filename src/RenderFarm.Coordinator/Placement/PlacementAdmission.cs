@@ -48,10 +48,11 @@ internal sealed class PlacementAdmission(CoordinatorDbContext db, TimeProvider c
     }
 
     /// <summary>
-    /// The sizes a request's items render at: the request's size, or for a hires job its base render (unless the
-    /// client gave the base) and its tiles (never larger than the tile side). Call only on a request that passed validation.
+    /// The sizes a request's items render at: the request's size, none for an upscale job, or for a hires job its base render (unless the
+    /// client gave the base) and its tiles (never larger than the tile side), whose defaults follow the model's native
+    /// side <paramref name="modelSide"/>. Call only on a request that passed validation.
     /// </summary>
-    public static IEnumerable<(int Width, int Height)> ItemSizes(JobRequest request)
+    public static IEnumerable<(int Width, int Height)> ItemSizes(JobRequest request, int modelSide = HiresLimits.DefaultModelSide)
     {
         ArgumentNullException.ThrowIfNull(request);
         if (!RenderModes.IsTiled(request.Mode))
@@ -60,12 +61,18 @@ internal sealed class PlacementAdmission(CoordinatorDbContext db, TimeProvider c
             yield break;
         }
 
-        if (request.InitImage is null)
+        if (request.Mode == RenderModes.Upscale)
         {
-            yield return request.BaseWidth is { } w && request.BaseHeight is { } h ? (w, h) : HiresRequestRules.DefaultBaseSize(request.Width, request.Height);
+            // Its tiles run the upscaler alone (no UNet), which each worker sizes to its own budget.
+            yield break;
         }
 
-        var tile = request.Tile ?? HiresLimits.DefaultTile;
+        if (request.InitImage is null)
+        {
+            yield return request.BaseWidth is { } w && request.BaseHeight is { } h ? (w, h) : HiresRequestRules.DefaultBaseSize(request.Width, request.Height, modelSide);
+        }
+
+        var tile = request.Tile ?? HiresRequestRules.DefaultTile(modelSide);
         yield return (Math.Min(tile, request.Width), Math.Min(tile, request.Height));
     }
 }

@@ -51,7 +51,10 @@ internal readonly record struct UnitShape(string Model, int Width, int Height)
         ArgumentNullException.ThrowIfNull(item);
 
         // A stitch blends stored tiles in row bands and runs no model: any worker can take it, whatever the target size.
-        return item.Mode == RenderModes.HiresStitch ? new UnitShape(item.Model, 0, 0) : new UnitShape(item.Model, item.Width, item.Height);
+        // An upscale job's tile (strength 0) runs its upscaler alone, which the worker plans in tiles of its own under
+        // its budget: no UNet size to fit, and the item names the upscaler, so a worker holding it ranks first.
+        var noUnet = item.Mode == RenderModes.HiresStitch || (item.Mode == RenderModes.HiresTile && item.Strength is 0);
+        return noUnet ? new UnitShape(item.Model, 0, 0) : new UnitShape(item.Model, item.Width, item.Height);
     }
 }
 

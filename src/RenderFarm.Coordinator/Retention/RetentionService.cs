@@ -1,5 +1,6 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using RenderFarm.Coordinator.Hosting;
 using RenderFarm.Coordinator.Persistence;
 using RenderFarm.Domain.States;
 
@@ -16,42 +17,30 @@ internal sealed partial class RetentionService(
     IServiceScopeFactory scopes,
     TimeProvider clock,
     IOptions<RetentionOptions> options,
-    ILogger<RetentionService> logger) : BackgroundService
+    ILogger<RetentionService> logger) : PeriodicPassService(clock)
 {
 
     private readonly RetentionOptions _options = options.Value;
 
     internal readonly record struct Result(int Jobs, int Objects, int IdempotencyKeys, int Workers, int HiresJobs = 0, int HiresParts = 0);
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override TimeSpan Interval => _options.Interval;
+
+    protected override async Task PassAsync(CancellationToken cancellationToken)
     {
-        using var timer = new PeriodicTimer(_options.Interval, clock);
-        do
+        var result = await RunOnceAsync(cancellationToken);
+        if (result.Jobs + result.IdempotencyKeys + result.Workers + result.HiresJobs > 0)
         {
-            try
-            {
-                var result = await RunOnceAsync(stoppingToken);
-                if (result.Jobs + result.IdempotencyKeys + result.Workers + result.HiresJobs > 0)
-                {
-                    LogForgot(result.Jobs, result.Objects, result.IdempotencyKeys, result.Workers, result.HiresParts, result.HiresJobs);
-                }
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception ex)
-            {
-                LogPassFailed(ex);
-            }
+            LogForgot(result.Jobs, result.Objects, result.IdempotencyKeys, result.Workers, result.HiresParts, result.HiresJobs);
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
     }
+
+    protected override void PassFailed(Exception exception) => LogPassFailed(exception);
 
     /// <summary>One pass: at most <see cref="RetentionOptions.BatchSize"/> jobs, every expired key and worker row.</summary>
     internal async Task<Result> RunOnceAsync(CancellationToken cancellationToken)
     {
-        var now = clock.GetUtcNow().UtcDateTime;
+        var now = Clock.GetUtcNow().UtcDateTime;
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<CoordinatorDbContext>();
 

@@ -1,6 +1,7 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using RenderFarm.Contracts;
+using RenderFarm.Coordinator.Hosting;
 using RenderFarm.Coordinator.Monitoring;
 using RenderFarm.Coordinator.Options;
 using RenderFarm.Coordinator.Persistence;
@@ -18,35 +19,20 @@ internal sealed partial class FarmSnapshotService(
     TimeProvider clock,
     IOptions<MetricsOptions> options,
     IOptions<CoordinatorOptions> coordinatorOptions,
-    ILogger<FarmSnapshotService> logger) : BackgroundService
+    ILogger<FarmSnapshotService> logger) : PeriodicPassService(clock)
 {
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(options.Value.RefreshInterval, clock);
-        do
-        {
-            try
-            {
-                metrics.Snapshot = await TakeAsync(stoppingToken);
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception ex)
-            {
-                // The gauges keep the last good snapshot; the next tick tries again.
-                LogRefreshFailed(ex);
-            }
-        }
-        while (await WaitAsync(timer, stoppingToken));
-    }
+    protected override TimeSpan Interval => options.Value.RefreshInterval;
+
+    protected override async Task PassAsync(CancellationToken cancellationToken) => metrics.Snapshot = await TakeAsync(cancellationToken);
+
+    // The gauges keep the last good snapshot; the next tick tries again.
+    protected override void PassFailed(Exception exception) => LogRefreshFailed(exception);
 
     internal async Task<FarmSnapshot> TakeAsync(CancellationToken cancellationToken)
     {
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<CoordinatorDbContext>();
-        var now = clock.GetUtcNow();
+        var now = Clock.GetUtcNow();
         var (jobs, items) = await StateCounts.ReadAsync(db, cancellationToken);
 
         var liveAfter = coordinatorOptions.Value.ToLeasePolicy().ExpiredIfHeartbeatBefore(now).UtcDateTime;
@@ -59,18 +45,6 @@ internal sealed partial class FarmSnapshotService(
         var oldestDue = await db.Outbox.AsNoTracking().Where(o => o.AvailableAt <= utcNow).MinAsync(o => (DateTime?)o.AvailableAt, cancellationToken);
         var age = oldestDue is { } due && due < utcNow ? utcNow - due : TimeSpan.Zero;
         return new FarmSnapshot(items, jobs, workers, outboxRows, age, now);
-    }
-
-    private static async Task<bool> WaitAsync(PeriodicTimer timer, CancellationToken cancellationToken)
-    {
-        try
-        {
-            return await timer.WaitForNextTickAsync(cancellationToken);
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
-        }
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Refreshing the farm metrics snapshot failed; the gauges keep the last one")]

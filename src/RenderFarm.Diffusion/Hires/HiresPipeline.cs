@@ -12,8 +12,13 @@ public sealed record HiresRequest
     public required string Prompt { get; init; }
     /// <summary>The job seed: the base render's seed (tiles carry their own derived seeds).</summary>
     public required ulong Seed { get; init; }
-    public int BaseWidth { get; init; } = 512;
-    public int BaseHeight { get; init; } = 512;
+    /// <summary>
+    /// Width of the base render; null (with <see cref="BaseHeight"/>) for the model's native area at the target's
+    /// aspect ratio (<see cref="HiresPipeline.DefaultBaseSize"/>).
+    /// </summary>
+    public int? BaseWidth { get; init; }
+    /// <summary>Height of the base render; null with <see cref="BaseWidth"/> for the model's default.</summary>
+    public int? BaseHeight { get; init; }
     /// <summary>A base image to upscale instead of rendering one (its size replaces BaseWidth/BaseHeight).</summary>
     public RgbImage? BaseImage { get; init; }
     /// <summary>Steps, sampler and guidance of the base render and the tiles; strength of the tiles.</summary>
@@ -87,11 +92,19 @@ public sealed class HiresPipeline
         var baseImage = request.BaseImage;
         if (baseImage is null)
         {
+            if ((request.BaseWidth is null) != (request.BaseHeight is null))
+            {
+                throw new ArgumentException("BaseWidth and BaseHeight go together; give both, or neither for the model's native size.", nameof(request));
+            }
+
+            var (baseWidth, baseHeight) = request.BaseWidth is { } w && request.BaseHeight is { } h
+                ? (w, h)
+                : DefaultBaseSize(layout.Width, layout.Height, _pipeline.Model.DefaultImageSide);
             var generated = await _pipeline.GenerateAsync(new GenerationRequest
             {
                 Images = [new ImageSpec(request.Prompt, settings.NegativePrompt, request.Seed)],
-                Width = request.BaseWidth,
-                Height = request.BaseHeight,
+                Width = baseWidth,
+                Height = baseHeight,
                 Steps = settings.Steps,
                 GuidanceScale = settings.GuidanceScale,
                 Sampler = settings.Sampler,
@@ -105,6 +118,30 @@ public sealed class HiresPipeline
         var source = new RenderingTileSource(this, request, baseImage, progress);
         await TileStitcher.StitchAsync(layout, source, output, parameters, progress: null, cancellationToken);
         return new HiresResult(baseImage, parameters, truncations);
+    }
+
+    /// <summary>
+    /// The base render a target gets when the request names none: about <paramref name="modelSide"/>² pixels (the
+    /// model's <see cref="Models.ModelFolder.DefaultImageSide"/> squared) at the target's aspect ratio, sides rounded to
+    /// multiples of 8, at least 64 and never larger than the target.
+    /// </summary>
+    /// <remarks>
+    /// The rule of the domain's <c>HiresRequestRules.DefaultBaseSize</c>, which the farm and the CLI use; repeated here
+    /// because the engine stays free of farm types (a test holds the two equal).
+    /// </remarks>
+    public static (int Width, int Height) DefaultBaseSize(int width, int height, int modelSide)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(modelSide);
+        const int Alignment = 8;
+        const int MinSide = 64;
+        var aspect = (double)width / height;
+        var area = (double)modelSide * modelSide;
+        return (Side(Math.Sqrt(area * aspect), width), Side(Math.Sqrt(area / aspect), height));
+
+        static int Side(double ideal, int target) =>
+            Math.Min(Math.Max((int)Math.Round(ideal / Alignment) * Alignment, MinSide), target);
     }
 
     /// <summary>

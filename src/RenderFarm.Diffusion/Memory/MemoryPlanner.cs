@@ -87,6 +87,8 @@ public sealed class MemoryPlanner(MemoryProfile profile, PlannerOptions? options
         var vaeTiled = strategy.Has(MemoryStrategies.TiledVae);
         var vaeTokens = vaeTiled ? (double)Math.Min(strategy.VaeTile.Size, lh) * Math.Min(strategy.VaeTile.Size, lw) : area;
         var vaeTiles = vaeTiled ? strategy.VaeTile.Count(lh, lw) : 1;
+        // A tiled pass first gathers GroupNorm statistics from a stand-in no larger than one tile (Models/SharedGroupNorm).
+        var vaeRuns = vaeTiles > 1 ? vaeTiles + 1 : vaeTiles;
         var vaeOffDevice = strategy.Has(MemoryStrategies.VaeCpu) && !profile.IsCpu;
 
         var te = profile.TextEncoder;
@@ -124,8 +126,8 @@ public sealed class MemoryPlanner(MemoryProfile profile, PlannerOptions? options
         var vaeSlowdown = strategy.Has(MemoryStrategies.VaeCpu) ? profile.VaeCpuSlowdown : 1;
         var seconds = te.Seconds.Evaluate(rows, 1)
             + shape.Steps * unetStep
-            + shape.Batch * vaeTiles * dec.Seconds.Evaluate(1, vaeTokens) * vaeSlowdown
-            + (shape.EncodesImage ? vaeTiles * enc.Seconds.Evaluate(1, vaeTokens) * vaeSlowdown : 0)
+            + shape.Batch * vaeRuns * dec.Seconds.Evaluate(1, vaeTokens) * vaeSlowdown
+            + (shape.EncodesImage ? vaeRuns * enc.Seconds.Evaluate(1, vaeTokens) * vaeSlowdown : 0)
             + (strategy.Has(MemoryStrategies.Sequential)
                 ? te.LoadSeconds + unet.LoadSeconds + dec.LoadSeconds + (shape.EncodesImage ? enc.LoadSeconds : 0)
                 : 0);

@@ -58,8 +58,8 @@ internal static class TileBlend
 /// <summary>
 /// Runs a per-tile model (the VAE) over an image too large to run at once: crops overlapping tiles laid out in latent
 /// pixels, runs each, and blends the outputs with <see cref="TileBlend"/> weights. Output memory is the full image;
-/// model memory is one tile's. Each tile normalises with its own GroupNorm statistics, which is where a tiled decode
-/// of a real VAE differs from the untiled one (sharing the statistics across tiles is issue 6's refinement).
+/// model memory is one tile's. Run as it is, each tile of a real VAE normalises with its own GroupNorm statistics;
+/// <see cref="Models.SharedGroupNorm"/> runs it with statistics shared across the tiles.
 /// </summary>
 internal static class TiledRunner
 {

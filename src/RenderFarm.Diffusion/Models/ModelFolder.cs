@@ -46,7 +46,23 @@ public sealed class ModelFolder
     /// for a v-prediction model (SD 2.x 768-v, whose export says <c>prediction_type: v_prediction</c>), 512 otherwise
     /// (SD 1.x and SD 2.x base, both ε-prediction). A model far from its training size repeats or crops its subject.
     /// </summary>
-    public int DefaultImageSide => IsXl ? 1024 : Scheduler.PredictionType == "v_prediction" ? 768 : 512;
+    public int DefaultImageSide => DefaultImageSideOf(Family, Scheduler.PredictionType);
+
+    /// <summary>
+    /// <see cref="DefaultImageSide"/> from what decides it, for a host that reads a model's files without opening the
+    /// folder (the coordinator reads them from the model store).
+    /// </summary>
+    /// <param name="family">The layout (<see cref="IsXlLayout"/>).</param>
+    /// <param name="predictionType">The scheduler config's <c>prediction_type</c>; null when the folder has none (ε).</param>
+    public static int DefaultImageSideOf(ModelFamily family, string? predictionType) =>
+        family == ModelFamily.StableDiffusionXL ? 1024 : predictionType == "v_prediction" ? 768 : 512;
+
+    /// <summary>
+    /// Whether files describe SDXL's layout: a second text encoder, or a <c>model_index.json</c> whose
+    /// <c>_class_name</c> names an SDXL pipeline.
+    /// </summary>
+    public static bool IsXlLayout(bool hasSecondTextEncoder, string? pipelineClassName) =>
+        hasSecondTextEncoder || (pipelineClassName ?? "").Contains("StableDiffusionXL", StringComparison.Ordinal);
 
     public string TextEncoderPath => Path.Combine(Root, "text_encoder", "model.onnx");
     public string UnetPath => Path.Combine(Root, "unet", "model.onnx");
@@ -101,9 +117,7 @@ public sealed class ModelFolder
         using var index = ParseJson(Path.Combine(root, "model_index.json"));
         var className = index.RootElement.ValueKind == JsonValueKind.Object && index.RootElement.TryGetProperty("_class_name", out var c)
             && c.ValueKind == JsonValueKind.String ? c.GetString() ?? "" : "";
-        var xl = File.Exists(Path.Combine(root, "text_encoder_2", "model.onnx"))
-            || className.Contains("StableDiffusionXL", StringComparison.Ordinal);
-        if (!xl)
+        if (!IsXlLayout(File.Exists(Path.Combine(root, "text_encoder_2", "model.onnx")), className))
         {
             return (ModelFamily.StableDiffusion, false);
         }

@@ -14,12 +14,21 @@ public sealed class OnnxComponent : IDisposable
     private readonly IReadOnlyList<TensorRequirement> _outputs;
     private InferenceSession? _session;
 
-    public OnnxComponent(string path, ExecutionOptions options, IReadOnlyList<TensorRequirement> inputs, IReadOnlyList<TensorRequirement> outputs)
+    private readonly Func<byte[], byte[]>? _rewrite;
+
+    /// <summary>
+    /// A component of the file at <paramref name="path"/> whose session must declare <paramref name="inputs"/> and
+    /// <paramref name="outputs"/>; a <paramref name="rewrite"/>, when given, edits the file's bytes before each load
+    /// (a graph edit such as <see cref="GroupNormRewrite"/>) and the file itself is never changed.
+    /// </summary>
+    public OnnxComponent(string path, ExecutionOptions options, IReadOnlyList<TensorRequirement> inputs, IReadOnlyList<TensorRequirement> outputs,
+        Func<byte[], byte[]>? rewrite = null)
     {
         Path = path;
         _options = options;
         _inputs = inputs;
         _outputs = outputs;
+        _rewrite = rewrite;
     }
 
     public string Path { get; }
@@ -68,7 +77,7 @@ public sealed class OnnxComponent : IDisposable
         InferenceSession session;
         try
         {
-            session = new InferenceSession(Path, sessionOptions);
+            session = _rewrite is null ? new InferenceSession(Path, sessionOptions) : new InferenceSession(_rewrite(File.ReadAllBytes(Path)), sessionOptions);
         }
         catch (OnnxRuntimeException ex)
         {

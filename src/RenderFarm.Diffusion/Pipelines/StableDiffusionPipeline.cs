@@ -74,7 +74,7 @@ public sealed class StableDiffusionPipeline : IDisposable
     private OnnxComponent[] Components =>
     [
         .. TextEncoders,
-        Unet.Component, VaeDecoder.Component, VaeEncoder.Component,
+        Unet.Component, VaeDecoder.Component, VaeDecoder.SharedStatisticsComponent, VaeEncoder.Component, VaeEncoder.SharedStatisticsComponent,
         .. SafetyChecker is null ? Array.Empty<OnnxComponent>() : [SafetyChecker.Component],
     ];
 
@@ -183,21 +183,21 @@ public sealed class StableDiffusionPipeline : IDisposable
 
     private float[] Decode(ReadOnlySpan<float> latent, int latentHeight, int latentWidth, MemoryStrategy memory, CancellationToken cancellationToken) =>
         memory.Has(MemoryStrategies.TiledVae) && memory.VaeTile.Count(latentHeight, latentWidth) > 1
-            ? TiledRunner.Run(latent, LatentChannels, 1, 3, VaeScale, latentHeight, latentWidth, memory.VaeTile,
-                (tile, h, w) => VaeDecoder.Decode(tile, h, w), cancellationToken)
+            ? VaeDecoder.DecodeTiled(latent, latentHeight, latentWidth, memory.VaeTile, cancellationToken)
             : VaeDecoder.Decode(latent, latentHeight, latentWidth);
 
     private float[] Encode(ReadOnlySpan<float> pixels, int latentHeight, int latentWidth, MemoryStrategy memory, CancellationToken cancellationToken) =>
         memory.Has(MemoryStrategies.TiledVae) && memory.VaeTile.Count(latentHeight, latentWidth) > 1
-            ? TiledRunner.Run(pixels, 3, VaeScale, LatentChannels, 1, latentHeight, latentWidth, memory.VaeTile,
-                (tile, h, w) => VaeEncoder.Encode(tile, h, w), cancellationToken)
+            ? VaeEncoder.EncodeTiled(pixels, latentHeight, latentWidth, memory.VaeTile, cancellationToken)
             : VaeEncoder.Encode(pixels, latentHeight * VaeScale, latentWidth * VaeScale);
 
     private GenerationResult Render(GenerationRequest request, MemoryStrategy memory, CancellationToken cancellationToken, IProgress<GenerationProgress>? progress)
     {
         var vaeOptions = MemoryPlacement.ForVae(_componentOptions, memory);
         VaeDecoder.Component.Configure(vaeOptions);
+        VaeDecoder.SharedStatisticsComponent.Configure(vaeOptions);
         VaeEncoder.Component.Configure(vaeOptions);
+        VaeEncoder.SharedStatisticsComponent.Configure(vaeOptions);
         var batch = request.Images.Count;
         var latentHeight = request.Height / VaeScale;
         var latentWidth = request.Width / VaeScale;
@@ -242,9 +242,9 @@ public sealed class StableDiffusionPipeline : IDisposable
             float[] encoded;
             using (EngineActivity.Stage("vae encode", request))
             {
-                Enter(VaeEncoder.Component, memory);
+                Enter(memory, VaeEncoder.Component, VaeEncoder.SharedStatisticsComponent);
                 encoded = Encode(source.ToModelPlanes(), latentHeight, latentWidth, memory, cancellationToken);
-                Leave(VaeEncoder.Component, memory);
+                Leave(memory, VaeEncoder.Component, VaeEncoder.SharedStatisticsComponent);
             }
 
             TensorPrimitives.Multiply(encoded, Model.LatentScalingFactor, encoded);
@@ -283,7 +283,7 @@ public sealed class StableDiffusionPipeline : IDisposable
 
         Leave(Unet.Component, memory);
         using var decode = EngineActivity.Stage("vae decode", request);
-        Enter(VaeDecoder.Component, memory);
+        Enter(memory, VaeDecoder.Component, VaeDecoder.SharedStatisticsComponent);
         var images = new GeneratedImage[batch];
         for (var i = 0; i < batch; i++)
         {
@@ -299,7 +299,7 @@ public sealed class StableDiffusionPipeline : IDisposable
             images[i] = new GeneratedImage(i, image, Parameters(request, request.Images[i]));
         }
 
-        Leave(VaeDecoder.Component, memory);
+        Leave(memory, VaeDecoder.Component, VaeDecoder.SharedStatisticsComponent);
         return new GenerationResult(ApplyWatermark(request, ApplySafety(request, images, memory, cancellationToken)), truncations);
     }
 
@@ -608,7 +608,9 @@ public sealed class StableDiffusionPipeline : IDisposable
         TextEncoder2?.Component.Dispose();
         Unet.Component.Dispose();
         VaeDecoder.Component.Dispose();
+        VaeDecoder.SharedStatisticsComponent.Dispose();
         VaeEncoder.Component.Dispose();
+        VaeEncoder.SharedStatisticsComponent.Dispose();
         SafetyChecker?.Dispose();
     }
 }

@@ -21,13 +21,19 @@ public sealed class JobRequestValidator
 
     private readonly ValidationLimits _limits;
     private readonly IReadOnlySet<string>? _knownModels;
+    private readonly int _modelSide;
 
     /// <param name="limits">Bounds to enforce; null means <see cref="ValidationLimits.Default"/>.</param>
     /// <param name="knownModels">Models the farm can serve; null skips the check (e.g. the CLI before it has asked a coordinator).</param>
-    public JobRequestValidator(ValidationLimits? limits = null, IReadOnlySet<string>? knownModels = null)
+    /// <param name="modelSide">
+    /// The native side of the model the request renders with, which a hires request's tile, overlap and base default
+    /// to (<see cref="HiresSpec.ModelSide"/>); SD 1.x's 512 when the host cannot tell.
+    /// </param>
+    public JobRequestValidator(ValidationLimits? limits = null, IReadOnlySet<string>? knownModels = null, int modelSide = HiresLimits.DefaultModelSide)
     {
         _limits = limits ?? ValidationLimits.Default;
         _knownModels = knownModels;
+        _modelSide = modelSide;
     }
 
     public ValidationLimits Limits => _limits;
@@ -56,7 +62,7 @@ public sealed class JobRequestValidator
         if (hires)
         {
             // The target is tiled, so only the hires bounds apply to it; the base render is held to the txt2img limit.
-            errors.AddRange(HiresRequestRules.Validate(HiresSpecOf(request), _limits.Hires, _limits.MaxPixels));
+            errors.AddRange(HiresRequestRules.Validate(HiresSpecOf(request, _modelSide), _limits.Hires, _limits.MaxPixels));
         }
         else
         {
@@ -137,10 +143,12 @@ public sealed class JobRequestValidator
     }
 
     /// <summary>The hires fields of a request in the shape <see cref="HiresRequestRules"/> takes.</summary>
-    public static HiresSpec HiresSpecOf(JobRequest request)
+    /// <param name="request">The request.</param>
+    /// <param name="modelSide">The native side of its model (<see cref="HiresSpec.ModelSide"/>).</param>
+    public static HiresSpec HiresSpecOf(JobRequest request, int modelSide = HiresLimits.DefaultModelSide)
     {
         ArgumentNullException.ThrowIfNull(request);
-        return new(request.Width, request.Height, request.Tile, request.Overlap, request.Strength, request.BaseWidth, request.BaseHeight);
+        return new(request.Width, request.Height, request.Tile, request.Overlap, request.Strength, request.BaseWidth, request.BaseHeight, modelSide);
     }
 
     private static void ValidateHiresFieldsAbsent(List<ValidationError> errors, JobRequest request)

@@ -74,8 +74,10 @@ public sealed class HiresExpansion
     /// <param name="modelIfUnset">The host's default model.</param>
     /// <param name="imageKey">Artifact key of the image of the item at an index (the host's storage layout).</param>
     /// <param name="baseImage">The stored init image, which replaces the base render; null to render the base.</param>
+    /// <param name="modelSide">The native side of the job's model, which the tile, overlap and base default to (<see cref="HiresSpec.ModelSide"/>).</param>
     /// <exception cref="ArgumentException">The request is not a valid hires request.</exception>
-    public static HiresExpansion For(JobRequest request, ValidationLimits limits, long seedIfUnset, string modelIfUnset, Func<long, string> imageKey, HiresBaseImage? baseImage = null)
+    public static HiresExpansion For(JobRequest request, ValidationLimits limits, long seedIfUnset, string modelIfUnset, Func<long, string> imageKey, HiresBaseImage? baseImage = null,
+        int modelSide = HiresLimits.DefaultModelSide)
     {
         ArgumentNullException.ThrowIfNull(request);
         ArgumentNullException.ThrowIfNull(limits);
@@ -91,7 +93,7 @@ public sealed class HiresExpansion
             throw new ArgumentException($"A {RenderModes.Upscale} job needs its image as the base.", nameof(baseImage));
         }
 
-        var hires = HiresRequestRules.Resolve(JobRequestValidator.HiresSpecOf(request), limits.Hires, limits.MaxPixels);
+        var hires = HiresRequestRules.Resolve(JobRequestValidator.HiresSpecOf(request, modelSide), limits.Hires, limits.MaxPixels);
         return new HiresExpansion(request, hires, request.Seed ?? seedIfUnset, request.Model ?? modelIfUnset, imageKey, baseImage);
     }
 
@@ -123,9 +125,15 @@ public sealed class HiresExpansion
     /// <summary>Every item in index order.</summary>
     public IEnumerable<HiresItem> Items => [Base, .. Tiles, Stitch];
 
+    /// <summary>
+    /// The model the items name, which workers load and placement ranks by: the job's model, or for an upscale job its
+    /// upscaler (no item of it opens a Stable Diffusion model, so a worker without one can take them all).
+    /// </summary>
+    public string ItemModel => _request.Mode == RenderModes.Upscale && _request.Upscaler is { } upscaler ? upscaler : Model;
+
     private ItemSpec Spec(long index, long seed, string prompt, int width, int height, string mode, double? strength) => new(
         index, seed, prompt, _request.NegativePrompt ?? string.Empty, width, height, _request.Steps, _request.GuidanceScale,
-        _request.Sampler, Model, mode, strength, InitImage: null, Mask: null);
+        _request.Sampler, ItemModel, mode, strength, InitImage: null, Mask: null);
 
     private HiresPart Part(string role, int tileIndex, string? baseImageKey, IReadOnlyList<string>? tileKeys) =>
         new(role, Hires.Width, Hires.Height, Hires.Tile, Hires.Overlap, tileIndex, TileCount, baseImageKey, tileKeys,

@@ -11,7 +11,12 @@ namespace RenderFarm.Domain.Tiling;
 /// <param name="Strength">img2img strength of the per-tile refinement.</param>
 /// <param name="BaseWidth">Width of the base render at the model's native scale.</param>
 /// <param name="BaseHeight">Height of the base render.</param>
-public sealed record HiresSpec(int Width, int Height, int? Tile = null, int? Overlap = null, double? Strength = null, int? BaseWidth = null, int? BaseHeight = null);
+/// <param name="ModelSide">
+/// The side of the square images the job's model was trained at (512 SD 1.x, 768 SD 2.x 768-v, 1024 SDXL): what the
+/// tile, overlap and base default to. Not a request field: the host learns it from the model.
+/// </param>
+public sealed record HiresSpec(int Width, int Height, int? Tile = null, int? Overlap = null, double? Strength = null, int? BaseWidth = null, int? BaseHeight = null,
+    int ModelSide = HiresLimits.DefaultModelSide);
 
 /// <summary>A validated <see cref="HiresSpec"/> with every default filled in.</summary>
 public sealed record ResolvedHires(int Width, int Height, int Tile, int Overlap, double Strength, int BaseWidth, int BaseHeight)
@@ -38,16 +43,22 @@ public sealed record HiresLimits
     /// <summary>Beyond 2048 px a tile is itself a "large image" for SD 1.x; the memory strategies handle it, but the farm gains nothing.</summary>
     public const int MaxTile = 2048;
 
-    /// <summary>SD 1.x's native size: one UNet window, so the tile is rendered at the scale the model was trained on.</summary>
+    /// <summary>
+    /// SD 1.x's native side, the model side a host assumes when it cannot learn the model's own
+    /// (<see cref="HiresSpec.ModelSide"/>); the defaults below are this model's.
+    /// </summary>
+    public const int DefaultModelSide = 512;
+
+    /// <summary>SD 1.x's default tile: the model's native side (<see cref="HiresRequestRules.DefaultTile"/>), one UNet window.</summary>
     public const int DefaultTile = 512;
 
-    /// <summary>64 px (8 latent cells): wide enough for the cosine cross-fade to hide a tile's edge, at ~27% extra work for 512 px tiles.</summary>
+    /// <summary>SD 1.x's default overlap: an eighth of the model's side (<see cref="HiresRequestRules.DefaultOverlap"/>).</summary>
     public const int DefaultOverlap = 64;
 
     /// <summary>Ultimate SD Upscale's usual range is 0.2–0.4: enough to add detail, too little to invent new objects per tile.</summary>
     public const double DefaultStrength = 0.35;
 
-    /// <summary>Side of the default base render's area: SD 1.x's native 512², at the target's aspect ratio.</summary>
+    /// <summary>SD 1.x's default base render's area: its native 512², at the target's aspect ratio (<see cref="HiresRequestRules.DefaultBaseSize(int, int, int)"/>).</summary>
     public const int DefaultBaseSide = 512;
 
     public static HiresLimits Default { get; } = new();
@@ -90,21 +101,27 @@ public static class HiresRequestRules
             sizeOk = false;
         }
 
-        var tile = spec.Tile ?? HiresLimits.DefaultTile;
+        if (spec.ModelSide is < HiresLimits.MinTile or > HiresLimits.MaxTile || spec.ModelSide % TileGrid.Alignment != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(spec), spec.ModelSide,
+                $"The model side must be a multiple of {TileGrid.Alignment} between {HiresLimits.MinTile} and {HiresLimits.MaxTile}.");
+        }
+
+        var tile = spec.Tile ?? DefaultTile(spec.ModelSide);
         var tileOk = true;
         if (tile is < HiresLimits.MinTile or > HiresLimits.MaxTile || tile % TileGrid.Alignment != 0)
         {
             errors.Add(new("tile", string.Create(c,
-                $"tile is {tile}; use a multiple of {TileGrid.Alignment} between {HiresLimits.MinTile} and {HiresLimits.MaxTile} ({HiresLimits.DefaultTile} suits SD 1.x).")));
+                $"tile is {tile}; use a multiple of {TileGrid.Alignment} between {HiresLimits.MinTile} and {HiresLimits.MaxTile} (the model's native side, {DefaultTile(spec.ModelSide)} here, suits it best).")));
             tileOk = false;
         }
 
-        var overlap = spec.Overlap ?? Math.Min(HiresLimits.DefaultOverlap, tile / 2 / TileGrid.Alignment * TileGrid.Alignment);
+        var overlap = spec.Overlap ?? DefaultOverlap(spec.ModelSide, tile);
         var overlapOk = true;
         if (overlap < 0 || overlap % TileGrid.Alignment != 0 || (tileOk && overlap > tile / 2))
         {
             errors.Add(new("overlap", string.Create(c,
-                $"overlap is {overlap}; use a multiple of {TileGrid.Alignment} between 0 and half the tile ({(tileOk ? tile / 2 : HiresLimits.MaxTile / 2)}); {HiresLimits.DefaultOverlap} hides seams.")));
+                $"overlap is {overlap}; use a multiple of {TileGrid.Alignment} between 0 and half the tile ({(tileOk ? tile / 2 : HiresLimits.MaxTile / 2)}); {DefaultOverlap(spec.ModelSide, HiresLimits.MaxTile)} hides seams.")));
             overlapOk = false;
         }
 
@@ -130,7 +147,7 @@ public static class HiresRequestRules
             else if (baseOk && (long)baseWidth * baseHeight > txt2imgMaxPixels)
             {
                 errors.Add(new("baseWidth", string.Create(c,
-                    $"the base render {baseWidth}×{baseHeight} is over the txt2img limit of {txt2imgMaxPixels} pixels; use a base near the model's native size (e.g. 512×512).")));
+                    $"the base render {baseWidth}×{baseHeight} is over the txt2img limit of {txt2imgMaxPixels} pixels; use a base near the model's native size (e.g. {spec.ModelSide}×{spec.ModelSide}).")));
             }
         }
 
@@ -157,22 +174,36 @@ public static class HiresRequestRules
             throw new ArgumentException("Invalid hires request: " + string.Join("; ", errors.Select(e => $"{e.Field}: {e.Message}")), nameof(spec));
         }
 
-        var tile = spec.Tile ?? HiresLimits.DefaultTile;
-        var overlap = spec.Overlap ?? Math.Min(HiresLimits.DefaultOverlap, tile / 2 / TileGrid.Alignment * TileGrid.Alignment);
-        var (baseWidth, baseHeight) = spec.BaseWidth is { } w && spec.BaseHeight is { } h ? (w, h) : DefaultBaseSize(spec.Width, spec.Height);
+        var tile = spec.Tile ?? DefaultTile(spec.ModelSide);
+        var overlap = spec.Overlap ?? DefaultOverlap(spec.ModelSide, tile);
+        var (baseWidth, baseHeight) = spec.BaseWidth is { } w && spec.BaseHeight is { } h ? (w, h) : DefaultBaseSize(spec.Width, spec.Height, spec.ModelSide);
         return new ResolvedHires(spec.Width, spec.Height, tile, overlap, spec.Strength ?? HiresLimits.DefaultStrength, baseWidth, baseHeight);
     }
 
     /// <summary>
-    /// The base render for a target: about <see cref="HiresLimits.DefaultBaseSide"/>² pixels at the target's aspect ratio,
-    /// sides rounded to multiples of 8, at least 64 and never larger than the target.
+    /// The tile a model renders best: its native side, one UNet window at the scale it was trained on (512 for SD 1.x,
+    /// 768 for SD 2.x 768-v, 1024 for SDXL).
     /// </summary>
-    public static (int Width, int Height) DefaultBaseSize(int width, int height)
+    public static int DefaultTile(int modelSide) => modelSide;
+
+    /// <summary>
+    /// An eighth of the model's side (64 px, 8 latent cells, for SD 1.x; 96 for 768², 128 for 1024²), so the cosine
+    /// cross-fade covers the same share of a native tile (~27% extra work) whatever the model; never over half the tile.
+    /// </summary>
+    public static int DefaultOverlap(int modelSide, int tile) =>
+        Math.Min(modelSide / 8 / TileGrid.Alignment * TileGrid.Alignment, tile / 2 / TileGrid.Alignment * TileGrid.Alignment);
+
+    /// <summary>
+    /// The base render for a target: about <paramref name="modelSide"/>² pixels (the model's native area) at the
+    /// target's aspect ratio, sides rounded to multiples of 8, at least 64 and never larger than the target.
+    /// </summary>
+    public static (int Width, int Height) DefaultBaseSize(int width, int height, int modelSide = HiresLimits.DefaultModelSide)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(width);
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(height);
+        ArgumentOutOfRangeException.ThrowIfNegativeOrZero(modelSide);
         var aspect = (double)width / height;
-        var area = (double)HiresLimits.DefaultBaseSide * HiresLimits.DefaultBaseSide;
+        var area = (double)modelSide * modelSide;
         return (Side(Math.Sqrt(area * aspect), width), Side(Math.Sqrt(area / aspect), height));
 
         static int Side(double ideal, int target)

@@ -351,31 +351,12 @@ internal sealed class RequestGenerator(Random random, Guid jobId)
 
     private static readonly string[] Methods = ["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
 
-    private string PathFor(RoutePattern pattern)
-    {
-        var path = new StringBuilder();
-        foreach (var segment in pattern.PathSegments)
-        {
-            path.Append('/');
-            foreach (var part in segment.Parts)
-            {
-                path.Append(part switch
-                {
-                    RoutePatternLiteralPart literal => literal.Content,
-                    RoutePatternParameterPart parameter => Uri.EscapeDataString(RouteValue(parameter)),
-                    RoutePatternSeparatorPart separator => separator.Content,
-                    _ => "",
-                });
-            }
-        }
-
-        return path.Length == 0 ? "/" : path.ToString();
-    }
+    private string PathFor(RoutePattern pattern) => RoutePaths.Fill(pattern, parameter => Uri.EscapeDataString(RouteValue(parameter)));
 
     private string RouteValue(RoutePatternParameterPart parameter)
     {
-        var isGuid = parameter.ParameterPolicies.Any(p => p.Content == "guid");
-        var isLong = parameter.ParameterPolicies.Any(p => p.Content is "long" or "int");
+        var isGuid = RoutePaths.IsGuid(parameter);
+        var isLong = RoutePaths.IsInteger(parameter);
         return random.Next(10) switch
         {
             0 or 1 when isGuid => jobId.ToString(),

@@ -64,4 +64,38 @@ public class HiresRequestRulesTests
     [Fact]
     public void A_small_tile_gets_an_overlap_that_fits_it() =>
         HiresRequestRules.Resolve(new HiresSpec(512, 512, Tile: 96)).Overlap.ShouldBe(48);
+
+    [Theory]
+    [InlineData(512, 512, 64, 592, 440)]
+    [InlineData(768, 768, 96, 888, 664)]
+    [InlineData(1024, 1024, 128, 1184, 888)]
+    public void Defaults_follow_the_models_native_side(int modelSide, int tile, int overlap, int baseWidth, int baseHeight)
+    {
+        var resolved = HiresRequestRules.Resolve(new HiresSpec(2048, 1536, ModelSide: modelSide));
+
+        resolved.ShouldBe(new ResolvedHires(2048, 1536, tile, overlap, HiresLimits.DefaultStrength, baseWidth, baseHeight));
+        HiresRequestRules.DefaultBaseSize(2048, 1536, modelSide).ShouldBe((baseWidth, baseHeight));
+    }
+
+    [Fact]
+    public void Given_values_win_over_a_models_defaults() =>
+        HiresRequestRules.Resolve(new HiresSpec(2048, 1536, Tile: 512, Overlap: 32, BaseWidth: 512, BaseHeight: 384, ModelSide: 1024))
+            .ShouldBe(new ResolvedHires(2048, 1536, 512, 32, HiresLimits.DefaultStrength, 512, 384));
+
+    [Fact]
+    public void A_given_tile_keeps_the_models_overlap_unless_it_is_over_half_the_tile()
+    {
+        HiresRequestRules.Resolve(new HiresSpec(2048, 1536, Tile: 640, ModelSide: 1024)).Overlap.ShouldBe(128);
+        HiresRequestRules.Resolve(new HiresSpec(2048, 1536, Tile: 192, ModelSide: 1024)).Overlap.ShouldBe(96);
+    }
+
+    [Fact]
+    public void The_default_base_never_exceeds_a_target_smaller_than_the_model() =>
+        HiresRequestRules.Resolve(new HiresSpec(768, 768, ModelSide: 1024)).ShouldSatisfyAllConditions(
+            r => (r.BaseWidth, r.BaseHeight).ShouldBe((768, 768)),
+            r => r.Tile.ShouldBe(1024));
+
+    [Fact]
+    public void The_tile_error_names_the_models_own_tile() =>
+        HiresRequestRules.Validate(new HiresSpec(2048, 2048, Tile: 100, ModelSide: 768)).Single().Message.ShouldContain("768 here");
 }

@@ -4,6 +4,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
+using RenderFarm.Coordinator.Hosting;
 using RenderFarm.Coordinator.Persistence;
 using RenderFarm.Domain.States;
 using RenderFarm.Storage;
@@ -31,7 +32,7 @@ internal sealed partial class ShardAssembler(
     IServiceScopeFactory scopes,
     TimeProvider clock,
     IOptions<ShardAssemblerOptions> options,
-    ILogger<ShardAssembler> logger) : BackgroundService
+    ILogger<ShardAssembler> logger) : PeriodicPassService(clock)
 {
     private const string TarContentType = "application/x-tar";
     private const string JsonContentType = "application/json";
@@ -47,30 +48,18 @@ internal sealed partial class ShardAssembler(
     /// <summary>What a pass did.</summary>
     internal readonly record struct Result(int Shards, int Samples, int PartsDeleted, int DatasetsCompleted);
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    protected override TimeSpan Interval => _options.Interval;
+
+    protected override async Task PassAsync(CancellationToken cancellationToken)
     {
-        using var timer = new PeriodicTimer(_options.Interval, clock);
-        do
+        var result = await RunOnceAsync(cancellationToken);
+        if (result.Shards + result.DatasetsCompleted > 0)
         {
-            try
-            {
-                var result = await RunOnceAsync(stoppingToken);
-                if (result.Shards + result.DatasetsCompleted > 0)
-                {
-                    LogPublished(result.Shards, result.Samples, result.PartsDeleted, result.DatasetsCompleted);
-                }
-            }
-            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
-            {
-                return;
-            }
-            catch (Exception ex)
-            {
-                LogPassFailed(ex);
-            }
+            LogPublished(result.Shards, result.Samples, result.PartsDeleted, result.DatasetsCompleted);
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
     }
+
+    protected override void PassFailed(Exception exception) => LogPassFailed(exception);
 
     /// <summary>One pass over the WebDataset jobs not yet wholly published.</summary>
     internal async Task<Result> RunOnceAsync(CancellationToken cancellationToken)
@@ -147,7 +136,7 @@ internal sealed partial class ShardAssembler(
         if (unfinished.Count == 0 && stale.Count == 0 && published.Count == shardCount)
         {
             // Conditional on the job being finished: a retry that started meanwhile leaves it open for its new items.
-            var now = clock.GetUtcNow().UtcDateTime;
+            var now = Clock.GetUtcNow().UtcDateTime;
             completed = await db.Jobs
                 .Where(j => j.Id == jobId && j.DatasetPublishedAt == null && JobStateMachine.FinalStates.Contains(j.State))
                 .ExecuteUpdateAsync(s => s.SetProperty(j => j.DatasetPublishedAt, now), cancellationToken);
@@ -227,7 +216,7 @@ internal sealed partial class ShardAssembler(
                 await store.PutAsync(ArtifactKeys.DatasetShardStats(jobId, shard), statsJson, JsonContentType, cancellationToken);
             }
 
-            var now = clock.GetUtcNow().UtcDateTime;
+            var now = Clock.GetUtcNow().UtcDateTime;
             await using (var tx = await db.Database.BeginTransactionAsync(cancellationToken))
             {
                 foreach (var source in succeeded.GroupBy(i => i.ArtifactKey!, StringComparer.Ordinal).Where(g => g.Key != shardKey))
