@@ -27,6 +27,7 @@ internal static class JsonReport
             items = r.Items,
             workers = r.Workers,
             unitsPerWorker = r.UnitsPerWorker,
+            unitReports = r.UnitReports,
             ledgerBatch = r.LedgerBatch,
             spinLimit = r.SpinLimit,
             previewSeconds = r.PreviewSeconds,

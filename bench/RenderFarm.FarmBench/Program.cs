@@ -17,7 +17,8 @@ using Npgsql;
 //   dotnet run -c Release --project bench/RenderFarm.FarmBench -- [--items 20000] [--workers 1,2] [--storage s3|local]
 //     [--units-per-worker 100000,2] [--json FILE]
 // --units-per-worker runs dispatch windows side by side: 100000 is the old whole-job push (every unit sent at once),
-// 2 the coordinator's default. Every run also checks nothing was lost or doubled (the exit code says so), samples the
+// 2 the coordinator's default. --unit-reports per-item,per-unit runs the workers' two ways of reporting starts and
+// images side by side (one message per item, or one per unit: Worker:UnitReports). Every run also checks nothing was lost or doubled (the exit code says so), samples the
 // run's RabbitMQ queue depths from the management API and the load average; --json FILE writes all of it as JSON.
 //
 // Previews: the same throughput run with --previews 0,1 (preview intervals in seconds, 0 = off, side by side in one
@@ -53,20 +54,23 @@ if (options.Hires is { } hires)
 }
 
 var results = new List<RunResult>();
-// Preview intervals, dispatch windows, thread-pool spin limits and ledger batch sizes side by side in one invocation,
+// Report modes, preview intervals, dispatch windows, thread-pool spin limits and ledger batch sizes side by side in one invocation,
 // so their ratios are measured on the same machine state.
-foreach (var unitsPerWorker in options.UnitsPerWorker.Count > 0 ? options.UnitsPerWorker.Select(u => (int?)u) : [null])
+foreach (var unitReports in options.UnitReports.Count > 0 ? options.UnitReports.Select(u => (string?)u) : [null])
 {
-    foreach (var previews in options.PreviewIntervals.Count > 0 ? options.PreviewIntervals.Select(p => (double?)p) : [null])
+    foreach (var unitsPerWorker in options.UnitsPerWorker.Count > 0 ? options.UnitsPerWorker.Select(u => (int?)u) : [null])
     {
-        foreach (var spinLimit in options.SpinLimits.Count > 0 ? options.SpinLimits.Select(l => (int?)l) : [null])
+        foreach (var previews in options.PreviewIntervals.Count > 0 ? options.PreviewIntervals.Select(p => (double?)p) : [null])
         {
-            foreach (var ledgerBatch in options.LedgerBatches.Count > 0 ? options.LedgerBatches.Select(b => (int?)b) : [null])
+            foreach (var spinLimit in options.SpinLimits.Count > 0 ? options.SpinLimits.Select(l => (int?)l) : [null])
             {
-                foreach (var workers in options.WorkerCounts)
+                foreach (var ledgerBatch in options.LedgerBatches.Count > 0 ? options.LedgerBatches.Select(b => (int?)b) : [null])
                 {
-                    Console.Error.WriteLine($"[farmbench] {options.Items} items, {workers} worker process(es), storage {options.Storage}, ledger batch {ledgerBatch?.ToString(CultureInfo.InvariantCulture) ?? "default"}, spin limit {spinLimit?.ToString(CultureInfo.InvariantCulture) ?? "default"}, units per worker {unitsPerWorker?.ToString(CultureInfo.InvariantCulture) ?? "default"}, previews {(previews is { } p ? p.ToString(CultureInfo.InvariantCulture) + " s" : "-")}");
-                    results.Add(await BenchRun.RunAsync(options, workers, ledgerBatch, spinLimit, previews, settings, hosts, CancellationToken.None, unitsPerWorker));
+                    foreach (var workers in options.WorkerCounts)
+                    {
+                        Console.Error.WriteLine($"[farmbench] {options.Items} items, {workers} worker process(es), storage {options.Storage}, ledger batch {ledgerBatch?.ToString(CultureInfo.InvariantCulture) ?? "default"}, spin limit {spinLimit?.ToString(CultureInfo.InvariantCulture) ?? "default"}, units per worker {unitsPerWorker?.ToString(CultureInfo.InvariantCulture) ?? "default"}, unit reports {unitReports ?? "default"}, previews {(previews is { } p ? p.ToString(CultureInfo.InvariantCulture) + " s" : "-")}");
+                        results.Add(await BenchRun.RunAsync(options, workers, ledgerBatch, spinLimit, previews, settings, hosts, CancellationToken.None, unitsPerWorker, unitReports));
+                    }
                 }
             }
         }
@@ -91,12 +95,15 @@ internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, 
     /// <summary>Dispatch windows (<c>Coordinator:Dispatcher:UnitsPerWorker</c>) run side by side; empty: the coordinator's default.</summary>
     public IReadOnlyList<int> UnitsPerWorker { get; init; } = [];
 
+    /// <summary>Workers' report modes (<c>Worker:UnitReports</c>, as <c>per-item</c> or <c>per-unit</c>) run side by side; empty: the workers' default.</summary>
+    public IReadOnlyList<string> UnitReports { get; init; } = [];
+
     /// <summary>Where to write the throughput runs' results as JSON as well (<c>--json FILE</c>); null: the table only.</summary>
     public string? JsonPath { get; init; }
 
     public const string Usage = """
         usage: farmbench [--items N] [--workers 1,2] [--storage s3|local] [--unit-size N] [--ledger-batch 1,100] [--spin-limit 70,0] [--previews 0,1]
-                         [--units-per-worker 2,100000] [--json FILE]
+                         [--units-per-worker 2,100000] [--unit-reports per-item,per-unit] [--json FILE]
                farmbench --hires SIZE [--workers 1,2] [--rounds R] [--steps N] [--strength S] [--tile T] [--overlap O]
                          [--guidance G] [--sampler NAME] [--seed N] [--base SIZE] [--memory-budget 2GiB] [--threads N]
                          [--render-timeout 01:00:00] [--stall-minutes M] [--warmup] [--keep-artifacts] [--storage s3|local]
@@ -104,14 +111,21 @@ internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, 
 
     private static readonly string[] Flags =
     [
-        "--items", "--workers", "--storage", "--unit-size", "--ledger-batch", "--spin-limit", "--previews", "--units-per-worker", "--json", "--hires", "--rounds", "--steps", "--strength", "--tile", "--overlap",
+        "--items", "--workers", "--storage", "--unit-size", "--ledger-batch", "--spin-limit", "--previews", "--units-per-worker", "--unit-reports", "--json", "--hires", "--rounds", "--steps", "--strength", "--tile", "--overlap",
         "--guidance", "--sampler", "--seed", "--base", "--memory-budget", "--threads", "--render-timeout", "--stall-minutes",
     ];
 
     private static readonly string[] Switches = ["--keep-artifacts", "--warmup"];
 
     // Flags of throughput runs that a --hires run refuses.
-    private static readonly string[] ThroughputOnly = ["--items", "--unit-size", "--ledger-batch", "--spin-limit", "--previews", "--units-per-worker", "--json"];
+    private static readonly string[] ThroughputOnly = ["--items", "--unit-size", "--ledger-batch", "--spin-limit", "--previews", "--units-per-worker", "--unit-reports", "--json"];
+
+    /// <summary>The <c>--unit-reports</c> words and the worker setting each stands for.</summary>
+    public static readonly IReadOnlyDictionary<string, string> UnitReportModes = new Dictionary<string, string>(StringComparer.Ordinal)
+    {
+        ["per-item"] = "PerItem",
+        ["per-unit"] = "PerUnit",
+    };
 
     /// <summary>Reads the command line; a <see cref="FormatException"/> names the flag at fault.</summary>
     public static BenchOptions Parse(string[] args)
@@ -218,6 +232,10 @@ internal sealed record BenchOptions(int Items, IReadOnlyList<int> WorkerCounts, 
         {
             PreviewIntervals = previewIntervals,
             UnitsPerWorker = Ints("--units-per-worker", null, 1, 100_000, "units per worker"),
+            UnitReports = values.TryGetValue("--unit-reports", out var reportsText)
+                ? reportsText.Split(',').Select(mode => UnitReportModes.ContainsKey(mode)
+                    ? mode : throw new FormatException($"--unit-reports must list per-item or per-unit separated by commas, got '{reportsText}'.")).ToList()
+                : [],
             JsonPath = jsonPath,
         };
     }
@@ -243,6 +261,9 @@ internal sealed record RunResult(
 
     /// <summary>The dispatch window of the run (<c>Coordinator:Dispatcher:UnitsPerWorker</c>); null: the default.</summary>
     public int? UnitsPerWorker { get; init; }
+
+    /// <summary>How the run's workers reported starts and images (<c>per-item</c> or <c>per-unit</c>); null: their default.</summary>
+    public string? UnitReports { get; init; }
 
     /// <summary>Preview events the job's stream carried during the run.</summary>
     public int PreviewsSeen { get; init; }
@@ -281,7 +302,7 @@ internal static class BenchRun
 
     public static async Task<RunResult> RunAsync(
         BenchOptions options, int workerCount, int? ledgerBatch, int? spinLimit, double? previewSeconds, ServiceSettings settings, HostPaths hosts, CancellationToken ct,
-        int? unitsPerWorker = null)
+        int? unitsPerWorker = null, string? unitReports = null)
     {
         // A loopback bench farm: measured without keys, as before they existed.
         var coordinatorSettings = new Dictionary<string, string>(StringComparer.Ordinal) { ["Coordinator__Auth__RequireApiKeys"] = "false" };
@@ -308,6 +329,8 @@ internal static class BenchRun
                 ["Worker__Renderer"] = "Null",
                 ["Worker__WarmUp"] = "false",
             };
+        if (unitReports is not null)
+            workerSettings["Worker__UnitReports"] = BenchOptions.UnitReportModes[unitReports];
         await using var farm = await FarmSession.StartAsync(
             new FarmSpec(workerCount, options.Storage, coordinatorSettings, workerSettings, WarmModel: previewSeconds is null ? null : "tiny-sd"), settings, hosts, ct);
         var http = farm.Http;
@@ -380,6 +403,7 @@ internal static class BenchRun
             PreviewSeconds = previewSeconds,
             PreviewsSeen = previews,
             UnitsPerWorker = unitsPerWorker,
+            UnitReports = unitReports,
             Load = (loadAtStart, loadAtEnd),
             PeakLoad = Math.Max(sampler.PeakLoad, loadAtEnd),
             Lost = outcome.Lost,
@@ -550,14 +574,14 @@ internal static class Report
             ? string.Create(CultureInfo.InvariantCulture, $"{options.Items} items (seed sweep, 128×128, 20 steps, euler, guidance 7.5), Engine renderer on the tiny model (1 slot, 1 ONNX Runtime thread per worker), storage {options.Storage}, work unit size {(options.UnitSize > 0 ? options.UnitSize.ToString(CultureInfo.InvariantCulture) : "default")}; processor count {Environment.ProcessorCount}")
             : string.Create(CultureInfo.InvariantCulture, $"{options.Items} items (seed sweep, 64×64, 1 step), Null renderer, storage {options.Storage}, work unit size {(options.UnitSize > 0 ? options.UnitSize.ToString(CultureInfo.InvariantCulture) : "default")}"));
         s.AppendLine();
-        s.AppendLine("| units per worker | ledger batch | spin limit | previews | previews seen | worker processes | final state | POST (s) | submit → done (s) | completions/s | e2e p50 / p95 / p99 / max (s) | worker-side p50 / p95 / p99 (ms) | coordinator CPU (s) | coordinator peak RSS (MiB) | lost / duplicated | peak broker depth (all queues / shared) | load 1m start → end (peak) | CPU s by process |");
-        s.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+        s.AppendLine("| unit reports | units per worker | ledger batch | spin limit | previews | previews seen | worker processes | final state | POST (s) | submit → done (s) | completions/s | e2e p50 / p95 / p99 / max (s) | worker-side p50 / p95 / p99 (ms) | coordinator CPU (s) | coordinator peak RSS (MiB) | lost / duplicated | peak broker depth (all queues / shared) | load 1m start → end (peak) | CPU s by process |");
+        s.AppendLine("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
         foreach (var r in results)
         {
             var e = r.EndToEndPercentiles;
             var w = r.WorkerSidePercentiles;
             s.AppendLine(CultureInfo.InvariantCulture,
-                $"| {r.UnitsPerWorker?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {r.LedgerBatch?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {r.SpinLimit?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {(r.PreviewSeconds is { } ps ? (ps == 0 ? "off" : $"every {F(ps, "0.##")} s") : "-")} | {(r.PreviewSeconds is null ? "-" : r.PreviewsSeen.ToString(CultureInfo.InvariantCulture))} | {r.Workers} | {r.FinalState} | {F(r.SubmitTime.TotalSeconds, "F2")} | {F(r.SubmitToDone.TotalSeconds, "F1")} | **{F(r.CompletionsPerSecond)}** | {F(e[0], "F1")} / {F(e[1], "F1")} / {F(e[2], "F1")} / {F(e[3], "F1")} | {F(w[0] * 1000)} / {F(w[1] * 1000)} / {F(w[2] * 1000)} | {F(r.CoordinatorCpuSeconds, "F1")} | {F(r.PeakRssMiB)} | {r.Lost} / {r.Duplicated} | {r.PeakBrokerDepth} / {r.PeakSharedQueueDepth} ({r.BrokerSamples} samples) | {F(r.Load.Start, "F2")} → {F(r.Load.End, "F2")} ({F(r.PeakLoad, "F2")}) | {string.Join(", ", r.CpuSecondsByProcess.OrderByDescending(p => p.Value).Select(p => $"{p.Key} {F(p.Value, "F1")}"))} |");
+                $"| {r.UnitReports ?? "default"} | {r.UnitsPerWorker?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {r.LedgerBatch?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {r.SpinLimit?.ToString(CultureInfo.InvariantCulture) ?? "default"} | {(r.PreviewSeconds is { } ps ? (ps == 0 ? "off" : $"every {F(ps, "0.##")} s") : "-")} | {(r.PreviewSeconds is null ? "-" : r.PreviewsSeen.ToString(CultureInfo.InvariantCulture))} | {r.Workers} | {r.FinalState} | {F(r.SubmitTime.TotalSeconds, "F2")} | {F(r.SubmitToDone.TotalSeconds, "F1")} | **{F(r.CompletionsPerSecond)}** | {F(e[0], "F1")} / {F(e[1], "F1")} / {F(e[2], "F1")} / {F(e[3], "F1")} | {F(w[0] * 1000)} / {F(w[1] * 1000)} / {F(w[2] * 1000)} | {F(r.CoordinatorCpuSeconds, "F1")} | {F(r.PeakRssMiB)} | {r.Lost} / {r.Duplicated} | {r.PeakBrokerDepth} / {r.PeakSharedQueueDepth} ({r.BrokerSamples} samples) | {F(r.Load.Start, "F2")} → {F(r.Load.End, "F2")} ({F(r.PeakLoad, "F2")}) | {string.Join(", ", r.CpuSecondsByProcess.OrderByDescending(p => p.Value).Select(p => $"{p.Key} {F(p.Value, "F1")}"))} |");
         }
 
         return s.ToString();

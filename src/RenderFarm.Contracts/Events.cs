@@ -16,6 +16,22 @@ public sealed record ItemStarted(
     public const string WireName = MessageNames.ItemStarted;
 }
 
+/// <summary>
+/// The starts of a work unit's item attempts, as one message: what a worker sends when it takes a unit (worker setting
+/// <c>UnitReports=PerUnit</c>), in place of one <see cref="ItemStarted"/> per item. Each entry means exactly what the
+/// single message means, so the coordinator records them as it records those.
+/// </summary>
+/// <remarks>
+/// A new message rather than a list inside <see cref="ItemStarted"/>: coordinators that predate it keep consuming the
+/// single form, which per-item workers still send. A worker sends this only to a coordinator that consumes it (the
+/// coordinator is upgraded first); a worker of this version can be told to send the single form.
+/// </remarks>
+/// <param name="Items">The starts, one per item attempt, at least one.</param>
+public sealed record ItemsStarted(IReadOnlyList<ItemStarted> Items)
+{
+    public const string WireName = MessageNames.ItemsStarted;
+}
+
 /// <summary>A denoising step finished. Workers rate-limit these; consumers must not expect every step.</summary>
 /// <param name="ItemId">The item.</param>
 /// <param name="JobId">Its job.</param>
@@ -105,6 +121,17 @@ public sealed record ItemRendered(
     string? Safety = null)
 {
     public const string WireName = MessageNames.ItemRendered;
+}
+
+/// <summary>
+/// Several items' images, as one message: a per-unit worker (<c>UnitReports=PerUnit</c>) gathers the images of its unit
+/// that are stored within a short window and reports them together, in place of one <see cref="ItemRendered"/> each.
+/// Every entry keeps that message's promise: its image was stored before this was sent.
+/// </summary>
+/// <param name="Items">The images, one per item attempt, at least one.</param>
+public sealed record ItemsRendered(IReadOnlyList<ItemRendered> Items)
+{
+    public const string WireName = MessageNames.ItemsRendered;
 }
 
 /// <summary>An item attempt failed.</summary>

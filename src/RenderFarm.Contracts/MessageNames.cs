@@ -16,9 +16,11 @@ public static class MessageNames
     public const string RenderWorkUnit = Prefix + "RenderWorkUnit:v1";
     public const string CancelJob = Prefix + "CancelJob:v1";
     public const string ItemStarted = Prefix + "ItemStarted:v1";
+    public const string ItemsStarted = Prefix + "ItemsStarted:v1";
     public const string ItemProgressed = Prefix + "ItemProgressed:v1";
     public const string ItemPreviewed = Prefix + "ItemPreviewed:v1";
     public const string ItemRendered = Prefix + "ItemRendered:v1";
+    public const string ItemsRendered = Prefix + "ItemsRendered:v1";
     public const string ItemFailed = Prefix + "ItemFailed:v1";
     public const string JobCanceled = Prefix + "JobCanceled:v1";
     public const string WorkerHeartbeat = Prefix + "WorkerHeartbeat:v1";
@@ -29,9 +31,11 @@ public static class MessageNames
         [typeof(Contracts.RenderWorkUnit)] = RenderWorkUnit,
         [typeof(Contracts.CancelJob)] = CancelJob,
         [typeof(Contracts.ItemStarted)] = ItemStarted,
+        [typeof(Contracts.ItemsStarted)] = ItemsStarted,
         [typeof(Contracts.ItemProgressed)] = ItemProgressed,
         [typeof(Contracts.ItemPreviewed)] = ItemPreviewed,
         [typeof(Contracts.ItemRendered)] = ItemRendered,
+        [typeof(Contracts.ItemsRendered)] = ItemsRendered,
         [typeof(Contracts.ItemFailed)] = ItemFailed,
         [typeof(Contracts.JobCanceled)] = JobCanceled,
         [typeof(Contracts.WorkerHeartbeat)] = WorkerHeartbeat,

@@ -7,8 +7,8 @@ namespace RenderFarm.Messaging;
 /// </summary>
 /// <remarks>
 /// Routing in short: the coordinator <em>sends</em> <c>RenderWorkUnit</c> and <c>CancelJob</c> commands;
-/// workers <em>publish</em> events (<c>ItemStarted</c>, <c>ItemProgressed</c>, <c>ItemPreviewed</c>, <c>ItemRendered</c>,
-/// <c>ItemFailed</c>, <c>WorkerHeartbeat</c>), which reach the coordinator's consumer endpoints through the
+/// workers <em>publish</em> events (<c>ItemStarted</c> or a unit's <c>ItemsStarted</c>, <c>ItemProgressed</c>, <c>ItemPreviewed</c>,
+/// <c>ItemRendered</c> or gathered <c>ItemsRendered</c>, <c>ItemFailed</c>, <c>WorkerHeartbeat</c>), which reach the coordinator's consumer endpoints through the
 /// exchanges named by <c>MessageNames</c>. Workers never need to know a coordinator queue name.
 /// </remarks>
 public static class QueueNames

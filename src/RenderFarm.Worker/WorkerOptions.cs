@@ -19,6 +19,20 @@ public enum ItemRendererKind
     Null,
 }
 
+/// <summary>How a worker reports its items' starts and images to the coordinator.</summary>
+public enum UnitReportMode
+{
+    /// <summary>One <c>ItemStarted</c> per item as its render begins and one <c>ItemRendered</c> per stored image: what workers sent before <c>ItemsStarted</c> and <c>ItemsRendered</c>, for coordinators that predate them.</summary>
+    PerItem,
+
+    /// <summary>
+    /// One <c>ItemsStarted</c> for all of a unit's items when the worker takes the unit, and its stored images gathered
+    /// into <c>ItemsRendered</c> messages (see <see cref="WorkerOptions.ReportWindow"/>): fewer, larger messages, which
+    /// is what a coordinator pays for per item. Needs a coordinator that consumes them.
+    /// </summary>
+    PerUnit,
+}
+
 /// <summary>Worker settings, bound from the <c>Worker</c> configuration section.</summary>
 public sealed class WorkerOptions
 {
@@ -31,6 +45,7 @@ public sealed class WorkerOptions
     public const int DefaultMaxLoadedModels = 1;
     public const double DefaultProgressEventsPerSecond = 2;
     public static readonly TimeSpan DefaultPreviewInterval = TimeSpan.FromSeconds(1);
+    public static readonly TimeSpan DefaultReportWindow = TimeSpan.FromMilliseconds(100);
     public static readonly TimeSpan DefaultRenderTimeout = TimeSpan.FromMinutes(20);
     public static readonly TimeSpan DefaultShutdownGrace = TimeSpan.FromSeconds(60);
     public static readonly TimeSpan DefaultStoreOutageDeadline = TimeSpan.FromMinutes(15);
@@ -59,6 +74,16 @@ public sealed class WorkerOptions
 
     /// <summary>Upper bound on <c>ItemProgressed</c> events per item and second; the first and last step are always sent.</summary>
     public double ProgressEventsPerSecond { get; set; } = DefaultProgressEventsPerSecond;
+
+    /// <summary>How starts and images are reported: per unit (the default) or per item, for a coordinator that predates per-unit reports.</summary>
+    public UnitReportMode UnitReports { get; set; } = UnitReportMode.PerUnit;
+
+    /// <summary>
+    /// With per-unit reports, the longest a stored image's report is held to travel with the unit's next ones; a render
+    /// batch that itself took this long or longer sends what is held at once (waiting for the next would take as long).
+    /// <c>00:00:00</c> sends each image's report alone.
+    /// </summary>
+    public TimeSpan ReportWindow { get; set; } = DefaultReportWindow;
 
     /// <summary>
     /// Least time between two previews of a running item (<c>ItemPreviewed</c>: the engine's latent approximation as a
@@ -215,6 +240,16 @@ internal sealed class WorkerOptionsValidator : IValidateOptions<WorkerOptions>
         if (!double.IsFinite(options.ProgressEventsPerSecond) || options.ProgressEventsPerSecond <= 0)
         {
             Fail(nameof(options.ProgressEventsPerSecond), $"must be a positive number, got {options.ProgressEventsPerSecond}.");
+        }
+
+        if (!Enum.IsDefined(options.UnitReports))
+        {
+            Fail(nameof(options.UnitReports), $"must be {UnitReportMode.PerUnit} or {UnitReportMode.PerItem}, got {options.UnitReports}.");
+        }
+
+        if (options.ReportWindow < TimeSpan.Zero)
+        {
+            Fail(nameof(options.ReportWindow), $"must be 00:00:00 or positive, got {options.ReportWindow}.");
         }
 
         if (options.PreviewInterval < TimeSpan.Zero)

@@ -72,6 +72,8 @@ public sealed class FarmBenchJsonTests(ITestOutputHelper output)
     [InlineData("--json /no/such/folder/out.json", "--json")]
     [InlineData("--hires 512 --json out.json", "--json applies to throughput runs only")]
     [InlineData("--frobnicate 1", "unknown argument")]
+    [InlineData("--unit-reports per-job", "--unit-reports must list per-item or per-unit")]
+    [InlineData("--hires 512 --unit-reports per-unit", "--unit-reports applies to throughput runs only")]
     public async Task Bad_arguments_get_a_message_and_exit_code_2_before_any_run(string arguments, string message)
     {
         var (exit, text) = await RunBenchAsync(TimeSpan.FromMinutes(1), arguments.Split(' '));

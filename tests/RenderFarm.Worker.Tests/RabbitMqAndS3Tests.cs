@@ -59,6 +59,8 @@ public sealed class RabbitMqAndS3Tests : IAsyncLifetime
         }
 
         wire.Started.Select(s => s.ItemId).ShouldBe(items.Select(i => i.ItemId), ignoreOrder: true);
+        // The default report mode is per unit: the unit's starts crossed the broker as one message (under its wire name).
+        wire.UnitStarts.ShouldBe(1);
         wire.Heartbeats.ShouldContain(h => h.WorkerId == worker.Slots.Slots[0].WorkerId);
     }
 
@@ -113,10 +115,39 @@ internal sealed class WireMessages
     public ConcurrentBag<ItemStarted> Started { get; } = [];
     public ConcurrentBag<ItemRendered> Rendered { get; } = [];
     public ConcurrentBag<WorkerHeartbeat> Heartbeats { get; } = [];
+
+    /// <summary><see cref="ItemsStarted"/> messages received (their entries are in <see cref="Started"/>).</summary>
+    public int UnitStarts => Volatile.Read(ref _unitStarts);
+
+    private int _unitStarts;
+
+    public void CountUnitStart() => Interlocked.Increment(ref _unitStarts);
 }
 
-internal sealed class WireRecorder(WireMessages messages) : IConsumer<ItemStarted>, IConsumer<ItemRendered>, IConsumer<WorkerHeartbeat>
+internal sealed class WireRecorder(WireMessages messages)
+    : IConsumer<ItemStarted>, IConsumer<ItemRendered>, IConsumer<ItemsStarted>, IConsumer<ItemsRendered>, IConsumer<WorkerHeartbeat>
 {
+    public Task Consume(ConsumeContext<ItemsStarted> context)
+    {
+        foreach (var start in context.Message.Items)
+        {
+            messages.Started.Add(start);
+        }
+
+        messages.CountUnitStart();
+        return Task.CompletedTask;
+    }
+
+    public Task Consume(ConsumeContext<ItemsRendered> context)
+    {
+        foreach (var image in context.Message.Items)
+        {
+            messages.Rendered.Add(image);
+        }
+
+        return Task.CompletedTask;
+    }
+
     public Task Consume(ConsumeContext<ItemStarted> context)
     {
         messages.Started.Add(context.Message);

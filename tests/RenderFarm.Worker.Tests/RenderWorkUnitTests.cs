@@ -106,11 +106,13 @@ public sealed class RenderWorkUnitTests
         failed.Reason.ShouldContain("no_such_sampler");
     }
 
-    [Fact]
-    public async Task Job_canceled_stops_the_running_item_between_steps_and_publishes_nothing_more_for_it()
+    [Theory]
+    [InlineData(UnitReportMode.PerItem)]
+    [InlineData(UnitReportMode.PerUnit)]
+    public async Task Job_canceled_stops_the_running_item_between_steps_and_publishes_nothing_more_for_it(UnitReportMode mode)
     {
         var hold = new RenderHold(atStep: 5);
-        await using var worker = await WorkerHarness.StartAsync(moreServices: hold.Register);
+        await using var worker = await WorkerHarness.StartAsync(o => o.UnitReports = mode, moreServices: hold.Register);
         var slow = TestItems.Item(seed: 41, steps: 900); // held at step 5: still running when the cancel lands
         var unit = TestItems.Unit(slow, TestItems.Item(seed: 42));
 
@@ -128,7 +130,16 @@ public sealed class RenderWorkUnitTests
         await Task.Delay(TimeSpan.FromSeconds(1));
         worker.Published.All<ItemRendered>().ShouldBeEmpty();
         worker.Published.All<ItemFailed>().ShouldBeEmpty();
-        worker.Published.All<ItemStarted>().Select(s => s.ItemId).ShouldBe([slow.ItemId], "the unit's second item must not start");
+        if (mode == UnitReportMode.PerItem)
+        {
+            worker.Published.All<ItemStarted>().Select(s => s.ItemId).ShouldBe([slow.ItemId], "the unit's second item must not start");
+        }
+        else
+        {
+            // Per unit, both started together when the unit was taken; the second is never rendered (nothing above).
+            worker.Published.Sent<ItemsStarted>().ShouldHaveSingleItem().Items.Select(s => s.ItemId).ShouldBe([slow.ItemId, unit.Items[1].ItemId]);
+            worker.Published.Sent<ItemStarted>().ShouldBeEmpty();
+        }
     }
 
     [Fact]

@@ -133,15 +133,24 @@ internal static class SharedModels
 /// Every message the worker publishes, as it is published. For <see cref="ItemRendered"/> it also notes whether the
 /// artifact was already in the store at that moment (the worker must upload before it reports).
 /// </summary>
+/// <summary>
+/// What the worker published. <see cref="All{T}"/> reads reports as the coordinator records them: the entries of an
+/// <see cref="ItemsStarted"/> or <see cref="ItemsRendered"/> count as the <see cref="ItemStarted"/> and
+/// <see cref="ItemRendered"/> they carry, so a test of what is reported holds for either report mode;
+/// <see cref="Sent{T}"/> reads the messages as they went on the wire.
+/// </summary>
 internal sealed class PublishedMessages : IPublishObserver
 {
-    private readonly ConcurrentQueue<(object Message, DateTimeOffset At)> _messages = new();
+    private readonly ConcurrentQueue<(object Message, DateTimeOffset At, bool Entry)> _messages = new();
     private readonly ConcurrentDictionary<Guid, bool> _artifactPresent = new();
     private readonly SemaphoreSlim _changed = new(0);
 
     public IArtifactStore? Store { get; set; }
 
     public IReadOnlyList<T> All<T>() => _messages.Select(m => m.Message).OfType<T>().ToList();
+
+    /// <summary>Messages of <typeparamref name="T"/> as published, without the entries of per-unit reports.</summary>
+    public IReadOnlyList<T> Sent<T>() => _messages.Where(m => !m.Entry).Select(m => m.Message).OfType<T>().ToList();
 
     public bool ArtifactExistedWhenReported(Guid itemId) => _artifactPresent.TryGetValue(itemId, out var present) && present;
 
@@ -166,16 +175,39 @@ internal sealed class PublishedMessages : IPublishObserver
     public async Task PrePublish<T>(PublishContext<T> context)
         where T : class
     {
-        if (context.Message is ItemRendered rendered && Store is not null)
+        if (Store is null)
         {
-            _artifactPresent[rendered.ItemId] = await Store.ExistsAsync(rendered.ArtifactKey, CancellationToken.None);
+            return;
+        }
+
+        IEnumerable<ItemRendered> images = context.Message switch
+        {
+            ItemRendered rendered => [rendered],
+            ItemsRendered gathered => gathered.Items,
+            _ => [],
+        };
+        foreach (var image in images)
+        {
+            _artifactPresent[image.ItemId] = await Store.ExistsAsync(image.ArtifactKey, CancellationToken.None);
         }
     }
 
     public Task PostPublish<T>(PublishContext<T> context)
         where T : class
     {
-        _messages.Enqueue((context.Message, DateTimeOffset.UtcNow));
+        var at = DateTimeOffset.UtcNow;
+        _messages.Enqueue((context.Message, at, false));
+        IEnumerable<object> entries = context.Message switch
+        {
+            ItemsStarted starts => starts.Items,
+            ItemsRendered images => images.Items,
+            _ => [],
+        };
+        foreach (var entry in entries)
+        {
+            _messages.Enqueue((entry, at, true));
+        }
+
         _changed.Release();
         return Task.CompletedTask;
     }

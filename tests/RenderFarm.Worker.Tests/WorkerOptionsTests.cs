@@ -23,6 +23,8 @@ public sealed class WorkerOptionsTests
         options.Slots.ShouldBe(3);
         options.HeartbeatInterval.ShouldBe(TimeSpan.FromSeconds(2));
         options.Renderer.ShouldBe(ItemRendererKind.Null);
+        options.UnitReports.ShouldBe(UnitReportMode.PerUnit);
+        options.ReportWindow.ShouldBe(WorkerOptions.DefaultReportWindow);
         options.SlotId(0).ShouldBe("w1");
         options.SlotId(2).ShouldBe("w1-3");
     }
@@ -44,6 +46,8 @@ public sealed class WorkerOptionsTests
     [InlineData("Worker:ShutdownGrace", "-00:00:01", "ShutdownGrace")]
     [InlineData("Worker:MemoryBudgetBytes", "0", "MemoryBudgetBytes")]
     [InlineData("Worker:Gpu", "-1", "Gpu")]
+    [InlineData("Worker:UnitReports", "7", "UnitReports")]
+    [InlineData("Worker:ReportWindow", "-00:00:01", "ReportWindow")]
     public void Invalid_settings_fail_naming_the_key(string key, string value, string property)
     {
         var error = Should.Throw<OptionsValidationException>(() => Resolve(new Dictionary<string, string?> { [key] = value }));

@@ -29,6 +29,20 @@ internal sealed class ItemStartedConsumer(ItemLedger ledger) : IConsumer<Batch<I
     }
 }
 
+/// <summary>
+/// Records the starts a per-unit worker sends as one message per unit (<see cref="ItemsStarted"/>), a batch of such
+/// messages at a time, through the same ledger call as single starts: an entry is recorded exactly as an
+/// <see cref="ItemStarted"/> of its own would be.
+/// </summary>
+internal sealed class ItemsStartedConsumer(ItemLedger ledger) : IConsumer<Batch<ItemsStarted>>
+{
+    public Task Consume(ConsumeContext<Batch<ItemsStarted>> context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        return ledger.StartedAsync([.. context.Message.SelectMany(m => m.Message.Items)], context.CancellationToken);
+    }
+}
+
 /// <summary>Records items' images, a batch at a time, idempotently on (item id, attempt).</summary>
 internal sealed class ItemRenderedConsumer(ItemLedger ledger) : IConsumer<Batch<ItemRendered>>
 {
@@ -39,6 +53,30 @@ internal sealed class ItemRenderedConsumer(ItemLedger ledger) : IConsumer<Batch<
         try
         {
             await ledger.RenderedAsync([.. context.Message.Select(m => m.Message)], context.CancellationToken);
+            MessageSpans.End(spans);
+        }
+        catch (Exception ex)
+        {
+            MessageSpans.End(spans, ex);
+            throw;
+        }
+    }
+}
+
+/// <summary>
+/// Records the images a per-unit worker sends gathered (<see cref="ItemsRendered"/>), a batch of such messages at a
+/// time, each entry exactly as an <see cref="ItemRendered"/> of its own.
+/// </summary>
+internal sealed class ItemsRenderedConsumer(ItemLedger ledger) : IConsumer<Batch<ItemsRendered>>
+{
+    public async Task Consume(ConsumeContext<Batch<ItemsRendered>> context)
+    {
+        ArgumentNullException.ThrowIfNull(context);
+        var reports = context.Message.SelectMany(m => m.Message.Items.Select(item => (Context: m, Item: item))).ToList();
+        var spans = reports.Select(r => MessageSpans.Start("item complete", r.Context, r.Item.JobId, r.Item.ItemId)).ToList();
+        try
+        {
+            await ledger.RenderedAsync([.. reports.Select(r => r.Item)], context.CancellationToken);
             MessageSpans.End(spans);
         }
         catch (Exception ex)

@@ -99,9 +99,11 @@ public static class CoordinatorExtensions
         services.AddRenderFarmBus(configuration, bus =>
         {
             bus.AddConsumer<ItemStartedConsumer>(LedgerBatches.Configure);
+            bus.AddConsumer<ItemsStartedConsumer>(LedgerBatches.Configure);
             bus.AddConsumer<ItemProgressedConsumer>();
             bus.AddConsumer<ItemPreviewedConsumer>();
             bus.AddConsumer<ItemRenderedConsumer>(LedgerBatches.Configure);
+            bus.AddConsumer<ItemsRenderedConsumer>(LedgerBatches.Configure);
             bus.AddConsumer<ItemFailedConsumer>(DatabaseOutageRetry.Configure);
             bus.AddConsumer<WorkerHeartbeatConsumer>(DatabaseOutageRetry.Configure);
         });

@@ -20,11 +20,13 @@ using RenderFarm.Worker.Telemetry;
 namespace RenderFarm.Worker.Consumers;
 
 /// <summary>
-/// Renders a <see cref="RenderWorkUnit"/> on a free slot. Per item: <see cref="ItemStarted"/>, rate-limited
+/// Renders a <see cref="RenderWorkUnit"/> on a free slot. Per item: its start, rate-limited
 /// <see cref="ItemProgressed"/> and (when on) <see cref="ItemPreviewed"/>, the PNG uploaded to the item's output key, and only then
-/// <see cref="ItemRendered"/> (items of a WebDataset job are packed per unit into tar parts instead: see
+/// its image reported (items of a WebDataset job are packed per unit into tar parts instead: see
 /// <see cref="UploadPartsAsync"/>); a fault becomes <see cref="ItemFailed"/> (retryable or not) while the unit's other
-/// items go on. A canceled job's items end silently. Past the shutdown grace the consume token is canceled and
+/// items go on. Starts and images are reported as <see cref="UnitReports"/> says: by default all of a unit's starts in
+/// one <see cref="ItemsStarted"/> when the unit is taken and its images gathered in <see cref="ItemsRendered"/>; per
+/// item (<see cref="ItemStarted"/> as each render batch begins, <see cref="ItemRendered"/> per image) when set so. A canceled job's items end silently. Past the shutdown grace the consume token is canceled and
 /// the exception is left to MassTransit, which does not acknowledge the unit, so the broker redelivers it.
 /// </summary>
 public sealed partial class RenderWorkUnitConsumer(
@@ -66,8 +68,17 @@ public sealed partial class RenderWorkUnitConsumer(
         var held = unit.Items.Select(i => i.ItemId).ToArray();
         slot.Begin(held);
         var packed = new List<PackedImage>();
+        var reports = new UnitReports(context, _policy.UnitReports, _policy.ReportWindow, time);
         try
         {
+            if (_policy.UnitReports == UnitReportMode.PerUnit)
+            {
+                // Every item of the unit is this worker's from now (its heartbeats renew their leases), so all start
+                // in one message rather than one per item as its batch comes up.
+                var startedAt = time.GetUtcNow();
+                await reports.StartedAsync([.. unit.Items.Select(i => new ItemStarted(i.ItemId, unit.JobId, i.Attempt, slot.WorkerId, startedAt))], context.CancellationToken);
+            }
+
             foreach (var items in RenderBatch.Plan(unit.Items, _policy.MaxBatchSize))
             {
                 if (job.Token.IsCancellationRequested)
@@ -76,13 +87,24 @@ public sealed partial class RenderWorkUnitConsumer(
                     break;
                 }
 
-                await RenderBatchAsync(context, slot, unit, items, packed, job.Token);
+                var batchStarted = time.GetTimestamp();
+                await RenderBatchAsync(context, slot, unit, items, packed, reports, job.Token);
+                await reports.BatchDoneAsync(time.GetElapsedTime(batchStarted), context.CancellationToken);
             }
 
             if (packed.Count > 0 && !job.Token.IsCancellationRequested)
             {
-                await UploadPartsAsync(context, slot, unit, packed);
+                await UploadPartsAsync(context, slot, unit, packed, reports);
             }
+
+            await reports.FlushAsync(context.CancellationToken);
+        }
+        catch when (reports.Held > 0)
+        {
+            // The unit is abandoned (shutdown past its grace, a broker fault) with images stored but unreported:
+            // report them while we still can, so a redelivery finds them done rather than rendering them again.
+            await TryFlushAsync(reports, unit);
+            throw;
         }
         finally
         {
@@ -91,6 +113,20 @@ public sealed partial class RenderWorkUnitConsumer(
             {
                 await SendFinalHeartbeatAsync(context, slot);
             }
+        }
+    }
+
+    private async Task TryFlushAsync(UnitReports reports, RenderWorkUnit unit)
+    {
+        using var timeout = new CancellationTokenSource(FinalHeartbeatTimeout, time);
+        try
+        {
+            await reports.FlushAsync(timeout.Token);
+        }
+        catch (Exception ex)
+        {
+            // Not lost: their items' leases lapse and the coordinator places them again.
+            LogReportsNotSent(ex, reports.Held, unit.WorkUnitId);
         }
     }
 
@@ -103,7 +139,7 @@ public sealed partial class RenderWorkUnitConsumer(
     /// killed before this loses only unreported renders, which the coordinator places again; a second delivery
     /// writes its own part, and the ledger keeps whichever report came first.
     /// </summary>
-    private async Task UploadPartsAsync(ConsumeContext context, WorkerSlot slot, RenderWorkUnit unit, List<PackedImage> packed)
+    private async Task UploadPartsAsync(ConsumeContext context, WorkerSlot slot, RenderWorkUnit unit, List<PackedImage> packed, UnitReports reports)
     {
         var consumeToken = context.CancellationToken;
         foreach (var part in packed.GroupBy(p => p.Item.Pack!.PartPrefix, StringComparer.Ordinal))
@@ -142,22 +178,22 @@ public sealed partial class RenderWorkUnitConsumer(
             foreach (var image in part)
             {
                 Rendered(slot, image.Item, image.Elapsed);
-                await context.Publish(
+                await reports.RenderedAsync(
                     new ItemRendered(image.Item.ItemId, unit.JobId, image.Item.Attempt, key, slot.WorkerId, image.Elapsed, image.Sha256, image.ModelHash, image.Safety),
                     consumeToken);
             }
         }
     }
 
-    private async Task RenderBatchAsync(ConsumeContext context, WorkerSlot slot, RenderWorkUnit unit, IReadOnlyList<RenderItem> items, List<PackedImage> packed, CancellationToken jobCanceled)
+    private async Task RenderBatchAsync(ConsumeContext context, WorkerSlot slot, RenderWorkUnit unit, IReadOnlyList<RenderItem> items, List<PackedImage> packed, UnitReports reports, CancellationToken jobCanceled)
     {
         var jobId = unit.JobId;
         var consumeToken = context.CancellationToken;
         var startedAt = time.GetUtcNow();
         var started = time.GetTimestamp();
-        foreach (var item in items)
+        if (_policy.UnitReports == UnitReportMode.PerItem)
         {
-            await context.Publish(new ItemStarted(item.ItemId, jobId, item.Attempt, slot.WorkerId, startedAt), consumeToken);
+            await reports.StartedAsync([.. items.Select(item => new ItemStarted(item.ItemId, jobId, item.Attempt, slot.WorkerId, startedAt))], consumeToken);
         }
 
         var ids = items.Select(i => i.ItemId).ToArray();
@@ -182,7 +218,7 @@ public sealed partial class RenderWorkUnitConsumer(
 
                 reported.Add(items[0].ItemId);
                 Rendered(slot, items[0], time.GetElapsedTime(started));
-                await context.Publish(
+                await reports.RenderedAsync(
                     new ItemRendered(items[0].ItemId, jobId, items[0].Attempt, items[0].OutputKey, slot.WorkerId, time.GetElapsedTime(started), stitchedSha256),
                     consumeToken);
                 return;
@@ -256,7 +292,7 @@ public sealed partial class RenderWorkUnitConsumer(
                 // Only now: a completion must never point at an image that is not stored yet.
                 reported.Add(item.ItemId);
                 Rendered(slot, item, time.GetElapsedTime(started));
-                await context.Publish(
+                await reports.RenderedAsync(
                     new ItemRendered(item.ItemId, jobId, item.Attempt, item.OutputKey, slot.WorkerId, time.GetElapsedTime(started), PngHash.Sha256Hex(image.Png), image.ModelHash, image.Safety),
                     consumeToken);
             }
@@ -408,6 +444,9 @@ public sealed partial class RenderWorkUnitConsumer(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Upload of item {ItemId} to {Key} failed")]
     private partial void LogUploadFailed(Exception exception, Guid itemId, string key);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Count} stored images of unit {WorkUnitId} were not reported; their items will be placed again")]
+    private partial void LogReportsNotSent(Exception exception, int count, Guid workUnitId);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Final heartbeat of {WorkerId} was not sent")]
     private partial void LogFinalHeartbeatFailed(Exception exception, string workerId);

@@ -21,6 +21,8 @@ namespace RenderFarm.Worker.Consumers;
 /// <param name="MaxBatchSize">Items of one unit with equal settings denoised together, at most.</param>
 /// <param name="MinProgressInterval">Least time between two progress events of an item, besides its first and last step.</param>
 /// <param name="PreviewInterval">Least time between two previews of an item; null when previews are off.</param>
+/// <param name="UnitReports">Starts and images reported per unit or per item (<see cref="WorkerOptions.UnitReports"/>).</param>
+/// <param name="ReportWindow">Longest a per-unit image report is held (<see cref="WorkerOptions.ReportWindow"/>); zero sends each alone.</param>
 public sealed record RenderWorkPolicy(
     int ConcurrentUnits,
     int PrefetchCount,
@@ -28,7 +30,9 @@ public sealed record RenderWorkPolicy(
     TimeSpan RenderTimeout,
     int MaxBatchSize,
     TimeSpan MinProgressInterval,
-    TimeSpan? PreviewInterval = null)
+    TimeSpan? PreviewInterval = null,
+    UnitReportMode UnitReports = UnitReportMode.PerUnit,
+    TimeSpan ReportWindow = default)
 {
     /// <summary>Short: a retry re-renders the unit's finished items too, so it only covers a blip.</summary>
     public static IReadOnlyList<TimeSpan> DefaultRetryIntervals { get; } = [TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(5)];
@@ -43,7 +47,9 @@ public sealed record RenderWorkPolicy(
             RenderTimeout: options.RenderTimeout,
             MaxBatchSize: options.MaxBatchSize,
             MinProgressInterval: TimeSpan.FromSeconds(1 / options.ProgressEventsPerSecond),
-            PreviewInterval: options.PreviewInterval > TimeSpan.Zero ? options.PreviewInterval : null);
+            PreviewInterval: options.PreviewInterval > TimeSpan.Zero ? options.PreviewInterval : null,
+            UnitReports: options.UnitReports,
+            ReportWindow: options.ReportWindow);
     }
 
     /// <summary>Prefetch, concurrency and retry of a render endpoint; every endpoint of render work gets the same.</summary>
