@@ -179,7 +179,21 @@ public sealed class LocalFolderArtifactStore : IArtifactStore
                 continue;
             }
 
-            found.Add(new ArtifactInfo(key, file.Length, new DateTimeOffset(file.LastWriteTimeUtc, TimeSpan.Zero)));
+            long length;
+            DateTime written;
+            try
+            {
+                length = file.Length;
+                written = file.LastWriteTimeUtc;
+            }
+            catch (FileNotFoundException)
+            {
+                // Deleted between the directory read and its stat (a concurrent delete of the same job): a listing
+                // taken while objects are deleted may leave them out, as S3's does.
+                continue;
+            }
+
+            found.Add(new ArtifactInfo(key, length, new DateTimeOffset(written, TimeSpan.Zero)));
         }
 
         found.Sort((a, b) => string.CompareOrdinal(a.Key, b.Key));

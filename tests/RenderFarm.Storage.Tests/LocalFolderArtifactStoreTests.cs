@@ -36,6 +36,53 @@ public sealed class LocalFolderArtifactStoreTests : ArtifactStoreBehaviour, IDis
     }
 
     [Fact]
+    public async Task A_listing_taken_while_its_objects_are_deleted_leaves_them_out_instead_of_failing()
+    {
+        // Two deletes of one job race like this: one lists the job's folder while the other deletes its files. A file
+        // gone between the directory read and its stat used to throw out of the listing (a 500 from DELETE).
+        var keys = Enumerable.Range(0, 3000).Select(i => $"jobs/racing/{i:D5}.png").ToList();
+        foreach (var key in keys)
+        {
+            await store.PutAsync(key, new MemoryStream([1, 2, 3]), "image/png", CancellationToken.None);
+        }
+
+        var deleting = Task.Run(async () =>
+        {
+            foreach (var key in keys)
+            {
+                await store.DeleteAsync(key, CancellationToken.None);
+            }
+        });
+        var listings = 0;
+        while (!deleting.IsCompleted)
+        {
+            var listed = new List<ArtifactInfo>();
+            await foreach (var info in store.ListAsync("jobs/racing/", CancellationToken.None))
+            {
+                listed.Add(info);
+            }
+
+            listed.ShouldAllBe(i => i.Size == 3 && i.Key.StartsWith("jobs/racing/", StringComparison.Ordinal));
+            listings++;
+        }
+
+        await deleting;
+        listings.ShouldBeGreaterThan(0);
+        (await ToListAsync(store.ListAsync("jobs/racing/", CancellationToken.None))).ShouldBeEmpty();
+    }
+
+    private static async Task<List<ArtifactInfo>> ToListAsync(IAsyncEnumerable<ArtifactInfo> items)
+    {
+        var list = new List<ArtifactInfo>();
+        await foreach (var item in items)
+        {
+            list.Add(item);
+        }
+
+        return list;
+    }
+
+    [Fact]
     public async Task A_put_in_progress_is_invisible_to_readers()
     {
         var key = Prefix + "slow.png";
