@@ -17,9 +17,10 @@ public sealed record ItemStarted(
 }
 
 /// <summary>
-/// The starts of a work unit's item attempts, as one message: what a worker sends when it takes a unit (worker setting
-/// <c>UnitReports=PerUnit</c>), in place of one <see cref="ItemStarted"/> per item. Each entry means exactly what the
-/// single message means, so the coordinator records them as it records those.
+/// The starts of several item attempts of one work unit, as one message: what a worker gathers (worker setting
+/// <c>UnitReports=PerUnit</c>) in place of one <see cref="ItemStarted"/> per item, each start taken when its render
+/// batch began. Each entry means exactly what the single message means, so the coordinator records them as it records
+/// those.
 /// </summary>
 /// <remarks>
 /// A new message rather than a list inside <see cref="ItemStarted"/>: coordinators that predate it keep consuming the

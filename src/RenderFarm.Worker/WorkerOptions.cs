@@ -26,9 +26,9 @@ public enum UnitReportMode
     PerItem,
 
     /// <summary>
-    /// One <c>ItemsStarted</c> for all of a unit's items when the worker takes the unit, and its stored images gathered
-    /// into <c>ItemsRendered</c> messages (see <see cref="WorkerOptions.ReportWindow"/>): fewer, larger messages, which
-    /// is what a coordinator pays for per item. Needs a coordinator that consumes them.
+    /// Starts (each as its render batch begins) and stored images held and sent together in <c>ItemsStarted</c> and
+    /// <c>ItemsRendered</c> messages (see <see cref="WorkerOptions.ReportWindow"/>): fewer, larger messages, which is
+    /// what a coordinator pays for per item. Needs a coordinator that consumes them.
     /// </summary>
     PerUnit,
 }

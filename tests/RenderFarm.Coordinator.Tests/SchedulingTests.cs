@@ -17,8 +17,8 @@ namespace RenderFarm.Coordinator.Tests;
 public abstract class SchedulingTests<TFixture>(TFixture fixture)
     where TFixture : CoordinatorFixture
 {
-    /// <summary>The shared queue's window with no live worker: one worker's worth, the default units of the tests' unit size.</summary>
-    private const int Window = OutboxDispatcherOptions.DefaultUnitsPerWorker * CoordinatorFactory.WorkUnitSize;
+    /// <summary>The shared queue's window with no live worker: one worker's worth, the tests' units of the tests' unit size.</summary>
+    private const int Window = SchedulingSettings.UnitsPerWorker * CoordinatorFactory.WorkUnitSize;
 
     private HttpClient Client => fixture.Client;
 
@@ -177,9 +177,16 @@ public sealed class SqliteSchedulingFixture : SqliteCoordinatorFixture
 
 internal static class SchedulingSettings
 {
+    /// <summary>
+    /// A window of two units, whatever the default: these tests are about the order within a window, and their
+    /// expectations (which units arrive, which wait) are written for two. The default's depth is checked against
+    /// RabbitMQ in the integration tests' DispatchWindowTests.
+    /// </summary>
+    public const int UnitsPerWorker = 2;
+
     public static readonly IReadOnlyDictionary<string, string?> Defaults = new Dictionary<string, string?>
     {
-        ["Coordinator:Dispatcher:UnitsPerWorker"] = OutboxDispatcherOptions.DefaultUnitsPerWorker.ToString(CultureInfo.InvariantCulture),
+        ["Coordinator:Dispatcher:UnitsPerWorker"] = UnitsPerWorker.ToString(CultureInfo.InvariantCulture),
         ["Coordinator:Dispatcher:FairShare"] = nameof(FairSharePolicy.LeastInFlight),
     };
 }

@@ -28,12 +28,12 @@ public sealed class DispatchWindowTests(FarmEnvironment environment, ITestOutput
         });
         await farm.StartCoordinatorAsync(ct);
         await farm.StartWorkerAsync("it-window", ct, new Dictionary<string, string> { ["Worker__UnitReports"] = unitReports });
-        // The default window: 2 units per live worker on the shared queue, one worker here. The window counts units
-        // sent and not yet started: per item, the unit the worker renders stays in it until its last item starts; per
-        // unit, all its items start when the worker takes it, so that unit (unacknowledged until done, one per slot)
-        // is on the queue besides the window's two.
-        const int windowUnits = 2;
-        var bound = unitReports == "PerUnit" ? windowUnits + 1 : windowUnits;
+        // The default window: 3 units per live worker on the shared queue, one worker here. The window counts units
+        // sent and not yet started: in either report mode an item is reported started when its render batch begins
+        // (per unit, possibly later, held with the images), so the unit the worker renders stays in the window until
+        // its last item's start is recorded.
+        const int windowUnits = 3;
+        var bound = windowUnits;
 
         // 8 steps an item: at 2 a quiet machine rendered over half the job within the sampling window.
         var jobId = await farm.SubmitAsync(Farm.Job(count: Items, steps: 8, seed: 3000), ct);

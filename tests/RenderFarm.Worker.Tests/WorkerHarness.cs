@@ -152,6 +152,9 @@ internal sealed class PublishedMessages : IPublishObserver
     /// <summary>Messages of <typeparamref name="T"/> as published, without the entries of per-unit reports.</summary>
     public IReadOnlyList<T> Sent<T>() => _messages.Where(m => !m.Entry).Select(m => m.Message).OfType<T>().ToList();
 
+    /// <summary>Every message that went over the wire, in the order it was published.</summary>
+    public List<object> SentInOrder() => _messages.Where(m => !m.Entry).Select(m => m.Message).ToList();
+
     public bool ArtifactExistedWhenReported(Guid itemId) => _artifactPresent.TryGetValue(itemId, out var present) && present;
 
     /// <summary>Waits until <paramref name="condition"/> holds over the published messages.</summary>

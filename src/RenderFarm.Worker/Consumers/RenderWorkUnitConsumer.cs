@@ -24,9 +24,9 @@ namespace RenderFarm.Worker.Consumers;
 /// <see cref="ItemProgressed"/> and (when on) <see cref="ItemPreviewed"/>, the PNG uploaded to the item's output key, and only then
 /// its image reported (items of a WebDataset job are packed per unit into tar parts instead: see
 /// <see cref="UploadPartsAsync"/>); a fault becomes <see cref="ItemFailed"/> (retryable or not) while the unit's other
-/// items go on. Starts and images are reported as <see cref="UnitReports"/> says: by default all of a unit's starts in
-/// one <see cref="ItemsStarted"/> when the unit is taken and its images gathered in <see cref="ItemsRendered"/>; per
-/// item (<see cref="ItemStarted"/> as each render batch begins, <see cref="ItemRendered"/> per image) when set so. A canceled job's items end silently. Past the shutdown grace the consume token is canceled and
+/// items go on. Starts (as each render batch begins) and images are reported as <see cref="UnitReports"/> says: by
+/// default gathered into <see cref="ItemsStarted"/> and <see cref="ItemsRendered"/>; per item
+/// (<see cref="ItemStarted"/>, <see cref="ItemRendered"/>) when set so. A canceled job's items end silently. Past the shutdown grace the consume token is canceled and
 /// the exception is left to MassTransit, which does not acknowledge the unit, so the broker redelivers it.
 /// </summary>
 public sealed partial class RenderWorkUnitConsumer(
@@ -71,14 +71,6 @@ public sealed partial class RenderWorkUnitConsumer(
         var reports = new UnitReports(context, _policy.UnitReports, _policy.ReportWindow, time);
         try
         {
-            if (_policy.UnitReports == UnitReportMode.PerUnit)
-            {
-                // Every item of the unit is this worker's from now (its heartbeats renew their leases), so all start
-                // in one message rather than one per item as its batch comes up.
-                var startedAt = time.GetUtcNow();
-                await reports.StartedAsync([.. unit.Items.Select(i => new ItemStarted(i.ItemId, unit.JobId, i.Attempt, slot.WorkerId, startedAt))], context.CancellationToken);
-            }
-
             foreach (var items in RenderBatch.Plan(unit.Items, _policy.MaxBatchSize))
             {
                 if (job.Token.IsCancellationRequested)
@@ -191,10 +183,7 @@ public sealed partial class RenderWorkUnitConsumer(
         var consumeToken = context.CancellationToken;
         var startedAt = time.GetUtcNow();
         var started = time.GetTimestamp();
-        if (_policy.UnitReports == UnitReportMode.PerItem)
-        {
-            await reports.StartedAsync([.. items.Select(item => new ItemStarted(item.ItemId, jobId, item.Attempt, slot.WorkerId, startedAt))], consumeToken);
-        }
+        await reports.StartedAsync([.. items.Select(item => new ItemStarted(item.ItemId, jobId, item.Attempt, slot.WorkerId, startedAt))], consumeToken);
 
         var ids = items.Select(i => i.ItemId).ToArray();
         var reported = new HashSet<Guid>();

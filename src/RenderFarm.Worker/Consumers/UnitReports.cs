@@ -5,9 +5,12 @@ namespace RenderFarm.Worker.Consumers;
 
 /// <summary>
 /// Sends one unit's starts and images to the coordinator, per item or per unit (<see cref="UnitReportMode"/>). Per
-/// unit, every start goes out in one <see cref="ItemsStarted"/> and the images are held to travel together in
-/// <see cref="ItemsRendered"/>: at most one report window after the first was held, at the end of a render batch that
-/// took the window or longer, and at the end of the unit. What it holds is already stored; only its report waits.
+/// unit, starts and images are held to travel together (<see cref="ItemsStarted"/>, <see cref="ItemsRendered"/>, starts
+/// first): at most one report window after the first was held, at the end of a render batch that took the window or
+/// longer, and at the end of the unit. A batch's starts are reported when it begins, not when the unit is taken, so an
+/// item counts as running only once it is: the unit's first batch, and any batch after one that took the window, sends
+/// its starts at once (a slow render would otherwise hold them); fast batches' starts wait with the images. What is
+/// held of images is already stored; only its report waits.
 /// </summary>
 /// <remarks>
 /// Hand-written because what decides a flush is the render loop's own rhythm (a batch's length, the unit's end), which
@@ -15,13 +18,16 @@ namespace RenderFarm.Worker.Consumers;
 /// </remarks>
 internal sealed class UnitReports(ConsumeContext context, UnitReportMode mode, TimeSpan window, TimeProvider time)
 {
+    private readonly List<ItemStarted> _heldStarts = [];
     private readonly List<ItemRendered> _held = [];
     private long _firstHeldAt;
+    private bool _anyBatch;
+    private bool _lastBatchSlow;
 
     /// <summary>Images stored and not yet reported.</summary>
     public int Held => _held.Count;
 
-    /// <summary>Reports the starts of <paramref name="starts"/>: one message each per item, one in all per unit.</summary>
+    /// <summary>Reports the starts of a batch about to render: one message each per item; per unit, as the type says.</summary>
     public async Task StartedAsync(IReadOnlyList<ItemStarted> starts, CancellationToken cancellationToken)
     {
         if (starts.Count == 0)
@@ -29,15 +35,23 @@ internal sealed class UnitReports(ConsumeContext context, UnitReportMode mode, T
             return;
         }
 
-        if (mode == UnitReportMode.PerUnit)
+        if (mode == UnitReportMode.PerItem)
         {
-            await context.Publish(new ItemsStarted(starts), cancellationToken);
+            foreach (var start in starts)
+            {
+                await context.Publish(start, cancellationToken);
+            }
+
             return;
         }
 
-        foreach (var start in starts)
+        Hold();
+        _heldStarts.AddRange(starts);
+        var first = !_anyBatch;
+        _anyBatch = true;
+        if (first || _lastBatchSlow || time.GetElapsedTime(_firstHeldAt) >= window)
         {
-            await context.Publish(start, cancellationToken);
+            await FlushAsync(cancellationToken);
         }
     }
 
@@ -50,11 +64,7 @@ internal sealed class UnitReports(ConsumeContext context, UnitReportMode mode, T
             return;
         }
 
-        if (_held.Count == 0)
-        {
-            _firstHeldAt = time.GetTimestamp();
-        }
-
+        Hold();
         _held.Add(rendered);
         if (time.GetElapsedTime(_firstHeldAt) >= window)
         {
@@ -66,22 +76,38 @@ internal sealed class UnitReports(ConsumeContext context, UnitReportMode mode, T
     /// After a render batch: sends what is held when this batch took the window or longer (the next one likely will
     /// too, and holding across it would delay the reports that long) or the oldest held has waited the window.
     /// </summary>
-    public Task BatchDoneAsync(TimeSpan batchTook, CancellationToken cancellationToken) =>
-        _held.Count > 0 && (batchTook >= window || time.GetElapsedTime(_firstHeldAt) >= window)
+    public Task BatchDoneAsync(TimeSpan batchTook, CancellationToken cancellationToken)
+    {
+        _lastBatchSlow = batchTook >= window;
+        return _heldStarts.Count + _held.Count > 0 && (_lastBatchSlow || time.GetElapsedTime(_firstHeldAt) >= window)
             ? FlushAsync(cancellationToken)
             : Task.CompletedTask;
+    }
 
-    /// <summary>Sends every held image in one message.</summary>
+    /// <summary>Sends every held start in one message, then every held image in one.</summary>
     public async Task FlushAsync(CancellationToken cancellationToken)
     {
-        if (_held.Count == 0)
+        if (_heldStarts.Count > 0)
         {
-            return;
+            ItemStarted[] starts = [.. _heldStarts];
+            await context.Publish(new ItemsStarted(starts), cancellationToken);
+            _heldStarts.Clear();
         }
 
-        ItemRendered[] items = [.. _held];
-        await context.Publish(new ItemsRendered(items), cancellationToken);
-        // Cleared only once sent: a failed publish leaves them held, so a later flush (or the unit's redelivery) still reports them.
-        _held.Clear();
+        if (_held.Count > 0)
+        {
+            ItemRendered[] items = [.. _held];
+            await context.Publish(new ItemsRendered(items), cancellationToken);
+            // Cleared only once sent: a failed publish leaves them held, so a later flush (or the unit's redelivery) still reports them.
+            _held.Clear();
+        }
+    }
+
+    private void Hold()
+    {
+        if (_heldStarts.Count + _held.Count == 0)
+        {
+            _firstHeldAt = time.GetTimestamp();
+        }
     }
 }
