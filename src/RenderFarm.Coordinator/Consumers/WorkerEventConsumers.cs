@@ -30,7 +30,7 @@ internal sealed class ItemStartedConsumer(ItemLedger ledger) : IConsumer<Batch<I
 }
 
 /// <summary>
-/// Records the starts a per-unit worker sends as one message per unit (<see cref="ItemsStarted"/>), a batch of such
+/// Records the starts a per-unit worker gathers into one message (<see cref="ItemsStarted"/>), a batch of such
 /// messages at a time, through the same ledger call as single starts: an entry is recorded exactly as an
 /// <see cref="ItemStarted"/> of its own would be.
 /// </summary>
