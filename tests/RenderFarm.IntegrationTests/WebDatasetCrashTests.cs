@@ -30,7 +30,9 @@ public sealed class WebDatasetCrashTests(FarmEnvironment environment, ITestOutpu
         var victim = await farm.StartWorkerAsync("wds-victim", ct);
         await farm.StartWorkerAsync("wds-survivor", ct);
 
-        var job = Farm.Job(count: Items, steps: 200, seed: 300, prompt: "a dataset that survives");
+        // 1000 steps (the most a job may ask) keep each item running long enough that the ledger shows a later item of the
+        // victim's unit running with steps recorded before it finishes, on a fast machine too (200 were not, once).
+        var job = Farm.Job(count: Items, steps: 1000, seed: 300, prompt: "a dataset that survives");
         job["output"] = new JsonObject { ["format"] = "webdataset", ["shardSize"] = ShardSize };
         var jobId = await farm.SubmitAsync(job, ct);
         // Killed while rendering a later item of its unit: the earlier ones are finished, in its memory, not yet stored.
