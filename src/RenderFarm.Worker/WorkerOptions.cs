@@ -79,9 +79,9 @@ public sealed class WorkerOptions
     public UnitReportMode UnitReports { get; set; } = UnitReportMode.PerUnit;
 
     /// <summary>
-    /// With per-unit reports, the longest a stored image's report is held to travel with the unit's next ones; a render
-    /// batch that itself took this long or longer sends what is held at once (waiting for the next would take as long).
-    /// <c>00:00:00</c> sends each image's report alone.
+    /// With per-unit reports, the longest a start's or stored image's report is held to travel with the unit's next
+    /// ones; a render batch that itself took this long or longer sends what is held at once, and the next batch's start
+    /// when it begins (waiting for the next would take as long). <c>00:00:00</c> sends each report alone.
     /// </summary>
     public TimeSpan ReportWindow { get; set; } = DefaultReportWindow;
 
