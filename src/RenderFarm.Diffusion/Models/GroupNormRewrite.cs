@@ -69,6 +69,13 @@ internal static class GroupNormRewrite
                 return (null, 0, $"the element type of InstanceNormalization '{node.Name}' is not declared in the graph");
             }
 
+            if (elementType != (int)TensorProto.Types.DataType.Float)
+            {
+                // ONNX Runtime's InstanceNormalization accumulates a float16 layer's sums in float32; the spelled-out
+                // ReduceSumSquare would sum in float16 and overflow (a group of a 512² decode holds a million values).
+                return (null, 0, $"InstanceNormalization '{node.Name}' computes in element type {elementType}, not float32");
+            }
+
             nodes.AddRange(Normalisation(graph, node, layer, elementType, opset));
             layer++;
         }

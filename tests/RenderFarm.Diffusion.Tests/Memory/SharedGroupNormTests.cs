@@ -159,6 +159,43 @@ public sealed class SharedGroupNormTests(ITestOutputHelper output)
         GroupNormRewrite.Rewrite([1, 2, 3, 4]).Reason.ShouldNotBeNull();
     }
 
+    [Fact]
+    public void A_GroupNorm_computed_in_float16_is_refused_rather_than_summed_in_float16()
+    {
+        // An fp16 export's normalisation runs in float16 (the tiny model's float16 variant keeps float32 inside): the
+        // rewrite's sums would overflow there, so such a graph keeps per-tile statistics.
+        var (model, layers, reason) = GroupNormRewrite.Rewrite(Float16GroupNorm());
+
+        model.ShouldBeNull();
+        layers.ShouldBe(0);
+        reason.ShouldNotBeNull().ShouldContain("not float32");
+    }
+
+    private static byte[] Float16GroupNorm()
+    {
+        const int half = (int)RenderFarm.Onnx.TensorProto.Types.DataType.Float16;
+        static RenderFarm.Onnx.TensorProto Halves(string name, int count) => new()
+        {
+            Name = name,
+            DataType = half,
+            Dims = { count },
+            RawData = Google.Protobuf.ByteString.CopyFrom([.. Enumerable.Range(0, count).SelectMany(_ => BitConverter.GetBytes((Half)1))]),
+        };
+
+        var graph = new RenderFarm.Onnx.GraphProto { Name = "fp16-groupnorm" };
+        graph.Input.Add(new RenderFarm.Onnx.ValueInfoProto { Name = "x", Type = new RenderFarm.Onnx.TypeProto { TensorType = new RenderFarm.Onnx.TypeProto.Types.Tensor { ElemType = half } } });
+        graph.Output.Add(new RenderFarm.Onnx.ValueInfoProto { Name = "y", Type = new RenderFarm.Onnx.TypeProto { TensorType = new RenderFarm.Onnx.TypeProto.Types.Tensor { ElemType = half } } });
+        graph.Initializer.Add(Halves("scale", 2));
+        graph.Initializer.Add(Halves("bias", 2));
+        var norm = new RenderFarm.Onnx.NodeProto { OpType = "InstanceNormalization", Name = "norm" };
+        norm.Input.AddRange(["x", "scale", "bias"]);
+        norm.Output.Add("y");
+        graph.Node.Add(norm);
+        var model = new RenderFarm.Onnx.ModelProto { IrVersion = 8, Graph = graph };
+        model.OpsetImport.Add(new RenderFarm.Onnx.OperatorSetIdProto { Domain = "", Version = 17 });
+        return Google.Protobuf.MessageExtensions.ToByteArray(model);
+    }
+
     [Theory]
     [InlineData(48, 48, 1, 16, 16, 16)]
     [InlineData(48, 30, 1, 16, 16, 10)]
