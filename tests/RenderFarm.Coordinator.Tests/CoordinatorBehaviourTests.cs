@@ -648,11 +648,7 @@ public abstract class CoordinatorBehaviourTests<TFixture>(TFixture fixture)
         }
     }
 
-    private async Task<T> QueryAsync<T>(Func<CoordinatorDbContext, Task<T>> query)
-    {
-        await using var scope = fixture.Factory.Services.CreateAsyncScope();
-        return await query(scope.ServiceProvider.GetRequiredService<CoordinatorDbContext>());
-    }
+    private Task<T> QueryAsync<T>(Func<CoordinatorDbContext, Task<T>> query) => fixture.QueryAsync(query);
 
     private Task<int> CountAsync(Func<CoordinatorDbContext, Task<int>> query) => QueryAsync(query);
 

@@ -276,11 +276,7 @@ public abstract class HiresJobTests<TFixture>(TFixture fixture)
         await Probe.Bus.Publish(new ItemRendered(item.ItemId, jobId, item.Attempt, item.OutputKey, worker, TimeSpan.FromSeconds(1)));
     }
 
-    private async Task<T> QueryAsync<T>(Func<CoordinatorDbContext, Task<T>> query)
-    {
-        await using var scope = fixture.Factory.Services.CreateAsyncScope();
-        return await query(scope.ServiceProvider.GetRequiredService<CoordinatorDbContext>());
-    }
+    private Task<T> QueryAsync<T>(Func<CoordinatorDbContext, Task<T>> query) => fixture.QueryAsync(query);
 
     private Task<int> CountAsync(Func<CoordinatorDbContext, Task<int>> query) => QueryAsync(query);
 }

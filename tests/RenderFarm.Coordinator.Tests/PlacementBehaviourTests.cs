@@ -123,11 +123,7 @@ public abstract class PlacementBehaviourTests<TFixture>(TFixture fixture)
         read.GetProperty("eligibleWorkers").GetInt32().ShouldBe(1);
     }
 
-    private async Task<T> QueryAsync<T>(Func<CoordinatorDbContext, Task<T>> query)
-    {
-        await using var scope = fixture.Factory.Services.CreateAsyncScope();
-        return await query(scope.ServiceProvider.GetRequiredService<CoordinatorDbContext>());
-    }
+    private Task<T> QueryAsync<T>(Func<CoordinatorDbContext, Task<T>> query) => fixture.QueryAsync(query);
 
     /// <summary>
     /// Fake workers: each heartbeats its capacity every 300 ms and receives what is sent to its own queue. Disposing

@@ -254,11 +254,7 @@ public abstract class RetentionTests<TFixture>(TFixture fixture)
         return keys;
     }
 
-    private async Task<T> QueryAsync<T>(Func<CoordinatorDbContext, Task<T>> query)
-    {
-        await using var scope = fixture.Factory.Services.CreateAsyncScope();
-        return await query(scope.ServiceProvider.GetRequiredService<CoordinatorDbContext>());
-    }
+    private Task<T> QueryAsync<T>(Func<CoordinatorDbContext, Task<T>> query) => fixture.QueryAsync(query);
 }
 
 /// <summary>Retention on the real PostgreSQL.</summary>

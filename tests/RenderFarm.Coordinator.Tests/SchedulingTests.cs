@@ -1,6 +1,5 @@
 using System.Globalization;
 using Microsoft.EntityFrameworkCore;
-using Microsoft.Extensions.DependencyInjection;
 using RenderFarm.Contracts;
 using RenderFarm.Coordinator.Options;
 using RenderFarm.Coordinator.Persistence;
@@ -142,11 +141,7 @@ public abstract class SchedulingTests<TFixture>(TFixture fixture)
         await Eventually(async () => await QueryAsync(db => db.Items.CountAsync(i => i.JobId == id && i.State == ItemState.Queued)) == 0);
     }
 
-    private async Task<T> QueryAsync<T>(Func<CoordinatorDbContext, Task<T>> query)
-    {
-        await using var scope = fixture.Factory.Services.CreateAsyncScope();
-        return await query(scope.ServiceProvider.GetRequiredService<CoordinatorDbContext>());
-    }
+    private Task<T> QueryAsync<T>(Func<CoordinatorDbContext, Task<T>> query) => fixture.QueryAsync(query);
 
     private static async Task Eventually(Func<Task<bool>> condition)
     {

@@ -126,11 +126,7 @@ public abstract class UpscaleJobTests<TFixture>(TFixture fixture)
 
     private static HiresPart Part(ItemRow row) => JsonSerializer.Deserialize<HiresPart>(row.Hires!, HiresJobs.PartJson)!;
 
-    private async Task<T> QueryAsync<T>(Func<CoordinatorDbContext, Task<T>> query)
-    {
-        await using var scope = fixture.Factory.Services.CreateAsyncScope();
-        return await query(scope.ServiceProvider.GetRequiredService<CoordinatorDbContext>());
-    }
+    private Task<T> QueryAsync<T>(Func<CoordinatorDbContext, Task<T>> query) => fixture.QueryAsync(query);
 }
 
 /// <summary>Upscale jobs on the real PostgreSQL.</summary>

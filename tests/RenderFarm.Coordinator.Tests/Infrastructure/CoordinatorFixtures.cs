@@ -1,4 +1,6 @@
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
+using RenderFarm.Coordinator.Persistence;
 
 namespace RenderFarm.Coordinator.Tests.Infrastructure;
 
@@ -13,6 +15,14 @@ public abstract class CoordinatorFixture : IAsyncLifetime
 
     /// <summary>"Postgres" or "Sqlite", for messages.</summary>
     public abstract string Provider { get; }
+
+    /// <summary>Runs <paramref name="query"/> on a database context of its own scope, as a test reads the coordinator's tables.</summary>
+    public async Task<T> QueryAsync<T>(Func<CoordinatorDbContext, Task<T>> query)
+    {
+        ArgumentNullException.ThrowIfNull(query);
+        await using var scope = Factory.Services.CreateAsyncScope();
+        return await query(scope.ServiceProvider.GetRequiredService<CoordinatorDbContext>());
+    }
 
     public virtual async Task InitializeAsync()
     {
