@@ -38,4 +38,15 @@ public static class RenderModes
 
     /// <summary>Whether a job of <paramref name="mode"/> runs as a hires job (base, tiles, stitch): hires and upscale.</summary>
     public static bool IsTiled(string? mode) => mode is Hires or Upscale;
+
+    /// <summary>
+    /// Whether <paramref name="item"/> is a tile or the stitch of an upscale job: strength 0, which no refinement has
+    /// (its strength is above 0), so the coordinator uses it to mean "upscale the region, no img2img". Such a tile runs
+    /// the upscaler alone (no diffusion model, no UNet size to fit) and the stitch records only the enlargement.
+    /// </summary>
+    public static bool IsUpscaleOnly(RenderItem item)
+    {
+        ArgumentNullException.ThrowIfNull(item);
+        return item.Mode is HiresTile or HiresStitch && item.Strength is 0;
+    }
 }

@@ -53,7 +53,7 @@ internal readonly record struct UnitShape(string Model, int Width, int Height)
         // A stitch blends stored tiles in row bands and runs no model: any worker can take it, whatever the target size.
         // An upscale job's tile (strength 0) runs its upscaler alone, which the worker plans in tiles of its own under
         // its budget: no UNet size to fit, and the item names the upscaler, so a worker holding it ranks first.
-        var noUnet = item.Mode == RenderModes.HiresStitch || (item.Mode == RenderModes.HiresTile && item.Strength is 0);
+        var noUnet = item.Mode == RenderModes.HiresStitch || RenderModes.IsUpscaleOnly(item);
         return noUnet ? new UnitShape(item.Model, 0, 0) : new UnitShape(item.Model, item.Width, item.Height);
     }
 }

@@ -95,7 +95,7 @@ public sealed partial class EngineItemRenderer : IItemRenderer
         if (batch.First.Mode == RenderModes.HiresTile)
         {
             var tiles = HiresTileRenderer.Prepare(batch);
-            if (HiresTileRenderer.IsUpscaleOnly(batch.First))
+            if (RenderModes.IsUpscaleOnly(batch.First))
             {
                 // An upscale job's tile: the upscaler alone, so the diffusion model is never loaded for it.
                 var only = batch.First.Hires?.Upscaler is { } onlyName ? new ModelBaseUpscaler(await UpscalerAsync(onlyName, cancellationToken)) : null;

@@ -76,7 +76,7 @@ public sealed class HiresStitchRenderer(IArtifactStore store)
     {
         var encoded = await HiresArtifacts.ReadAsync(store, baseKey, "base image", cancellationToken);
         var baseImage = HiresArtifacts.Decode(encoded, baseKey, "base image");
-        if (item.Strength is 0)
+        if (RenderModes.IsUpscaleOnly(item))
         {
             // An upscale job's image: no prompt, seed or denoising made it, so its text records only the enlargement.
             return string.Create(CultureInfo.InvariantCulture,

@@ -59,12 +59,6 @@ internal static class HiresTileRenderer
         return images;
     }
 
-    /// <summary>
-    /// Whether <paramref name="item"/> is an upscale job's tile: strength 0, which no refinement has (its strength is
-    /// above 0), so the coordinator uses it to mean "upscale the region, no img2img".
-    /// </summary>
-    public static bool IsUpscaleOnly(RenderItem item) => item.Mode == RenderModes.HiresTile && item.Strength is 0;
-
     /// <summary>The prepared tiles only upscaled (an upscale job's): each the region of the upscaled base, one step each.</summary>
     /// <param name="upscaler">The job's upscaler; null for Mitchell resampling.</param>
     /// <param name="tiles">The prepared tiles.</param>
